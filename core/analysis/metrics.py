@@ -1,0 +1,571 @@
+"""Clustering and map-quality metrics: NMI, AMI, ARI, purity, quantisation and topographic error.
+
+Every function takes plain numpy arrays. Labels may be strings, integers, booleans or floats;
+NaN, None and the empty string mean "unknown" and such samples are left out (the count is
+reported by :func:`cluster_metrics` and :func:`count_missing_labels`). Arrays of any shape are
+accepted, e.g. T-DPSOM assignments ``(n_patients, n_steps)``; pass ``sample_mask`` to leave out
+padding steps.
+
+Conventions follow METHOD.md section 2.11: entropies use the natural logarithm, and the NMI of
+the paper is normalised by the geometric mean of the two entropies (scikit-learn's default is
+the arithmetic mean; both are offered, section 5.10).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ._common import DEFAULT_CHUNK, as_bool_mask, as_matrix, check_nodes, chunks_of, factorize, iter_slices
+from ._stats import log_factorial
+
+__all__ = [
+    "nmi",
+    "ami",
+    "adjusted_rand_index",
+    "purity",
+    "mutual_information",
+    "count_missing_labels",
+    "best_matching_units",
+    "quantisation_error",
+    "topographic_error",
+    "assignment_entropy",
+    "cluster_metrics",
+    "collapse_check",
+]
+
+_EPS = np.finfo(np.float64).eps
+# exp() of anything below this underflows to zero in float64: such terms add nothing.
+_LOG_UNDERFLOW = -746.0
+
+
+# --------------------------------------------------------------------------- contingency
+class _Contingency:
+    """Sparse contingency table of two labelings (only non-zero cells are stored)."""
+
+    def __init__(self, labels_true, labels_pred, sample_mask=None):
+        a, b = np.asarray(labels_true), np.asarray(labels_pred)
+        if a.shape != b.shape:
+            raise InputError(
+                f"the two labelings have different shapes {a.shape} and {b.shape}; "
+                "pass one label per sample in the same order"
+            )
+        valid = as_bool_mask(sample_mask, a.shape)
+        ca, _, miss_a = factorize(a, valid)
+        cb, _, miss_b = factorize(b, valid)
+        use = (ca >= 0) & (cb >= 0)
+        self.n_considered = int(a.size if valid is None else valid.sum())
+        self.n_missing = self.n_considered - int(use.sum())
+        ca, cb = ca[use], cb[use]
+        self.n = int(ca.size)
+        # Re-code after dropping so that only categories with samples remain.
+        ca, cb = _compact(ca), _compact(cb)
+        self.n_rows = int(ca.max()) + 1 if self.n else 0
+        self.n_cols = int(cb.max()) + 1 if self.n else 0
+        self.row_sums = np.bincount(ca, minlength=self.n_rows).astype(np.int64)
+        self.col_sums = np.bincount(cb, minlength=self.n_cols).astype(np.int64)
+        cells = self.n_rows * self.n_cols
+        keys = ca * max(self.n_cols, 1) + cb
+        if cells <= max(4 * self.n, 1 << 20):
+            dense = np.bincount(keys, minlength=cells)
+            nz = np.flatnonzero(dense)
+            counts = dense[nz]
+        else:
+            nz, counts = np.unique(keys, return_counts=True)
+        self.rows, self.cols = np.divmod(nz, max(self.n_cols, 1))
+        self.counts = counts.astype(np.int64)
+
+
+def _compact(codes: np.ndarray) -> np.ndarray:
+    if codes.size == 0:
+        return codes
+    present = np.bincount(codes) > 0
+    return (np.cumsum(present) - 1)[codes]
+
+
+def _entropy(sizes: np.ndarray, n: int) -> float:
+    p = sizes[sizes > 0] / n
+    return float(-(p * np.log(p)).sum())
+
+
+def _mi(ct: _Contingency) -> float:
+    if ct.n_rows <= 1 or ct.n_cols <= 1:
+        return 0.0
+    nij = ct.counts.astype(np.float64)
+    n = float(ct.n)
+    log_ratio = np.log(nij) + np.log(n) - np.log(ct.row_sums[ct.rows].astype(float)) - np.log(
+        ct.col_sums[ct.cols].astype(float))
+    return max(float((nij / n * log_ratio).sum()), 0.0)
+
+
+def _mean_of(h1: float, h2: float, average: str) -> float:
+    if average == "geometric":
+        return float(np.sqrt(h1 * h2))
+    if average == "arithmetic":
+        return (h1 + h2) / 2.0
+    if average == "min":
+        return min(h1, h2)
+    if average == "max":
+        return max(h1, h2)
+    raise InputError(f"average must be 'geometric', 'arithmetic', 'min' or 'max'; got {average!r}")
+
+
+def _expected_mi(row_sums: np.ndarray, col_sums: np.ndarray, n: int, max_terms: int = 1 << 21) -> float:
+    """Expected mutual information of two random labelings with fixed cluster sizes.
+
+    The hypergeometric model of Vinh, Epps and Bailey (2010). The contribution of a pair of
+    clusters depends only on their two sizes, so equal sizes are grouped; within a pair, only
+    the cell counts whose hypergeometric probability does not underflow are summed.
+    """
+    a_vals, a_mult = np.unique(row_sums, return_counts=True)
+    b_vals, b_mult = np.unique(col_sums, return_counts=True)
+    A = np.repeat(a_vals, b_vals.size).astype(np.float64)
+    B = np.tile(b_vals, a_vals.size).astype(np.float64)
+    weight = np.repeat(a_mult, b_vals.size).astype(np.float64) * np.tile(b_mult, a_vals.size)
+    N = float(n)
+    lo = np.maximum(1.0, A + B - N)
+    hi = np.minimum(A, B)
+    keep = hi >= lo
+    A, B, weight, lo, hi = A[keep], B[keep], weight[keep], lo[keep], hi[keep]
+    # log of the constant part of the hypergeometric pmf
+    const = (log_factorial(A) + log_factorial(B) + log_factorial(N - A) + log_factorial(N - B)
+             - log_factorial(N))
+
+    def log_pmf(k, i=slice(None)):
+        return (const[i] - log_factorial(k) - log_factorial(A[i] - k) - log_factorial(B[i] - k)
+                - log_factorial(N - A[i] - B[i] + k))
+
+    # The pmf is unimodal; shrink [lo, hi] to where it does not underflow, by bisection.
+    mode = np.clip(np.floor((A + 1) * (B + 1) / (N + 2)), lo, hi)
+    lo, hi = _shrink(lo, mode, log_pmf, left=True), _shrink(mode, hi, log_pmf, left=False)
+    widths = (hi - lo + 1).astype(np.int64)
+    total = 0.0
+    log_n = np.log(N)
+    start = 0
+    while start < widths.size:
+        csum = np.cumsum(widths[start:])
+        stop = start + max(1, int(np.searchsorted(csum, max_terms, side="right")))
+        idx = np.arange(start, stop)
+        w = widths[idx]
+        owner = np.repeat(idx, w)
+        offsets = np.arange(int(w.sum())) - np.repeat(np.cumsum(w) - w, w)
+        k = lo[owner] + offsets
+        term = (k / N) * (np.log(k) + log_n - np.log(A[owner]) - np.log(B[owner])) * np.exp(log_pmf(k, owner))
+        total += float((term * weight[owner]).sum())
+        start = stop
+    return total
+
+
+def _shrink(lo, hi, log_pmf, left: bool):
+    """Bisection for the first (left) or last (right) count with a non-underflowing pmf."""
+    lo, hi = lo.copy(), hi.copy()
+    if left:
+        # invariant: pmf(hi) is representable (hi is the mode); find smallest such k >= lo
+        ok_lo = log_pmf(lo) > _LOG_UNDERFLOW
+        a, b = lo.copy(), hi.copy()
+        for _ in range(64):
+            active = (~ok_lo) & (b - a > 1)
+            if not active.any():
+                break
+            mid = np.floor((a + b) / 2)
+            good = log_pmf(mid) > _LOG_UNDERFLOW
+            b = np.where(active & good, mid, b)
+            a = np.where(active & ~good, mid, a)
+        return np.where(ok_lo, lo, b)
+    ok_hi = log_pmf(hi) > _LOG_UNDERFLOW
+    a, b = lo.copy(), hi.copy()
+    for _ in range(64):
+        active = (~ok_hi) & (b - a > 1)
+        if not active.any():
+            break
+        mid = np.floor((a + b) / 2)
+        good = log_pmf(mid) > _LOG_UNDERFLOW
+        a = np.where(active & good, mid, a)
+        b = np.where(active & ~good, mid, b)
+    return np.where(ok_hi, hi, a)
+
+
+# ------------------------------------------------------------------------ label metrics
+def count_missing_labels(labels, sample_mask=None) -> int:
+    """Number of samples (within ``sample_mask``) whose label is NaN, None or empty.
+
+    Parameters
+    ----------
+    labels : array-like, any shape
+    sample_mask : ndarray of bool, same shape, optional
+
+    Returns
+    -------
+    int
+    """
+    a = np.asarray(labels)
+    return factorize(a, as_bool_mask(sample_mask, a.shape))[2]
+
+
+def mutual_information(labels_true, labels_pred, sample_mask=None) -> float:
+    """Mutual information (nats) between two labelings of the same samples.
+
+    Parameters
+    ----------
+    labels_true, labels_pred : array-like, same shape
+    sample_mask : ndarray of bool, same shape, optional
+        Samples to use (e.g. the real steps of padded series).
+
+    Returns
+    -------
+    float
+    """
+    return _mi(_Contingency(labels_true, labels_pred, sample_mask))
+
+
+def nmi(labels_true, labels_pred, average: str = "geometric", sample_mask=None) -> float:
+    """Normalised mutual information between a label and a clustering (e.g. the BMU).
+
+    ``NMI = I(Y; C) / mean(H(Y), H(C))`` with natural-log entropies. With
+    ``average="geometric"`` this is the paper's NMI; ``average="arithmetic"`` equals
+    scikit-learn's default. Both are computed from a sparse contingency table, so ``n`` can
+    be millions.
+
+    Parameters
+    ----------
+    labels_true : array-like, any shape
+        Class labels; NaN/None/"" entries are left out.
+    labels_pred : array-like, same shape
+        Cluster labels, e.g. BMU indices ``(n,)`` or ``(n_patients, n_steps)``.
+    average : {"geometric", "arithmetic", "min", "max"}
+        How the two entropies are combined in the denominator.
+    sample_mask : ndarray of bool, same shape, optional
+        Samples to use; False entries (padding) never count.
+
+    Returns
+    -------
+    float
+        In [0, 1]. 1.0 when both labelings have a single class (as scikit-learn), 0.0 when
+        only one of them has; NaN when no labelled sample remains.
+    """
+    ct = _Contingency(labels_true, labels_pred, sample_mask)
+    if ct.n == 0:
+        return float("nan")
+    if ct.n_rows == ct.n_cols == 1:
+        return 1.0
+    mi = _mi(ct)
+    if mi == 0.0:
+        return 0.0
+    h1, h2 = _entropy(ct.row_sums, ct.n), _entropy(ct.col_sums, ct.n)
+    return float(mi / _mean_of(h1, h2, average))
+
+
+def ami(labels_true, labels_pred, average: str = "arithmetic", sample_mask=None) -> float:
+    """Adjusted mutual information: mutual information corrected for chance.
+
+    ``AMI = (I - E[I]) / (mean(H(Y), H(C)) - E[I])`` where ``E[I]`` is the exact expected
+    mutual information under the hypergeometric (permutation) model. Agrees with
+    scikit-learn's ``adjusted_mutual_info_score`` with the same ``average_method``.
+
+    Parameters
+    ----------
+    labels_true, labels_pred : array-like, same shape
+        As in :func:`nmi`.
+    average : {"arithmetic", "geometric", "min", "max"}
+    sample_mask : ndarray of bool, same shape, optional
+
+    Returns
+    -------
+    float
+        About 0 for random labelings, 1 for identical ones; NaN when no labelled sample remains.
+
+    Notes
+    -----
+    The expected value groups clusters of equal size and sums only the hypergeometric terms
+    that do not underflow, so 1e6 samples with hundreds of clusters take about a second.
+    """
+    ct = _Contingency(labels_true, labels_pred, sample_mask)
+    if ct.n == 0:
+        return float("nan")
+    if ct.n_rows == ct.n_cols == 1:
+        return 1.0
+    if ct.n_rows == 1 or ct.n_cols == 1:
+        return 0.0
+    mi = _mi(ct)
+    emi = _expected_mi(ct.row_sums, ct.col_sums, ct.n)
+    h1, h2 = _entropy(ct.row_sums, ct.n), _entropy(ct.col_sums, ct.n)
+    den = _mean_of(h1, h2, average) - emi
+    num = mi - emi
+    # Keep the sign but avoid 0/0 when the expectation equals the maximum (a perfect match).
+    den = min(den, -_EPS) if den < 0 else max(den, _EPS)
+    num = min(num, -_EPS) if num < 0 else max(num, _EPS)
+    return float(num / den)
+
+
+def adjusted_rand_index(labels_a, labels_b, sample_mask=None) -> float:
+    """Adjusted Rand index (Hubert and Arabie) between two labelings.
+
+    Parameters
+    ----------
+    labels_a, labels_b : array-like, same shape
+    sample_mask : ndarray of bool, same shape, optional
+
+    Returns
+    -------
+    float
+        1 for identical partitions (up to renaming), about 0 for random ones, can be negative;
+        NaN when no labelled sample remains.
+    """
+    ct = _Contingency(labels_a, labels_b, sample_mask)
+    if ct.n == 0:
+        return float("nan")
+    pairs = lambda c: float((c.astype(np.float64) * (c - 1) / 2.0).sum())  # noqa: E731
+    index = pairs(ct.counts)
+    sa, sb = pairs(ct.row_sums), pairs(ct.col_sums)
+    total = ct.n * (ct.n - 1) / 2.0
+    expected = sa * sb / total if total > 0 else 0.0
+    maximum = (sa + sb) / 2.0
+    if maximum == expected:
+        return 1.0
+    return float((index - expected) / (maximum - expected))
+
+
+def purity(labels_true, labels_pred, sample_mask=None) -> float:
+    """Cluster purity: each cluster votes for its majority class (METHOD.md section 2.11).
+
+    ``purity = (1/n) * sum_c max_y n_{c,y}``. It rises with the number of clusters, so read it
+    together with NMI/AMI.
+
+    Parameters
+    ----------
+    labels_true : array-like
+        Class labels.
+    labels_pred : array-like, same shape
+        Cluster labels (BMU indices).
+    sample_mask : ndarray of bool, same shape, optional
+
+    Returns
+    -------
+    float
+        In (0, 1]; NaN when no labelled sample remains.
+    """
+    ct = _Contingency(labels_true, labels_pred, sample_mask)
+    if ct.n == 0:
+        return float("nan")
+    best = np.zeros(ct.n_cols, dtype=np.int64)
+    np.maximum.at(best, ct.cols, ct.counts)
+    return float(best.sum() / ct.n)
+
+
+# --------------------------------------------------------------------- map-quality metrics
+def best_matching_units(latent, prototypes, n_best: int = 1, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+    """Indices of the nearest prototypes (Euclidean) for every latent point.
+
+    Parameters
+    ----------
+    latent : ndarray, shape ``(n, d)``
+    prototypes : ndarray, shape ``(K, d)``
+    n_best : int
+        1 for the BMU; 2 also returns the second-best node.
+    chunk_size : int
+        Rows processed at once; memory is ``chunk_size x K`` floats.
+
+    Returns
+    -------
+    ndarray of int64, shape ``(n,)`` when ``n_best == 1``, else ``(n, n_best)`` sorted by distance.
+    """
+    proto = as_matrix(prototypes, "prototypes").astype(np.float64)
+    z = as_matrix(latent, "latent", proto.shape[1])
+    k = proto.shape[0]
+    if not 1 <= n_best <= k:
+        raise InputError(f"n_best must be between 1 and the number of prototypes ({k}); got {n_best}")
+    sq_p = (proto**2).sum(axis=1)
+    out = np.empty((z.shape[0], n_best), dtype=np.int64)
+    for s in iter_slices(z.shape[0], chunk_size):
+        zc = z[s].astype(np.float64)
+        # ||z||^2 is the same for every node and does not change the ranking.
+        d = sq_p[None, :] - 2.0 * zc @ proto.T
+        if n_best == 1:
+            out[s, 0] = np.argmin(d, axis=1)
+        else:
+            part = np.argpartition(d, n_best - 1, axis=1)[:, :n_best]
+            order = np.argsort(np.take_along_axis(d, part, axis=1), axis=1, kind="stable")
+            out[s] = np.take_along_axis(part, order, axis=1)
+    return out[:, 0] if n_best == 1 else out
+
+
+def quantisation_error(latent, prototypes, bmu=None, sample_mask=None, chunk_size: int = DEFAULT_CHUNK) -> float:
+    """Mean Euclidean distance from each latent point to its BMU prototype.
+
+    Parameters
+    ----------
+    latent : ndarray, shape ``(n, d)``
+    prototypes : ndarray, shape ``(K, d)``
+    bmu : ndarray of int, shape ``(n,)``, optional
+        Assignments to use; computed as the nearest prototype when omitted. Passing the
+        model's own BMUs (e.g. from a posterior sample) measures the error of that choice.
+    sample_mask : ndarray of bool, shape ``(n,)``, optional
+    chunk_size : int
+
+    Returns
+    -------
+    float
+    """
+    proto = as_matrix(prototypes, "prototypes").astype(np.float64)
+    z = as_matrix(latent, "latent", proto.shape[1])
+    valid = as_bool_mask(sample_mask, (z.shape[0],))
+    if bmu is None:
+        idx = np.flatnonzero(valid) if valid is not None else None
+        zz = z if idx is None else z[idx]
+        bmu_v = best_matching_units(zz, proto, chunk_size=chunk_size)
+    else:
+        b = np.asarray(bmu)
+        if b.shape != (z.shape[0],):
+            raise InputError(f"bmu must have one node per latent row, shape ({z.shape[0]},); got {b.shape}")
+        b = check_nodes(b, proto.shape[0], "bmu", where=valid)
+        zz = z if valid is None else z[valid]
+        bmu_v = b if valid is None else b[valid]
+    if zz.shape[0] == 0:
+        return float("nan")
+    total = 0.0
+    for s in iter_slices(zz.shape[0], chunk_size):
+        diff = zz[s].astype(np.float64) - proto[bmu_v[s]]
+        total += float(np.sqrt((diff**2).sum(axis=1)).sum())
+    return total / zz.shape[0]
+
+
+def topographic_error(latent, prototypes, grid, sample_mask=None, chunk_size: int = DEFAULT_CHUNK) -> float:
+    """Share of points whose best and second-best prototypes are not grid neighbours.
+
+    Parameters
+    ----------
+    latent : ndarray, shape ``(n, d)``
+    prototypes : ndarray, shape ``(K, d)``
+    grid : SOMGrid
+        Its neighbourhood (rect/hex, flat/toroidal) decides what "adjacent" means.
+    sample_mask : ndarray of bool, shape ``(n,)``, optional
+    chunk_size : int
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0 means the map preserves local topology perfectly.
+    """
+    proto = as_matrix(prototypes, "prototypes")
+    if proto.shape[0] != grid.n_nodes:
+        raise InputError(f"{proto.shape[0]} prototypes for a grid of {grid.n_nodes} nodes")
+    z = as_matrix(latent, "latent", proto.shape[1])
+    valid = as_bool_mask(sample_mask, (z.shape[0],))
+    if valid is not None:
+        z = z[valid]
+    if z.shape[0] == 0:
+        return float("nan")
+    adj = grid.adjacency()
+    errors = 0
+    for s in iter_slices(z.shape[0], chunk_size):
+        two = best_matching_units(z[s], proto, n_best=2, chunk_size=chunk_size)
+        errors += int((~adj[two[:, 0], two[:, 1]]).sum())
+    return errors / z.shape[0]
+
+
+def assignment_entropy(proba, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
+    """Entropy (nats) of each sample's soft assignment over the nodes.
+
+    Parameters
+    ----------
+    proba : ndarray ``(n, K)`` or iterable of ``(n_i, K)`` chunks
+        Rows sum to 1 (the model's ``predict_proba``). A generator of chunks lets very large
+        cohorts be processed without holding all probabilities at once.
+    chunk_size : int
+
+    Returns
+    -------
+    ndarray of float64, shape ``(n,)``
+        0 for a certain assignment, ``log(K)`` for a uniform one.
+    """
+    parts = []
+    for block in chunks_of(proba, chunk_size):
+        p = np.asarray(block, dtype=np.float64)
+        if p.ndim != 2:
+            raise InputError(f"proba chunks must be 2-D (samples x nodes); got shape {p.shape}")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+        parts.append(-plogp.sum(axis=1))
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+# ---------------------------------------------------------------------------- bundles
+def cluster_metrics(labels, bmu, sample_mask=None) -> dict:
+    """NMI (both normalisations), AMI and purity of an assignment against one label.
+
+    Parameters
+    ----------
+    labels : array-like, any shape
+        Class labels; unknown ones (NaN/None/"") are left out and counted.
+    bmu : array-like, same shape
+        Node index of every sample.
+    sample_mask : ndarray of bool, same shape, optional
+        Samples to consider (e.g. real steps of padded series).
+
+    Returns
+    -------
+    dict
+        ``nmi_geometric``, ``nmi_arithmetic``, ``ami``, ``purity`` (floats), ``n_samples``
+        (labelled samples used), ``n_missing_labels`` (samples left out for want of a label),
+        ``n_classes`` and ``n_clusters_used``.
+    """
+    ct = _Contingency(labels, bmu, sample_mask)
+    return {
+        "nmi_geometric": nmi(labels, bmu, "geometric", sample_mask),
+        "nmi_arithmetic": nmi(labels, bmu, "arithmetic", sample_mask),
+        "ami": ami(labels, bmu, "arithmetic", sample_mask),
+        "purity": purity(labels, bmu, sample_mask),
+        "n_samples": ct.n,
+        "n_missing_labels": ct.n_missing,
+        "n_classes": ct.n_rows,
+        "n_clusters_used": ct.n_cols,
+    }
+
+
+def collapse_check(bmu, n_nodes: int, labels=None, sample_mask=None, min_node_fraction: float = 0.05,
+                   min_ami: float = 0.01) -> tuple[bool, str]:
+    """Detect a collapsed map (METHOD.md section 5, item 14).
+
+    A run is flagged when fewer than ``min_node_fraction`` of the nodes receive any sample,
+    or, when labels are given, when the AMI of the assignment is near zero.
+
+    Parameters
+    ----------
+    bmu : array-like of int, any shape
+        Node index of every sample.
+    n_nodes : int
+        Number of nodes of the map (K).
+    labels : array-like, same shape, optional
+        A label that the map is expected to carry information about.
+    sample_mask : ndarray of bool, same shape, optional
+    min_node_fraction : float
+        Smallest acceptable share of used nodes (default 5 %).
+    min_ami : float
+        Smallest acceptable AMI (default 0.01).
+
+    Returns
+    -------
+    collapsed : bool
+    message : str
+        A plain sentence stating what was measured, for the run log or the GUI.
+    """
+    b = np.asarray(bmu)
+    valid = as_bool_mask(sample_mask, b.shape)
+    b = check_nodes(b, n_nodes, "bmu", where=valid)
+    used_nodes = np.unique(b if valid is None else b[valid])
+    frac = used_nodes.size / n_nodes
+    problems = []
+    if frac < min_node_fraction:
+        problems.append(
+            f"only {used_nodes.size} of {n_nodes} nodes ({100 * frac:.1f} %) receive samples "
+            f"(threshold {100 * min_node_fraction:.0f} %)"
+        )
+    detail = f"{used_nodes.size} of {n_nodes} nodes used"
+    if labels is not None:
+        score = ami(labels, b, sample_mask=sample_mask)
+        detail += f", AMI {score:.3f}"
+        if not np.isnan(score) and score < min_ami:
+            problems.append(f"the AMI with the label is {score:.3f} (threshold {min_ami})")
+    if problems:
+        return True, "The map looks collapsed: " + "; ".join(problems) + ". Try another seed or weaker clustering loss."
+    return False, f"No collapse detected ({detail})."

@@ -1,0 +1,553 @@
+"""Patient time series: parse time columns and put observations on a regular grid.
+
+Rows of a long-format file (id, time, variable, value) or a wide-format file (id, time, one
+column per variable) become a :class:`~core.data.dataset.Dataset` of shape
+``(n_patients, n_steps, n_features)``:
+
+* step ``k`` of a patient summarises the interval ``[origin + k*step, origin + (k+1)*step)``,
+  where ``origin`` is the patient's first row (or 0 for data already counted from admission,
+  such as PhysioNet 2012);
+* several observations of one variable in one step are combined with ``"last"`` (latest
+  time, then latest in the file) or ``"mean"``;
+* patients are padded at the end; ``lengths`` holds the real steps, ``times`` is NaN on
+  padding and ``mask`` is True only where a value was measured.
+
+Times may be numbers (kept in their own unit), clock times ``"HH:MM"`` (hours may exceed 24,
+as in "47:30") or timestamps (converted to hours since the patient's first row).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from . import validation
+from .dataset import Dataset
+
+__all__ = [
+    "TimeParser",
+    "infer_time_step",
+    "build_series",
+    "SeriesParts",
+    "time_unit_from_name",
+    "AGGREGATIONS",
+]
+
+AGGREGATIONS = ("last", "mean")
+_CLOCK = re.compile(r"^(\d{1,4}):([0-5]\d)(?::([0-5]\d(?:\.\d*)?))?$")
+#: Refuse grids needing more memory than this (values float32 + mask bool).
+_MAX_GRID_BYTES = 6 * 1024**3
+
+
+def time_unit_from_name(name: str) -> str:
+    """Guess the unit of a numeric time column from its name ("hours" -> "h"), or "".
+
+    Parameters
+    ----------
+    name : str
+        Column name.
+    """
+    low = str(name).lower()
+    for unit, words in (("min", ("minute", "min", "offset")), ("h", ("hour", "hr")),
+                        ("d", ("day",)), ("s", ("second", "sec"))):
+        if any(w in low for w in words):
+            return unit
+    return ""
+
+
+class TimeParser:
+    """Turn chunks of a time column into float64 numbers, enforcing one kind per column.
+
+    Parameters
+    ----------
+    column : str
+        Column name, for messages.
+    decimal : str
+        Decimal separator of the file ("." or ",").
+    path : str, optional
+        File name, for messages.
+    locate : callable, optional
+        Maps a 0-based record index to a 1-based line number.
+
+    Attributes
+    ----------
+    kind : {"number", "clock", "timestamp"} or None
+        How the times are written; fixed by the first chunk holding a time.
+    """
+
+    def __init__(self, column: str, *, decimal: str = ".", path: str | None = None,
+                 locate: Callable[[int], int | None] | None = None) -> None:
+        self.column = column
+        self.decimal = decimal
+        self.path = path
+        self.locate = locate or (lambda _r: None)
+        self.kind: str | None = None
+
+    def _fail(self, message: str, record: int) -> InputError:
+        return InputError(message, path=self.path, row=self.locate(record), column=self.column)
+
+    def _set_kind(self, kind: str, record: int, example: str) -> None:
+        if self.kind is None:
+            self.kind = kind
+        elif self.kind != kind:
+            raise self._fail(
+                f"mixed time formats: {example!r} is a {kind} but earlier times are "
+                f"{self.kind}s; write all times the same way", record)
+
+    def parse(self, chunk: pd.Series, start: int) -> np.ndarray:
+        """Parse one chunk.
+
+        Parameters
+        ----------
+        chunk : pandas.Series
+            Raw cells (strings, numbers or datetimes).
+        start : int
+            Record index of the chunk's first row.
+
+        Returns
+        -------
+        ndarray of float64, shape (len(chunk),)
+            Numbers as written, hours for clock times, hours since 1970 for timestamps;
+            NaN where the cell is empty.
+        """
+        n = len(chunk)
+        if pd.api.types.is_datetime64_any_dtype(chunk):
+            out = self._timestamps_to_hours(chunk)
+            if np.isfinite(out).any():
+                self._set_kind("timestamp", start, str(chunk.dropna().iloc[0]))
+            return out
+        if pd.api.types.is_bool_dtype(chunk):
+            raise self._fail("true/false values are not times", start)
+        if pd.api.types.is_numeric_dtype(chunk):
+            out = chunk.to_numpy(dtype=np.float64, na_value=np.nan)
+            if np.isfinite(out).any() or np.isinf(out).any():
+                self._set_kind("number", start, str(chunk.dropna().iloc[0]))
+            return out
+        text = chunk.astype("str").str.strip()
+        # Empty cells: NaN from the reader, or whitespace only.
+        empty = chunk.isna().to_numpy() | (text == "").to_numpy()
+        out = np.full(n, np.nan)
+        if empty.all():
+            return out
+        values = text.to_numpy(dtype=object)
+        numeric_text = text.str.replace(",", ".", regex=False) if self.decimal == "," else text
+        numbers = pd.to_numeric(numeric_text, errors="coerce").to_numpy(dtype=np.float64)
+        is_num = ~np.isnan(numbers) & ~empty
+        out[is_num] = numbers[is_num]
+        rest = ~is_num & ~empty
+        if is_num.any():
+            first = int(np.flatnonzero(is_num)[0])
+            self._set_kind("number", start + first, str(values[first]))
+        if not rest.any():
+            return out
+        rest_idx = np.flatnonzero(rest)
+        rest_text = pd.Series(values[rest_idx], dtype=object)
+        clock = rest_text.str.extract(_CLOCK.pattern)
+        is_clock = clock[0].notna().to_numpy()
+        if is_clock.any():
+            i = int(rest_idx[np.flatnonzero(is_clock)[0]])
+            self._set_kind("clock", start + i, str(values[i]))
+            c = clock[is_clock]
+            hours = (c[0].astype(float) + c[1].astype(float) / 60.0
+                     + c[2].fillna("0").astype(float) / 3600.0)
+            out[rest_idx[is_clock]] = hours.to_numpy()
+        left = rest_idx[~is_clock]
+        if left.size == 0:
+            return out
+        stamps = self._parse_timestamps(pd.Series(values[left], dtype=object))
+        ok = ~np.isnan(stamps)
+        if not ok.all():
+            i = int(left[np.flatnonzero(~ok)[0]])
+            raise self._fail(
+                f"time {values[i]!r} not understood; write numbers, HH:MM or dates such as "
+                "2024-01-31 08:00", start + i)
+        i = int(left[0])
+        self._set_kind("timestamp", start + i, str(values[i]))
+        out[left] = stamps
+        return out
+
+    @staticmethod
+    def _timestamps_to_hours(ts: pd.Series) -> np.ndarray:
+        if getattr(ts.dt, "tz", None) is None:
+            ts = ts.dt.tz_localize("UTC")
+        hours = (ts - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(hours=1)
+        return hours.to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def _parse_timestamps(self, text: pd.Series) -> np.ndarray:
+        import warnings
+
+        with warnings.catch_warnings():
+            # pandas warns when it falls back to per-element parsing; the result is what we want.
+            warnings.simplefilter("ignore")
+            try:
+                ts = pd.to_datetime(text, errors="coerce", utc=True)
+            except (ValueError, TypeError, OverflowError):
+                ts = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+            hours = self._timestamps_to_hours(ts)
+            missing = np.isnan(hours)
+            if missing.any():
+                try:
+                    again = pd.to_datetime(text[missing], errors="coerce", utc=True, format="mixed")
+                    hours[missing] = self._timestamps_to_hours(again)
+                except (ValueError, TypeError, OverflowError):
+                    pass
+        return hours
+
+
+def infer_time_step(patient: np.ndarray, times: np.ndarray) -> float | None:
+    """Most common positive gap between consecutive distinct times of the same patient.
+
+    Parameters
+    ----------
+    patient : ndarray of int, shape (n,)
+        Patient code per row.
+    times : ndarray of float64, shape (n,)
+        Time per row (finite).
+
+    Returns
+    -------
+    float or None
+        The step, or None when no patient has two distinct times.
+    """
+    if patient.size < 2:
+        return None
+    order = np.lexsort((times, patient))
+    p, t = patient[order], times[order]
+    gaps = np.diff(t)
+    ok = (p[1:] == p[:-1]) & (gaps > 0)
+    if not ok.any():
+        return None
+    # Round to 6 significant digits so that float noise (minutes as fractions of an hour,
+    # differences of large timestamps) does not split the mode.
+    g = gaps[ok]
+    exponent = np.floor(np.log10(g))
+    rounded = np.round(g / 10.0**exponent, 5) * 10.0**exponent
+    values, counts = np.unique(rounded, return_counts=True)
+    best = counts == counts.max()
+    return float(values[best].min())
+
+
+@dataclass
+class SeriesParts:
+    """Everything a reader extracted from the rows of a time-series file.
+
+    Attributes
+    ----------
+    patient : ndarray of int32, shape (n_rows,)
+        Patient code per row (index into ``patient_ids``).
+    patient_ids : ndarray, shape (n_patients,)
+        Id of each patient code, in order of first appearance.
+    times : ndarray of float64, shape (n_rows,)
+        Parsed time per row (see :class:`TimeParser`); finite.
+    records : ndarray of int64, shape (n_rows,)
+        Record index of each row in the file, for messages.
+    time_kind : str
+        ``TimeParser.kind``.
+    wide : list of (str, ndarray float32 (n_rows,))
+        Per-row feature columns (wide format), NaN where empty.
+    long_codes, long_values : ndarray or None
+        Long format: variable code per row (-1: no variable) and value per row (NaN: empty).
+    long_names : list of str
+        Name of each variable code.
+    row_labels : dict of str to ndarray (n_rows,)
+        Labels given per row: float64 (NaN unknown) or str ("" unknown).
+    static_labels : dict of str to ndarray (n_patients,)
+        Labels given per patient (broadcast over steps).
+    static_features : dict of str to ndarray float32 (n_patients,)
+        Features given per patient (broadcast over real steps, observed where not NaN).
+    units : dict of str to str
+        Unit per feature name.
+    """
+
+    patient: np.ndarray
+    patient_ids: np.ndarray
+    times: np.ndarray
+    records: np.ndarray
+    time_kind: str = "number"
+    wide: list = field(default_factory=list)
+    long_codes: np.ndarray | None = None
+    long_values: np.ndarray | None = None
+    long_names: list = field(default_factory=list)
+    row_labels: dict = field(default_factory=dict)
+    static_labels: dict = field(default_factory=dict)
+    static_features: dict = field(default_factory=dict)
+    units: dict = field(default_factory=dict)
+
+
+def _reduce(flat: np.ndarray, order_time: np.ndarray, values: np.ndarray,
+            how: str) -> tuple[np.ndarray, np.ndarray]:
+    """Combine values sharing a flat cell index; return (cells, combined values)."""
+    if flat.size == 0:
+        return flat, values
+    if how == "last":
+        order = np.lexsort((order_time, flat))  # stable: file order breaks time ties
+        f = flat[order]
+        last = np.ones(f.size, dtype=bool)
+        last[:-1] = f[1:] != f[:-1]
+        return f[last], values[order][last]
+    cells, inverse = np.unique(flat, return_inverse=True)
+    sums = np.bincount(inverse, weights=values.astype(np.float64))
+    counts = np.bincount(inverse)
+    return cells, (sums / counts).astype(np.float32)
+
+
+def _ffill_axis1(a: np.ndarray) -> np.ndarray:
+    """Forward-fill NaN along axis 1 of a (P, T) float array."""
+    valid = ~np.isnan(a)
+    idx = np.where(valid, np.arange(a.shape[1])[None, :], -1)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    out = np.take_along_axis(a, np.maximum(idx, 0), axis=1)
+    out[idx < 0] = np.nan
+    return out
+
+
+def _bfill_axis1(a: np.ndarray) -> np.ndarray:
+    return _ffill_axis1(a[:, ::-1])[:, ::-1]
+
+
+def _names(items: Sequence, limit: int = 8) -> str:
+    return validation._list_names([str(i) for i in items], limit)
+
+
+def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregate: str = "last",
+                 max_steps: int | None = None, origin: str = "first", id_col: str | None = None,
+                 time_col: str | None = None, time_unit: str = "", source: str = "",
+                 path: str | None = None, locate: Callable[[int], int | None] | None = None,
+                 warnings: list[str] | None = None) -> Dataset:
+    """Put parsed rows on a regular time grid and return the series :class:`Dataset`.
+
+    Parameters
+    ----------
+    parts : SeriesParts
+        Rows as parsed by a reader.
+    time_step : float, optional
+        Grid step in time units (hours for clock times and timestamps). Default: the most
+        common positive gap between consecutive times within patients.
+    aggregate : {"last", "mean"}
+        How several observations of a variable within one step are combined.
+    max_steps : int, optional
+        Keep only the first ``max_steps`` grid steps of each patient.
+    origin : {"first", "zero"}
+        Step 0 starts at each patient's first row, or at time 0 (times since admission).
+    id_col, time_col, time_unit, source : str
+        Copied into the Dataset.
+    path : str, optional
+        File name for messages.
+    locate : callable, optional
+        Record index -> line number, for messages.
+    warnings : list of str, optional
+        Earlier warnings; the grid's own are appended.
+
+    Returns
+    -------
+    Dataset
+        ``values`` (n_patients, n_steps, n_features) float32, ``mask``, ``times``
+        (n_patients, n_steps) with NaN on padding, ``lengths``, per-step ``labels``.
+
+    Raises
+    ------
+    InputError
+        Bad times, an absurd or oversized grid, or no usable observation.
+    """
+    warnings = list(warnings or [])
+    locate = locate or (lambda _r: None)
+    if aggregate not in AGGREGATIONS:
+        raise InputError(f"aggregate must be one of {', '.join(AGGREGATIONS)}, got {aggregate!r}")
+    if max_steps is not None and int(max_steps) < 1:
+        raise InputError(f"max_steps must be at least 1, got {max_steps}")
+    pc = np.asarray(parts.patient, dtype=np.int64)
+    t = np.asarray(parts.times, dtype=np.float64)
+    records = np.asarray(parts.records, dtype=np.int64)
+    n_pat = len(parts.patient_ids)
+    if pc.size == 0 or n_pat == 0:
+        raise InputError("no rows with both a patient id and a time", path=path)
+    tcol = time_col or "time"
+    validation.check_times(t, kind=parts.time_kind, column=tcol, path=path, locate=locate)
+
+    # File order vs time order, per patient.
+    _, n_back, n_back_pat = validation.order_within_patients(pc, t)
+    if n_back:
+        warnings.append(f"{n_back} rows of {n_back_pat} patients had times earlier than the row "
+                        "before them; rows were sorted by time within each patient")
+
+    first_t = np.full(n_pat, np.inf)
+    np.minimum.at(first_t, pc, t)
+    last_t = np.full(n_pat, -np.inf)
+    np.maximum.at(last_t, pc, t)
+    if origin == "first":
+        origin_t = first_t
+    else:
+        origin_t = np.zeros(n_pat)
+    rel = t - origin_t[pc]
+
+    if time_step is None:
+        step = infer_time_step(pc, t)
+        if step is None:
+            step = 1.0
+            warnings.append("No patient has two distinct times; using a time step of 1")
+        else:
+            unit = f" {time_unit}" if time_unit else ""
+            warnings.append(f"Time step inferred as {step:g}{unit} (the most common gap between "
+                            "consecutive times of a patient); pass time_step to change it")
+    else:
+        step = float(time_step)
+        if not np.isfinite(step) or step <= 0:
+            raise InputError(f"time step must be a positive number, got {time_step!r}")
+
+    span = (last_t - origin_t) / step
+    latest = np.full(n_pat, -1, dtype=np.int64)
+    # record of each patient's latest row, for the message about absurd spans
+    order_t = np.lexsort((t, pc))
+    latest[pc[order_t]] = records[order_t]
+    validation.check_time_span(span, latest, step=step, column=tcol, path=path, locate=locate)
+
+    k = np.floor(rel / step + 1e-9).astype(np.int64)
+    length = np.zeros(n_pat, dtype=np.int64)
+    np.maximum.at(length, pc, k + 1)
+    if max_steps is not None:
+        cut = length > int(max_steps)
+        if cut.any():
+            warnings.append(f"{int(cut.sum())} patients were longer than {int(max_steps)} steps "
+                            f"and were cut to their first {int(max_steps)} steps")
+        length = np.minimum(length, int(max_steps))
+    n_steps = int(length.max())
+
+    # Feature list: wide columns, long variables, static features.
+    names: list[str] = [name for name, _ in parts.wide]
+    long_names = list(parts.long_names)
+    names += long_names
+    names += list(parts.static_features)
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"feature name(s) {_names(dup)} appear twice; rename one of them",
+                         path=path)
+    n_var = len(names)
+    if n_var == 0:
+        raise InputError("no feature to put on the time grid; choose features with --features",
+                         path=path)
+    grid_bytes = n_pat * n_steps * n_var * 5
+    if grid_bytes > _MAX_GRID_BYTES:
+        raise InputError(
+            f"the time grid would hold {n_pat} patients x {n_steps} steps x {n_var} variables "
+            f"({grid_bytes / 1024**3:.1f} GiB); pass a larger time step or max_steps", path=path)
+
+    values = np.full(n_pat * n_steps * n_var, np.nan, dtype=np.float32)
+    inside = k < length[pc]
+    n_outside = 0
+    n_combined = 0
+
+    def place(rows: np.ndarray, var: np.ndarray, x: np.ndarray) -> None:
+        nonlocal n_outside, n_combined
+        keep = inside[rows]
+        n_outside += int((~keep).sum())
+        rows, var, x = rows[keep], var[keep], x[keep]
+        flat = (pc[rows] * n_steps + k[rows]) * n_var + var
+        cells, combined = _reduce(flat, t[rows], x, aggregate)
+        n_combined += int(flat.size - cells.size)
+        values[cells] = combined
+
+    for j, (_, col) in enumerate(parts.wide):
+        col = np.asarray(col, dtype=np.float32)
+        rows = np.flatnonzero(~np.isnan(col))
+        place(rows, np.full(rows.size, j, dtype=np.int64), col[rows])
+    if parts.long_codes is not None and long_names:
+        codes = np.asarray(parts.long_codes, dtype=np.int64)
+        x = np.asarray(parts.long_values, dtype=np.float32)
+        rows = np.flatnonzero((codes >= 0) & ~np.isnan(x))
+        place(rows, codes[rows] + len(parts.wide), x[rows])
+    values = values.reshape(n_pat, n_steps, n_var)
+    real = np.arange(n_steps)[None, :] < length[:, None]
+    for j, (name, per_patient) in enumerate(parts.static_features.items()):
+        col = len(parts.wide) + len(long_names) + j
+        v = np.asarray(per_patient, dtype=np.float32)
+        values[:, :, col] = np.where(real, v[:, None], np.nan)
+
+    if n_outside:
+        warnings.append(f"{n_outside} observations after step {int(max_steps)} of their patient "
+                        "were left out (max_steps)")
+    if n_combined:
+        warnings.append(f"{n_combined} observations shared a grid step with another of the same "
+                        f"variable and were combined ({aggregate}); grid step {step:g}"
+                        + (f" {time_unit}" if time_unit else ""))
+    else:
+        warnings.append(f"Time grid: step {step:g}" + (f" {time_unit}" if time_unit else "")
+                        + f", aggregation {aggregate}")
+    mask = ~np.isnan(values)
+
+    unused = validation.never_measured(mask)
+    if unused.size:
+        warnings.append(f"Dropped {unused.size} variable(s) never measured: "
+                        f"{_names([names[i] for i in unused])}")
+        keep = np.setdiff1d(np.arange(n_var), unused)
+        values, mask = values[:, :, keep], mask[:, :, keep]
+        names = [names[i] for i in keep]
+    if not names:
+        raise InputError("no variable has a single measured value", path=path)
+
+    const = validation.constant_columns(values, mask, names)
+    if const:
+        warnings.append(f"Constant variable(s) (one value throughout): {_names(const)}")
+    per_patient = mask.reshape(n_pat, -1).sum(axis=1)
+    single = validation.single_observation_patients(per_patient)
+    if single.size:
+        warnings.append(f"{single.size} patient(s) have a single observation, e.g. "
+                        f"{_names([parts.patient_ids[i] for i in single[:5]], 5)}")
+    empty = np.flatnonzero(per_patient == 0)
+    if empty.size:
+        warnings.append(f"{empty.size} patient(s) have no measured value at all, e.g. "
+                        f"{_names([parts.patient_ids[i] for i in empty[:5]], 5)}")
+
+    # Timestamps are reported relative to each patient's first row; numbers as written.
+    shown_origin = np.zeros(n_pat) if parts.time_kind == "timestamp" else origin_t
+    times = np.where(real, shown_origin[:, None] + np.arange(n_steps)[None, :] * step, np.nan)
+    labels = {}
+    for name, per_row in parts.row_labels.items():
+        labels[name] = _grid_label(per_row, pc, k, t, inside, n_pat, n_steps, real)
+    for name, per_pat in parts.static_labels.items():
+        per_pat = np.asarray(per_pat)
+        if per_pat.dtype.kind in "OUS":
+            labels[name] = np.where(real, per_pat.astype(str)[:, None], "")
+        else:
+            labels[name] = np.where(real, per_pat.astype(np.float64)[:, None], np.nan)
+
+    units = [parts.units.get(n, "") for n in names]
+    return Dataset(values=values, mask=mask, feature_names=names, units=units,
+                   ids=np.asarray(parts.patient_ids), times=times, lengths=length, labels=labels,
+                   id_col=id_col, time_col=time_col, time_unit=time_unit, source=source,
+                   warnings=warnings)
+
+
+def _grid_label(per_row: np.ndarray, pc: np.ndarray, k: np.ndarray, t: np.ndarray,
+                inside: np.ndarray, n_pat: int, n_steps: int, real: np.ndarray) -> np.ndarray:
+    """Per-step label: last value in each step, carried forward; static labels fill the stay."""
+    per_row = np.asarray(per_row)
+    text = per_row.dtype.kind in "OUS"
+    if text:
+        codes, levels = pd.factorize(pd.Series(per_row.astype(str)).replace("", np.nan))
+        x = codes.astype(np.float64)
+        x[codes < 0] = np.nan
+    else:
+        x = per_row.astype(np.float64)
+    rows = np.flatnonzero(inside & ~np.isnan(x))
+    grid = np.full(n_pat * n_steps, np.nan)
+    cells, combined = _reduce(pc[rows] * n_steps + k[rows], t[rows], x[rows], "last")
+    grid[cells] = combined
+    grid = grid.reshape(n_pat, n_steps)
+    lo = np.nanmin(np.where(np.isnan(grid), np.inf, grid), axis=1)
+    hi = np.nanmax(np.where(np.isnan(grid), -np.inf, grid), axis=1)
+    static = bool(np.all((lo == hi) | ~np.isfinite(lo)))
+    grid = _ffill_axis1(grid)
+    if static:
+        grid = _bfill_axis1(grid)
+    grid[~real] = np.nan
+    if not text:
+        return grid
+    out = np.full(grid.shape, "", dtype=object)
+    ok = ~np.isnan(grid)
+    out[ok] = np.asarray(levels, dtype=object)[grid[ok].astype(np.int64)]
+    return out.astype(str)

@@ -1,0 +1,657 @@
+"""scikit-learn-style estimators: :class:`DPSOM` for tables/images, :class:`TDPSOM` for time series.
+
+``__init__`` only stores keyword hyperparameters; everything is checked and built in
+``fit``/``iter_fit``. Fitted state ends in ``_``. Arrays in, arrays out (numpy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from . import losses as L
+from .config import Config, make_config
+from .errors import InputError, NotFittedError
+from .grid import SOMGrid
+from .nets import DPSOMNet, TDPSOMNet
+from .progress import TrainProgress
+from .training import TrainData, Trainer, encode_rows, select_device
+
+__all__ = ["DPSOM", "TDPSOM", "Forecast"]
+
+_INFER_BATCH = 4096
+
+
+class _SOMEstimator:
+    """Shared machinery of :class:`DPSOM` and :class:`TDPSOM`."""
+
+    _model_name = "dpsom"
+    _temporal = False
+
+    def __init__(
+        self,
+        *,
+        preset: str = "quick",
+        som_shape: tuple[int, int] | None = None,
+        topology: str | None = None,
+        toroidal: bool | None = None,
+        latent_dim: int | None = None,
+        batch_size: int | None = None,
+        n_epochs: int | None = None,
+        parity: bool | None = None,
+        weights: dict | None = None,
+        input_kind: str = "table",
+        random_state: int | None = 2020,
+        device: str = "auto",
+        deterministic: bool = False,
+        max_steps: int | None = None,
+        config: Config | None = None,
+    ) -> None:
+        self.preset = preset
+        self.som_shape = som_shape
+        self.topology = topology
+        self.toroidal = toroidal
+        self.latent_dim = latent_dim
+        self.batch_size = batch_size
+        self.n_epochs = n_epochs
+        self.parity = parity
+        self.weights = weights
+        self.input_kind = input_kind
+        self.random_state = random_state
+        self.device = device
+        self.deterministic = deterministic
+        self.max_steps = max_steps
+        self.config = config
+
+    # ------------------------------------------------------------------ config
+    def get_params(self, deep: bool = True) -> dict:
+        """Constructor arguments, as in scikit-learn."""
+        names = ["preset", "som_shape", "topology", "toroidal", "latent_dim", "batch_size", "n_epochs",
+                 "parity", "weights", "input_kind", "random_state", "device", "deterministic",
+                 "max_steps", "config"]
+        return {n: getattr(self, n) for n in names}
+
+    def set_params(self, **params) -> "_SOMEstimator":
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"unknown parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def resolved_config(self) -> Config:
+        """The full :class:`~core.config.Config` these arguments describe (validated)."""
+        if self.config is not None:
+            cfg = Config.from_dict(self.config.to_dict())
+            if cfg.model != self._model_name:
+                raise ValueError(f"config is for model {cfg.model!r}, not {self._model_name!r}")
+        else:
+            cfg = make_config(self._model_name, self.preset, parity=self.parity, input_kind=self.input_kind)
+        changes: dict = {}
+        if self.som_shape is not None:
+            changes["grid.height"], changes["grid.width"] = int(self.som_shape[0]), int(self.som_shape[1])
+        if self.topology is not None:
+            changes["grid.topology"] = self.topology
+        if self.toroidal is not None:
+            changes["grid.toroidal"] = bool(self.toroidal)
+        if self.latent_dim is not None:
+            changes["network.latent_dim"] = int(self.latent_dim)
+        if self.batch_size is not None:
+            changes["train.batch_size"] = int(self.batch_size)
+        if self.n_epochs is not None:
+            changes["train.epochs_joint"] = int(self.n_epochs)
+        for k, v in (self.weights or {}).items():
+            changes[f"weights.{k}"] = float(v)
+        if self.random_state is not None or self.config is None:
+            changes["train.seed"] = self.random_state
+        if self.device != "auto" or self.config is None:
+            changes["train.device"] = self.device
+        if self.deterministic:
+            changes["train.deterministic"] = True
+        if self.max_steps is not None:
+            changes["train.max_steps"] = int(self.max_steps)
+        if changes:
+            cfg = cfg.replace(**changes)
+        return cfg.validate()
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, *, mask=None, lengths=None, callback: Callable[[TrainProgress], bool | None] | None = None):
+        """Train on ``X``; ``y`` is ignored (labels never reach the loss).
+
+        Parameters
+        ----------
+        X : array-like
+            ``(n, D)`` for DPSOM, ``(N, T, D)`` for T-DPSOM; NaN marks unobserved values.
+        y : ignored
+        mask : array-like of bool, optional
+            True where a value was observed; default ``~isnan(X)``.
+        lengths : array-like of int, optional
+            T-DPSOM: real steps per patient (the rest is padding).
+        callback : callable, optional
+            Called with every :class:`~core.progress.TrainProgress`; returning ``False``
+            stops training early (the model stays usable and can be resumed).
+
+        Returns
+        -------
+        self
+        """
+        for progress in self.iter_fit(X, mask=mask, lengths=lengths):
+            if callback is not None and callback(progress) is False:
+                break
+        return self
+
+    def iter_fit(self, X, *, mask=None, lengths=None, resume: bool = False) -> Iterator[TrainProgress]:
+        """Train step by step, yielding a :class:`~core.progress.TrainProgress` after each step.
+
+        Closing the generator (or breaking out of the loop) stops at a step boundary; the
+        model is then usable and ``iter_fit(X, resume=True)`` continues exactly where it
+        stopped.
+
+        Parameters
+        ----------
+        X, mask, lengths
+            As in :meth:`fit`.
+        resume : bool
+            Continue the existing training state instead of starting afresh.
+        """
+        if resume:
+            if not hasattr(self, "trainer_"):
+                raise NotFittedError("nothing to resume: this model has not been trained yet")
+            data = self._prepare(X, mask, lengths, fitting=False)
+            self.trainer_.data = data
+        else:
+            cfg = self.resolved_config()
+            data = self._prepare(X, mask, lengths, fitting=True, cfg=cfg)
+            self._build(cfg, data)
+        return self._run()
+
+    def _run(self) -> Iterator[TrainProgress]:
+        with _deterministic(self.config_.train.deterministic):
+            try:
+                yield from self.trainer_.run()
+            finally:
+                self.n_iter_ = self.trainer_.global_step
+                self.history_ = list(self.trainer_.history)
+
+    def _build(self, cfg: Config, data: TrainData) -> None:
+        device = self.device_
+        if cfg.train.seed is not None:
+            torch.manual_seed(cfg.train.seed)
+        net_cls = TDPSOMNet if self._temporal else DPSOMNet
+        net = net_cls(self.n_features_in_, cfg.grid.n_nodes, cfg.network, self.likelihood_).to(device)
+        self.config_ = cfg
+        self.grid_: SOMGrid = cfg.grid
+        self.net_ = net
+        self.trainer_ = Trainer(net, cfg, data, device)
+        self.n_iter_ = 0
+        self.history_: list[dict] = []
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "net_")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet; call fit() before using it."
+            )
+
+    @property
+    def prototypes_(self) -> np.ndarray:
+        """Prototype vectors ``(K, d)``, float32 (a copy)."""
+        self._check_fitted()
+        return self.net_.prototypes.detach().cpu().numpy().copy()
+
+    # ------------------------------------------------------------------ input checks
+    def _as_array(self, X, mask, fitting: bool):
+        X = np.asarray(X, dtype=np.float32)
+        want = 3 if self._temporal else 2
+        if X.ndim != want:
+            shape = "(patients, steps, features)" if self._temporal else "(samples, features)"
+            raise InputError(f"{type(self).__name__} expects an array shaped {shape}; got shape {X.shape}")
+        if mask is None:
+            mask = ~np.isnan(X)
+        else:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != X.shape:
+                raise InputError(f"mask shape {mask.shape} differs from data shape {X.shape}")
+            mask = mask & ~np.isnan(X)
+        if np.isinf(X).any():
+            where = np.argwhere(np.isinf(X))[0]
+            raise InputError(f"the data contain an infinite value (at index {tuple(int(i) for i in where)}); "
+                             "remove or replace it")
+        if fitting:
+            self.n_features_in_ = int(X.shape[-1])
+        elif X.shape[-1] != self.n_features_in_:
+            raise InputError(
+                f"X has {X.shape[-1]} features, but {type(self).__name__} was fitted with "
+                f"{self.n_features_in_} features"
+            )
+        return np.nan_to_num(X, nan=0.0), mask
+
+    def _choose_likelihood(self, cfg: Config, X: np.ndarray, mask: np.ndarray) -> str:
+        lk = cfg.network.likelihood
+        if lk != "auto":
+            return lk
+        observed = X[mask]
+        in_unit = observed.size > 0 and float(observed.min()) >= 0.0 and float(observed.max()) <= 1.0
+        return "bernoulli" if in_unit else "gaussian"
+
+    # ------------------------------------------------------------------ inference helpers
+    def _latent(self, x: torch.Tensor, sample: bool, gen: torch.Generator | None):
+        return encode_rows(self.net_, x, sample=sample, generator=gen, autocast=self.trainer_._precision_ctx)
+
+    def _use_sample(self, sample: bool | None) -> bool:
+        return (self.config_.train.assign_with == "sample") if sample is None else bool(sample)
+
+    def _generator(self, random_state) -> torch.Generator:
+        seed = self.config_.train.seed if random_state is None else random_state
+        return torch.Generator(device=self.device_).manual_seed(int(seed or 0) + 7)
+
+    @torch.no_grad()
+    def _rows_apply(self, rows: np.ndarray, fn, batch: int = _INFER_BATCH) -> list:
+        """Apply ``fn(x_tensor)`` to ``rows (n, D)`` in batches, in evaluation mode."""
+        self.net_.eval()
+        out = []
+        for start in range(0, len(rows), batch):
+            x = torch.as_tensor(rows[start:start + batch], device=self.device_)
+            out.append(fn(x))
+        return out
+
+    def decode(self, Z) -> np.ndarray:
+        """Decode latent points ``Z (n, d)`` to the expected input ``(n, D)`` in model space.
+
+        Bernoulli models return probabilities (sigmoid of the logits), Gaussian ones the mean.
+        """
+        self._check_fitted()
+        Z = np.asarray(Z, dtype=np.float32)
+
+        def fn(z):
+            out = self.net_.decoder(z)
+            return (torch.sigmoid(out) if self.net_.likelihood == "bernoulli" else out[0]).cpu().numpy()
+
+        parts = self._rows_apply(Z, fn)
+        return np.concatenate(parts) if parts else np.zeros((0, self.n_features_in_), np.float32)
+
+    def decoded_prototypes(self) -> np.ndarray:
+        """Every prototype decoded to a feature profile ``(K, D)`` (model space)."""
+        return self.decode(self.prototypes_)
+
+
+class DPSOM(_SOMEstimator):
+    """Deep probabilistic self-organising map for tables and images (METHOD.md section 2).
+
+    A variational autoencoder and a ``H x W`` map of prototypes in its latent space are
+    trained together: an ELBO keeps the latent space informative, a clustering KL makes
+    assignments confident and a soft SOM loss gives the map its topology.
+
+    Parameters
+    ----------
+    preset : {"quick", "paper"}
+        Starting point for every setting (see :func:`core.config.make_config`).
+    som_shape : (int, int), optional
+        Map height and width. As a rule of thumb, about ``5 * sqrt(n_samples)`` nodes in all.
+    topology : {"rect", "hex"}, optional
+    toroidal : bool, optional
+        Wrap the map's edges (the reference does).
+    latent_dim, batch_size : int, optional
+    n_epochs : int, optional
+        Joint-training epochs.
+    parity : bool, optional
+        Reproduce the reference code's behaviour (default: True for ``paper``).
+    weights : dict, optional
+        Loss weights by name: ``vae, kl, cah, som`` (METHOD.md section 1).
+    input_kind : {"table", "image"}
+    random_state : int or None
+        Seed of every random generator; the same seed gives the same fit on the CPU.
+    device : str
+        "auto", "cpu", "cuda", "cuda:N" or "mps".
+    deterministic : bool
+        Use PyTorch's deterministic algorithms.
+    max_steps : int, optional
+        Stop after this many optimiser steps (quick checks).
+    config : Config, optional
+        A complete configuration; the other arguments then override parts of it.
+
+    Attributes
+    ----------
+    config_ : Config
+    grid_ : SOMGrid
+    net_ : DPSOMNet
+    prototypes_ : ndarray (K, d)
+    history_ : list of dict
+        Mean of every named loss term per epoch and phase.
+    n_iter_ : int
+        Optimiser steps taken.
+    n_features_in_ : int
+    likelihood_ : {"bernoulli", "gaussian"}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(200, 5)).astype("float32")
+    >>> som = DPSOM(som_shape=(3, 3), max_steps=5).fit(X)
+    >>> som.predict(X).shape
+    (200,)
+    """
+
+    _model_name = "dpsom"
+
+    def _prepare(self, X, mask, lengths, *, fitting: bool, cfg: Config | None = None) -> TrainData:
+        X, mask = self._as_array(X, mask, fitting)
+        if fitting:
+            if X.shape[0] < 2:
+                raise InputError(f"training needs at least 2 samples; got {X.shape[0]}")
+            self.device_ = select_device(cfg.train.device)
+            self.likelihood_ = self._choose_likelihood(cfg, X, mask)
+            if self.likelihood_ == "bernoulli" and ((X[mask] < 0).any() or (X[mask] > 1).any()):
+                raise InputError("a Bernoulli likelihood needs values in [0, 1]; rescale the data or use 'gaussian'")
+        return TrainData(torch.as_tensor(X, device=self.device_), torch.as_tensor(mask, device=self.device_))
+
+    def transform(self, X, *, sample: bool = False, random_state: int | None = None) -> np.ndarray:
+        """Latent coordinates ``(n, d)``: the posterior mean, or one posterior sample."""
+        self._check_fitted()
+        X, _ = self._as_array(X, None, fitting=False)
+        gen = self._generator(random_state) if sample else None
+        parts = self._rows_apply(X, lambda x: self._latent(x, sample, gen).z.float().cpu().numpy())
+        return np.concatenate(parts)
+
+    def predict_proba(self, X, *, sample: bool | None = None, random_state: int | None = None) -> np.ndarray:
+        """Soft assignment of each sample to every node ``(n, K)``; rows sum to 1.
+
+        ``sample=None`` follows the configuration's ``assign_with`` (posterior mean in the
+        clean preset, one sample in parity mode).
+        """
+        Z = torch.as_tensor(self.transform(X, sample=self._use_sample(sample), random_state=random_state))
+        protos = self.net_.prototypes.detach().cpu()
+        return np.concatenate([
+            L.soft_assignment(z, protos, self.config_.network.nu).numpy() for z in Z.split(_INFER_BATCH)
+        ]) if len(Z) else np.zeros((0, self.grid_.n_nodes), np.float32)
+
+    def predict(self, X, *, sample: bool | None = None, random_state: int | None = None) -> np.ndarray:
+        """Best-matching node index ``(n,)`` (row-major: ``k = row * W + col``)."""
+        Z = torch.as_tensor(self.transform(X, sample=self._use_sample(sample), random_state=random_state))
+        protos = self.net_.prototypes.detach().cpu()
+        return np.concatenate([
+            L.squared_distances(z, protos).argmin(dim=1).numpy() for z in Z.split(_INFER_BATCH)
+        ]).astype(np.int64) if len(Z) else np.zeros(0, np.int64)
+
+    def score(self, X, y=None) -> float:
+        """Mean evidence lower bound per sample (higher is better); ``y`` is ignored."""
+        self._check_fitted()
+        X, mask = self._as_array(X, None, fitting=False)
+        gen = self._generator(None)
+        trainer = self.trainer_
+        total, n = 0.0, 0
+        self.net_.eval()
+        with torch.no_grad():
+            for start in range(0, len(X), _INFER_BATCH):
+                x = torch.as_tensor(X[start:start + _INFER_BATCH], device=self.device_)
+                m = torch.as_tensor(mask[start:start + _INFER_BATCH], device=self.device_)
+                enc = self._latent(x, True, gen)
+                terms = trainer._elbo(enc, x, m, self.config_.weights.kl)
+                total += float(terms["recon"] + terms["kl"]) * len(x)
+                n += len(x)
+        return -total / max(1, n)
+
+
+@dataclass
+class Forecast:
+    """A T-DPSOM forecast for a batch of patients, ``k`` steps past their last observed step.
+
+    Attributes
+    ----------
+    latent : ndarray (N, k, d)
+        Mean path in latent space (each step fed back into the LSTM).
+    nodes : ndarray (N, k)
+        Best-matching node of every forecast step.
+    features : ndarray (N, k, D)
+        Decoded expected features (model space; invert the preprocessing for clinical units).
+    samples : ndarray (N, S, k, d) or None
+        Sampled latent paths, ``S = n_samples``, to show uncertainty.
+    sample_nodes : ndarray (N, S, k) or None
+    sample_features : ndarray (N, S, k, D) or None
+    start : ndarray (N,)
+        Index of the first forecast step (the number of steps used as history).
+    """
+
+    latent: np.ndarray
+    nodes: np.ndarray
+    features: np.ndarray
+    start: np.ndarray
+    samples: np.ndarray | None = None
+    sample_nodes: np.ndarray | None = None
+    sample_features: np.ndarray | None = None
+
+
+class TDPSOM(_SOMEstimator):
+    """Temporal DPSOM for patient time series (METHOD.md section 3).
+
+    DPSOM on every time step, plus a smoothness loss that keeps consecutive steps close on
+    the map and an LSTM that predicts the next latent embedding, so trajectories can be
+    forecast. Input is ``(patients, steps, features)`` with NaN for unobserved values and
+    ``lengths`` giving each patient's real steps (the rest is padding, which never enters any
+    loss, statistic or output).
+
+    Parameters are those of :class:`DPSOM`; ``weights`` also accepts ``smooth`` and ``pred``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(20, 10, 4)).astype("float32")
+    >>> m = TDPSOM(som_shape=(3, 3), max_steps=4).fit(X, lengths=np.full(20, 10))
+    >>> m.predict(X, lengths=np.full(20, 10)).shape
+    (20, 10)
+    """
+
+    _model_name = "tdpsom"
+    _temporal = True
+
+    def _prepare(self, X, mask, lengths, *, fitting: bool, cfg: Config | None = None) -> TrainData:
+        X, mask = self._as_array(X, mask, fitting)
+        step_mask = self._step_mask(X, mask, lengths)
+        if fitting:
+            if X.shape[0] < 2:
+                raise InputError(f"training needs at least 2 patients; got {X.shape[0]}")
+            self.device_ = select_device(cfg.train.device)
+            self.likelihood_ = self._choose_likelihood(cfg, X, mask & step_mask[..., None])
+        mask = mask & step_mask[..., None]
+        dev = self.device_
+        return TrainData(torch.as_tensor(X, device=dev), torch.as_tensor(mask, device=dev),
+                         torch.as_tensor(step_mask, device=dev))
+
+    @staticmethod
+    def _step_mask(X: np.ndarray, mask: np.ndarray, lengths) -> np.ndarray:
+        n, t = X.shape[:2]
+        if lengths is None:
+            # Without lengths, a patient's series ends after its last step with any observation.
+            any_obs = mask.any(axis=2)
+            last = np.where(any_obs.any(axis=1), t - np.argmax(any_obs[:, ::-1], axis=1), 0)
+            lengths = last
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if lengths.shape != (n,):
+            raise InputError(f"lengths must have one entry per patient ({n}); got shape {lengths.shape}")
+        if (lengths < 1).any() or (lengths > t).any():
+            bad = int(np.argmax((lengths < 1) | (lengths > t)))
+            raise InputError(f"patient {bad} has length {int(lengths[bad])}; lengths must be between 1 and {t}")
+        return np.arange(t)[None, :] < lengths[:, None]
+
+    def _encode_series(self, X, lengths, sample: bool, random_state):
+        """Latent of every real step: returns ``z (N, T, d)`` (0 on padding) and step mask."""
+        self._check_fitted()
+        X, mask = self._as_array(X, None, fitting=False)
+        sm = self._step_mask(X, mask, lengths)
+        rows = X[sm]
+        gen = self._generator(random_state) if sample else None
+        parts = self._rows_apply(rows, lambda x: self._latent(x, sample, gen).z.float().cpu().numpy())
+        z = np.zeros(sm.shape + (self.config_.network.latent_dim,), np.float32)
+        if parts:
+            z[sm] = np.concatenate(parts)
+        return z, sm
+
+    def transform(self, X, *, lengths=None, sample: bool = False, random_state: int | None = None) -> np.ndarray:
+        """Latent coordinates of every step ``(N, T, d)``; zeros on padding."""
+        return self._encode_series(X, lengths, sample, random_state)[0]
+
+    def predict_proba(self, X, *, lengths=None, sample: bool | None = None, random_state=None) -> np.ndarray:
+        """Soft assignments ``(N, T, K)``; all zeros on padding steps."""
+        z, sm = self._encode_series(X, lengths, self._use_sample(sample), random_state)
+        protos = self.net_.prototypes.detach().cpu()
+        out = np.zeros(sm.shape + (self.grid_.n_nodes,), np.float32)
+        rows = torch.as_tensor(z[sm])
+        if len(rows):
+            out[sm] = np.concatenate([L.soft_assignment(r, protos, self.config_.network.nu).numpy()
+                                      for r in rows.split(_INFER_BATCH)])
+        return out
+
+    def predict(self, X, *, lengths=None, sample: bool | None = None, random_state=None) -> np.ndarray:
+        """Best-matching node of every step ``(N, T)``; ``-1`` on padding."""
+        z, sm = self._encode_series(X, lengths, self._use_sample(sample), random_state)
+        return self._bmu(z, sm)
+
+    def _bmu(self, z: np.ndarray, sm: np.ndarray) -> np.ndarray:
+        protos = self.net_.prototypes.detach().cpu()
+        out = np.full(sm.shape, -1, np.int64)
+        rows = torch.as_tensor(z[sm])
+        if len(rows):
+            out[sm] = np.concatenate([L.squared_distances(r, protos).argmin(1).numpy()
+                                      for r in rows.split(_INFER_BATCH)])
+        return out
+
+    @torch.no_grad()
+    def predict_next(self, X, *, lengths=None, random_state=None) -> np.ndarray:
+        """Node the LSTM expects at the *next* step, for every step ``(N, T)``; ``-1`` on padding."""
+        z, sm = self._encode_series(X, lengths, self._use_sample(None), random_state)
+        self.net_.eval()
+        zt = torch.as_tensor(z, device=self.device_)
+        mean = torch.cat([self.net_.predictor(c)[0] for c in zt.split(512)]).cpu().numpy()
+        return self._bmu(mean, sm)
+
+    @torch.no_grad()
+    def forecast(self, X, n_steps: int = 6, *, lengths=None, history: int | None = None,
+                 n_samples: int = 0, random_state: int | None = None) -> Forecast:
+        """Forecast ``n_steps`` beyond each patient's history (METHOD.md 3.5 item 3).
+
+        The observed steps are encoded and run through the LSTM; the predicted next
+        embedding is fed back step by step with the LSTM state carried along.
+
+        Parameters
+        ----------
+        X : array (N, T, D)
+        n_steps : int
+            Steps to forecast.
+        lengths : array (N,), optional
+            Real steps per patient.
+        history : int, optional
+            Use only the first ``history`` steps of every patient (at most its length), e.g.
+            to forecast hours the model has not seen and compare with what happened.
+        n_samples : int
+            Also draw this many sampled paths (sampling the predictive Gaussian each step).
+        random_state : int, optional
+
+        Returns
+        -------
+        Forecast
+        """
+        if n_steps < 1:
+            raise InputError(f"n_steps must be at least 1; got {n_steps}")
+        z, sm = self._encode_series(X, lengths, False, random_state)
+        lens = sm.sum(axis=1)
+        if history is not None:
+            lens = np.minimum(lens, int(history))
+            if (lens < 1).any():
+                raise InputError("history must leave at least one observed step per patient")
+        self.net_.eval()
+        dev = self.device_
+        gen = self._generator(random_state)
+        n, d = z.shape[0], z.shape[2]
+        t_hist = int(lens.max())
+        zt = torch.as_tensor(z[:, :t_hist], device=dev)
+        # Run the LSTM over each patient's own history; gather the state at its last real step.
+        hist_mask = torch.as_tensor(np.arange(t_hist)[None, :] < lens[:, None], device=dev)
+        zt = zt * hist_mask[..., None]
+
+        def unroll(sampled: bool) -> np.ndarray:
+            mean, std, _ = self._run_to(zt, lens)
+            path = []
+            cur_mean, cur_std, state = mean, std, self._state_at(zt, lens)
+            for _ in range(n_steps):
+                step = cur_mean + cur_std * torch.randn(cur_mean.shape, generator=gen, device=dev) if sampled else cur_mean
+                path.append(step)
+                m, s, state = self.net_.predictor(step[:, None, :], state)
+                cur_mean, cur_std = m[:, 0], s[:, 0]
+            return torch.stack(path, dim=1).cpu().numpy()  # (N, k, d)
+
+        latent = unroll(False)
+        nodes = self._bmu(latent, np.ones(latent.shape[:2], bool))
+        features = self.decode(latent.reshape(-1, d)).reshape(n, n_steps, -1)
+        result = Forecast(latent=latent, nodes=nodes, features=features, start=lens.astype(np.int64))
+        if n_samples > 0:
+            samples = np.stack([unroll(True) for _ in range(n_samples)], axis=1)  # (N, S, k, d)
+            result.samples = samples
+            result.sample_nodes = self._bmu(samples.reshape(n, -1, d), np.ones((n, n_samples * n_steps), bool)
+                                            ).reshape(n, n_samples, n_steps)
+            result.sample_features = self.decode(samples.reshape(-1, d)).reshape(n, n_samples, n_steps, -1)
+        return result
+
+    def _run_to(self, zt: torch.Tensor, lens: np.ndarray):
+        """Predictive mean/std at each patient's last history step, ``(N, d)`` each."""
+        mean, std, _ = self.net_.predictor(zt)
+        idx = torch.as_tensor(lens - 1, device=zt.device)
+        rows = torch.arange(zt.shape[0], device=zt.device)
+        return mean[rows, idx], std[rows, idx], None
+
+    def _state_at(self, zt: torch.Tensor, lens: np.ndarray):
+        """LSTM ``(h, c)`` after each patient's own last history step."""
+        n = zt.shape[0]
+        hs, cs = [], []
+        # Patients grouped by history length share one LSTM call.
+        order_h = [None] * n
+        order_c = [None] * n
+        for length in np.unique(lens):
+            sel = np.nonzero(lens == length)[0]
+            _, _, (h, c) = self.net_.predictor(zt[torch.as_tensor(sel, device=zt.device), : int(length)])
+            h = h[0] if h.dim() == 3 else h
+            c = c[0] if c.dim() == 3 else c
+            for j, i in enumerate(sel):
+                order_h[i], order_c[i] = h[j], c[j]
+        hs, cs = torch.stack(order_h), torch.stack(order_c)
+        if isinstance(self.net_.predictor.lstm, torch.nn.LSTM):
+            return hs[None], cs[None]
+        return hs, cs
+
+    def score(self, X, y=None, *, lengths=None) -> float:
+        """Mean evidence lower bound per real step (higher is better); ``y`` is ignored."""
+        self._check_fitted()
+        X, mask = self._as_array(X, None, fitting=False)
+        sm = self._step_mask(X, mask, lengths)
+        rows, mrows = X[sm], mask[sm]
+        gen = self._generator(None)
+        total = 0.0
+        self.net_.eval()
+        with torch.no_grad():
+            for start in range(0, len(rows), _INFER_BATCH):
+                x = torch.as_tensor(rows[start:start + _INFER_BATCH], device=self.device_)
+                m = torch.as_tensor(mrows[start:start + _INFER_BATCH], device=self.device_)
+                terms = self.trainer_._elbo(self._latent(x, True, gen), x, m, self.config_.weights.kl)
+                total += float(terms["recon"] + terms["kl"]) * len(x)
+        return -total / max(1, len(rows))
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool):
+    """Switch PyTorch's deterministic algorithms on for the duration, then restore."""
+    if not enabled:
+        yield
+        return
+    previous = torch.are_deterministic_algorithms_enabled()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)

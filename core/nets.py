@@ -1,0 +1,347 @@
+"""Encoders, decoders, the T-DPSOM predictor and the prototype map as ``nn.Module`` objects.
+
+Layer order, initialisers and the reference's inert batch norm follow METHOD.md 2.2, 3.2 and
+6.1. Shapes in comments: ``B`` rows, ``D`` features, ``d`` latent size, ``K`` nodes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import NetworkConfig
+
+__all__ = [
+    "AffineBN",
+    "Posterior",
+    "MLPEncoder",
+    "MLPDecoder",
+    "ConvEncoder",
+    "ConvDecoder",
+    "HardSigmoidLSTM",
+    "Predictor",
+    "DPSOMNet",
+    "TDPSOMNet",
+    "count_parameters",
+]
+
+
+class AffineBN(nn.Module):
+    """The reference's batch norm as it actually ran: ``y = gamma * h / sqrt(1 + 1e-3) + beta``.
+
+    Keras layers called without a training flag used their never-updated running statistics
+    (mean 0, variance 1), so each BN reduced to this learnable per-unit affine map.
+    """
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(n))
+        self.bias = nn.Parameter(torch.zeros(n))
+        self._scale = 1.0 / math.sqrt(1.0 + 1e-3)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h * (self.weight * self._scale) + self.bias
+
+
+def _norm(mode: str, n: int) -> nn.Module:
+    if mode == "reference_affine":
+        return AffineBN(n)
+    if mode == "batchnorm":
+        # Keras defaults: epsilon 1e-3, momentum 0.99 (PyTorch's momentum is 1 - that).
+        return nn.BatchNorm1d(n, eps=1e-3, momentum=0.01)
+    return nn.Identity()
+
+
+def _glorot(module: nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+@dataclass
+class Posterior:
+    """A Gaussian posterior over the latent space for a batch.
+
+    Attributes
+    ----------
+    mean : Tensor (B, d)
+    std : Tensor (B, d) or None
+        Diagonal standard deviations (``posterior="diag"``).
+    scale_tril : Tensor (B, d, d) or None
+        Lower-triangular scale with positive diagonal (``posterior="full"``); cov = L L^T.
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor | None = None
+    scale_tril: torch.Tensor | None = None
+
+    def rsample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One reparameterised sample ``(B, d)``."""
+        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        if self.scale_tril is not None:
+            return self.mean + (self.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+        return self.mean + self.std * eps
+
+
+class _PosteriorHead(nn.Module):
+    """Linear head to a full-covariance (d + d(d+1)/2 outputs) or diagonal (2d) Gaussian."""
+
+    def __init__(self, in_dim: int, latent_dim: int, kind: str, std_floor: float) -> None:
+        super().__init__()
+        self.kind, self.d, self.std_floor = kind, latent_dim, std_floor
+        n_out = latent_dim + latent_dim * (latent_dim + 1) // 2 if kind == "full" else 2 * latent_dim
+        self.linear = nn.Linear(in_dim, n_out)
+        if kind == "full":
+            rows, cols = torch.tril_indices(latent_dim, latent_dim)
+            self.register_buffer("_rows", rows, persistent=False)
+            self.register_buffer("_cols", cols, persistent=False)
+            self.register_buffer("_is_diag", rows == cols, persistent=False)
+
+    def forward(self, h: torch.Tensor) -> Posterior:
+        out = self.linear(h).float()  # (B, n_out); float32 even under autocast
+        mean, raw = out[:, : self.d], out[:, self.d:]
+        if self.kind == "diag":
+            return Posterior(mean, std=F.softplus(raw) + self.std_floor)
+        # Diagonal entries pass through softplus (+ floor); off-diagonal ones stay free.
+        packed = torch.where(self._is_diag, F.softplus(raw) + self.std_floor, raw)  # (B, d(d+1)/2)
+        tril = out.new_zeros(out.shape[0], self.d, self.d)
+        tril[:, self._rows, self._cols] = packed
+        return Posterior(mean, scale_tril=tril)
+
+
+class MLPEncoder(nn.Module):
+    """``D -> [Dense -> LeakyReLU -> Dropout -> Norm] x len(hidden) -> Gaussian posterior``."""
+
+    def __init__(self, in_dim: int, cfg: NetworkConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = in_dim
+        for width in cfg.hidden:
+            layers += [nn.Linear(prev, width), nn.LeakyReLU(cfg.leaky_slope)]
+            if cfg.dropout > 0:
+                layers.append(nn.Dropout(cfg.dropout))
+            layers.append(_norm(cfg.bn_mode, width))
+            prev = width
+        self.body = nn.Sequential(*layers)
+        self.head = _PosteriorHead(prev, cfg.latent_dim, cfg.posterior, cfg.std_floor)
+        _glorot(self)
+
+    def forward(self, x: torch.Tensor) -> Posterior:  # x: (B, D)
+        return self.head(self.body(x))
+
+
+class MLPDecoder(nn.Module):
+    """``d -> [Dense -> LeakyReLU -> Norm] x len(hidden) -> D logits, or D means + D stds``.
+
+    Bernoulli output returns logits ``(B, D)``; Gaussian output returns ``(mean, std)``.
+    """
+
+    def __init__(self, out_dim: int, cfg: NetworkConfig, likelihood: str) -> None:
+        super().__init__()
+        self.likelihood, self.out_dim = likelihood, out_dim
+        self.leaky_logits = cfg.leaky_logits and likelihood == "bernoulli"
+        self.slope, self.std_floor = cfg.leaky_slope, cfg.std_floor
+        layers: list[nn.Module] = []
+        prev = cfg.latent_dim
+        for width in reversed(cfg.hidden):
+            layers += [nn.Linear(prev, width), nn.LeakyReLU(cfg.leaky_slope), _norm(cfg.bn_mode, width)]
+            prev = width
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Linear(prev, out_dim * (2 if likelihood == "gaussian" else 1))
+        _glorot(self)
+
+    def forward(self, z: torch.Tensor):  # z: (B, d)
+        out = self.out(self.body(z)).float()
+        if self.likelihood == "bernoulli":
+            return F.leaky_relu(out, self.slope) if self.leaky_logits else out
+        mean, raw = out[:, : self.out_dim], out[:, self.out_dim:]
+        return mean, F.softplus(raw) + max(self.std_floor, 1e-6)
+
+
+class ConvEncoder(nn.Module):
+    """Convolutional encoder for square single-channel images with a side divisible by 4.
+
+    ``x - 0.5 -> Conv32 -> BN -> Pool -> Conv64 -> BN -> Pool -> Conv128 -> BN -> Conv256 -> BN
+    -> flatten -> posterior`` (METHOD.md 2.2, convolutional variant; 3x3 convs, LeakyReLU).
+    """
+
+    def __init__(self, in_dim: int, cfg: NetworkConfig) -> None:
+        super().__init__()
+        side = int(round(math.sqrt(in_dim)))
+        if side * side != in_dim or side % 4:
+            raise ValueError(
+                f"the convolutional encoder needs square images with a side divisible by 4; "
+                f"{in_dim} features is not such an image (use encoder='mlp')"
+            )
+        self.side = side
+        slope = cfg.leaky_slope
+
+        def block(cin, cout):
+            return [nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(slope), _norm2d(cfg.bn_mode, cout)]
+
+        self.body = nn.Sequential(
+            *block(1, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2), *block(64, 128), *block(128, 256),
+            nn.Flatten(),
+        )
+        self.head = _PosteriorHead(256 * (side // 4) ** 2, cfg.latent_dim, cfg.posterior, cfg.std_floor)
+        _glorot(self)
+
+    def forward(self, x: torch.Tensor) -> Posterior:  # x: (B, side*side)
+        img = x.view(-1, 1, self.side, self.side) - 0.5
+        return self.head(self.body(img))
+
+
+class ConvDecoder(nn.Module):
+    """Mirror of :class:`ConvEncoder` producing Bernoulli logits ``(B, side*side)``."""
+
+    def __init__(self, out_dim: int, cfg: NetworkConfig) -> None:
+        super().__init__()
+        side = int(round(math.sqrt(out_dim)))
+        self.q = side // 4
+        slope = cfg.leaky_slope
+        self.likelihood = "bernoulli"
+        self.dense = nn.Sequential(nn.Linear(cfg.latent_dim, 256 * self.q * self.q), nn.LeakyReLU(slope))
+        self.body = nn.Sequential(
+            nn.ConvTranspose2d(256, 128, 3, padding=1), nn.LeakyReLU(slope), _norm2d(cfg.bn_mode, 128),
+            nn.ConvTranspose2d(128, 64, 3, padding=1), nn.LeakyReLU(slope), _norm2d(cfg.bn_mode, 64),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.ConvTranspose2d(64, 32, 3, padding=1), nn.LeakyReLU(slope), _norm2d(cfg.bn_mode, 32),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(32, 1, 3, padding=1),
+        )
+        _glorot(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # z: (B, d)
+        h = self.dense(z).view(-1, 256, self.q, self.q)
+        return self.body(h).flatten(1).float()
+
+
+class _AffineBN2d(AffineBN):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # h: (B, C, H, W)
+        return h * (self.weight * self._scale)[None, :, None, None] + self.bias[None, :, None, None]
+
+
+def _norm2d(mode: str, n: int) -> nn.Module:
+    if mode == "reference_affine":
+        return _AffineBN2d(n)
+    if mode == "batchnorm":
+        return nn.BatchNorm2d(n, eps=1e-3, momentum=0.01)
+    return nn.Identity()
+
+
+class HardSigmoidLSTM(nn.Module):
+    """Single-layer LSTM with Keras-v1 defaults: hard-sigmoid gates ``clip(0.2 x + 0.5, 0, 1)``,
+    one bias vector per gate (forget bias starts at 1), Glorot input and orthogonal recurrent
+    weights. Used by the parity preset; the clean preset uses ``torch.nn.LSTM``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.zeros(4 * hidden_size))
+        nn.init.xavier_uniform_(self.weight_ih)
+        for i in range(4):
+            nn.init.orthogonal_(self.weight_hh.data[i * hidden_size:(i + 1) * hidden_size])
+        self.bias.data[hidden_size:2 * hidden_size] = 1.0  # gate order i, f, g, o
+
+    def forward(self, x: torch.Tensor, state=None):
+        """``x (N, T, d_in)`` -> outputs ``(N, T, H)`` and the final ``(h, c)``, each ``(N, H)``."""
+        n, t, _ = x.shape
+        if state is None:
+            h = x.new_zeros(n, self.hidden_size)
+            c = x.new_zeros(n, self.hidden_size)
+        else:
+            h, c = state
+        # The input projection of every step at once; only the recurrence loops over time.
+        gates_x = x @ self.weight_ih.T + self.bias  # (N, T, 4H)
+        outs = []
+        for step in range(t):
+            gates = gates_x[:, step] + h @ self.weight_hh.T
+            i, f, g, o = gates.chunk(4, dim=1)
+            i, f, o = (torch.clamp(0.2 * v + 0.5, 0.0, 1.0) for v in (i, f, o))
+            c = f * c + i * torch.tanh(g)
+            h = o * torch.tanh(c)
+            outs.append(h)
+        return torch.stack(outs, dim=1), (h, c)
+
+
+class Predictor(nn.Module):
+    """LSTM over detached latent sequences, then ``Dense -> LeakyReLU -> Dense(2d)``.
+
+    The output at step ``t`` is a diagonal Gaussian over ``z_{t+1}`` (METHOD.md 3.2).
+    """
+
+    def __init__(self, cfg: NetworkConfig) -> None:
+        super().__init__()
+        d, hdim = cfg.latent_dim, cfg.lstm_dim
+        self.d, self.std_floor = d, max(cfg.std_floor, 1e-6)
+        if cfg.lstm_gates == "hard_sigmoid":
+            self.lstm = HardSigmoidLSTM(d, hdim)
+        else:
+            self.lstm = nn.LSTM(d, hdim, batch_first=True)
+            nn.init.xavier_uniform_(self.lstm.weight_ih_l0)
+            for i in range(4):
+                nn.init.orthogonal_(self.lstm.weight_hh_l0.data[i * hdim:(i + 1) * hdim])
+            nn.init.zeros_(self.lstm.bias_ih_l0)
+            nn.init.zeros_(self.lstm.bias_hh_l0)
+            self.lstm.bias_ih_l0.data[hdim:2 * hdim] = 1.0
+        self.head = nn.Sequential(nn.Linear(hdim, hdim), nn.LeakyReLU(cfg.leaky_slope), nn.Linear(hdim, 2 * d))
+        _glorot(self.head)
+
+    def forward(self, z: torch.Tensor, state=None):
+        """``z (N, T, d)`` -> ``mean (N, T, d)``, ``std (N, T, d)``, final LSTM state."""
+        out, state = self.lstm(z, state)
+        p = self.head(out).float()
+        return p[..., : self.d], F.softplus(p[..., self.d:]) + self.std_floor, state
+
+
+class DPSOMNet(nn.Module):
+    """Encoder, decoder and the ``(K, d)`` prototype map of DPSOM.
+
+    Parameters
+    ----------
+    n_features : int
+        Input size ``D``.
+    n_nodes : int
+        Number of prototypes ``K``.
+    cfg : NetworkConfig
+    likelihood : {"bernoulli", "gaussian"}
+    """
+
+    def __init__(self, n_features: int, n_nodes: int, cfg: NetworkConfig, likelihood: str) -> None:
+        super().__init__()
+        self.likelihood = likelihood
+        if cfg.encoder == "conv":
+            if likelihood != "bernoulli":
+                raise ValueError("the convolutional model is for images in [0, 1] (Bernoulli likelihood)")
+            self.encoder: nn.Module = ConvEncoder(n_features, cfg)
+            self.decoder: nn.Module = ConvDecoder(n_features, cfg)
+        else:
+            self.encoder = MLPEncoder(n_features, cfg)
+            self.decoder = MLPDecoder(n_features, cfg, likelihood)
+        # Truncated normal, std 0.05, redrawn beyond 2 std (METHOD.md 2.2).
+        self.prototypes = nn.Parameter(nn.init.trunc_normal_(torch.empty(n_nodes, cfg.latent_dim), 0.0, 0.05, -0.1, 0.1))
+
+    def vae_parameters(self) -> list[nn.Parameter]:
+        return list(self.encoder.parameters()) + list(self.decoder.parameters())
+
+
+class TDPSOMNet(DPSOMNet):
+    """:class:`DPSOMNet` plus the LSTM :class:`Predictor` of T-DPSOM."""
+
+    def __init__(self, n_features: int, n_nodes: int, cfg: NetworkConfig, likelihood: str = "gaussian") -> None:
+        super().__init__(n_features, n_nodes, cfg, likelihood)
+        self.predictor = Predictor(cfg)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters (batch-norm running statistics are buffers, not counted)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

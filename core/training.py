@@ -1,0 +1,583 @@
+"""The training loop: phases, one global-step Adam, target refreshes, devices, divergence guard.
+
+:class:`Trainer` runs the schedule of METHOD.md (2.10 for DPSOM, 3.4 for T-DPSOM) on a
+``DPSOMNet`` or ``TDPSOMNet``:
+
+1. ``pretrain``   VAE only (encoder, decoder), loss ``L_elbo``;
+2. ``som_init``   prototypes only, Kohonen-style ``L_init`` in stages of decreasing rate;
+3. ``joint``      everything, ``L_DPSOM`` (T-DPSOM: ``L_T`` then one extra step on ``L_pred``),
+                  with the target distribution refreshed at the start of every epoch;
+4. ``prediction`` (T-DPSOM) the LSTM predictor alone, ``L_pred``.
+
+It is a generator of :class:`~core.progress.TrainProgress` and can be stopped after any
+step and resumed exactly: its whole state (position in the schedule, optimiser moments,
+random generators, the epoch's permutation and target distribution) is a plain tree of
+numpy arrays and scalars, see :meth:`Trainer.state_dict`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import losses as L
+from .config import Config
+from .errors import TrainingDiverged
+from .grid import SOMGrid
+from .nets import DPSOMNet, Posterior, TDPSOMNet
+from .optim import GlobalStepAdam
+from .progress import TrainProgress
+
+__all__ = ["TrainData", "Trainer", "select_device", "available_devices", "EncodedBatch", "encode_rows"]
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """Resolve ``"auto" | "cpu" | "cuda" | "cuda:N" | "mps"`` to an available ``torch.device``.
+
+    ``auto`` prefers CUDA, then Apple's MPS, then the CPU. Asking for a device that is not
+    there raises ``ValueError`` with a plain explanation.
+    """
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = "this PyTorch was built without CUDA" if torch.version.cuda is None else "no NVIDIA GPU is visible"
+            raise ValueError(f"device {name!r} was requested but {why}; use --device cpu or auto")
+        return torch.device(name)
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("device 'mps' was requested but Apple's Metal backend is not available; use cpu")
+        return torch.device("mps")
+    if name == "cpu":
+        return torch.device("cpu")
+    raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
+def available_devices() -> list[dict]:
+    """Devices a person can pick: always the CPU, plus each CUDA GPU (name, memory) and MPS."""
+    devices = [{"name": "cpu", "label": f"CPU ({os.cpu_count() or 1} cores)", "memory_bytes": 0}]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            devices.append({
+                "name": f"cuda:{i}",
+                "label": f"{props.name} ({props.total_memory / 2**30:.0f} GB)",
+                "memory_bytes": int(props.total_memory),
+            })
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append({"name": "mps", "label": "Apple GPU (Metal)", "memory_bytes": 0})
+    return devices
+
+
+@dataclass
+class TrainData:
+    """Model-space training tensors.
+
+    Attributes
+    ----------
+    x : Tensor
+        ``(n, D)`` for tables, ``(N, T, D)`` for series; float32 without NaN.
+    mask : Tensor (bool), same shape
+        True where the value was observed; only those enter the likelihood.
+    step_mask : Tensor (bool) ``(N, T)`` or None
+        Series only: True on real (non-padding) steps.
+    """
+
+    x: torch.Tensor
+    mask: torch.Tensor
+    step_mask: torch.Tensor | None = None
+
+    @property
+    def temporal(self) -> bool:
+        return self.step_mask is not None
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass
+class EncodedBatch:
+    """Forward pass of one batch of rows (all ``(B, ...)``; ``B`` real rows)."""
+
+    posterior: Posterior
+    z: torch.Tensor
+
+
+def encode_rows(net: DPSOMNet, x: torch.Tensor, *, sample: bool, generator: torch.Generator | None,
+                autocast) -> EncodedBatch:
+    """Encode rows ``x (B, D)`` and draw one reparameterised sample (or take the mean)."""
+    with autocast():
+        post = net.encoder(x)
+    z = post.rsample(generator) if sample else post.mean
+    return EncodedBatch(post, z)
+
+
+class _Phase:
+    def __init__(self, name: str, n_epochs: int, lrs: list[float], params: list[torch.nn.Parameter]):
+        self.name, self.n_epochs, self.lrs, self.params = name, n_epochs, lrs, params
+
+
+_ADVICE = {
+    "recon": "check the input for extreme values, or lower the learning rate",
+    "kl": "lower the learning rate or the latent size",
+    "elbo": "check the input for extreme values, or lower the learning rate",
+    "cah": "lower the clustering weight (gamma) or the learning rate",
+    "som": "lower the SOM weight (beta) or the learning rate",
+    "smooth": "lower the smoothness weight (kappa)",
+    "pred": "lower the prediction weight (eta) or the learning rate",
+    "init": "lower the SOM-initialisation learning rates",
+    "gradients": "lower the learning rate, or choose the clean preset (it bounds the variances)",
+}
+
+
+class Trainer:
+    """Run (and resume) the training schedule of a DPSOM or T-DPSOM network.
+
+    Parameters
+    ----------
+    net : DPSOMNet or TDPSOMNet
+        Already on ``device``.
+    config : Config
+    data : TrainData
+        Already on ``device``.
+    device : torch.device
+    """
+
+    def __init__(self, net: DPSOMNet, config: Config, data: TrainData, device: torch.device) -> None:
+        self.net, self.cfg, self.data, self.device = net, config, data, device
+        self.temporal = isinstance(net, TDPSOMNet)
+        grid: SOMGrid = config.grid
+        self.grid = grid
+        self._neighbours = torch.as_tensor(grid.neighbours, device=device)
+        self._neighbour_mask = torch.as_tensor(grid.neighbour_mask, device=device)
+        self._adjacency = torch.as_tensor(grid.adjacency(), dtype=torch.float32, device=device)
+        t = config.train
+        self.optimizer = GlobalStepAdam(
+            net.parameters(), lr=t.lr, bias_correction="global" if t.adam == "global_step" else "per_parameter"
+        )
+        self.phases = self._build_phases()
+        n = data.n_samples
+        self.batch_size = max(1, min(t.batch_size, n))
+        seed = t.seed if t.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        self.seed = seed
+        self.cpu_gen = torch.Generator().manual_seed(seed)
+        self.dev_gen = torch.Generator(device=device).manual_seed(seed + 1)
+        # Position in the schedule: the next step to run is batch `batch` of epoch `epoch` of phase `phase`.
+        self.phase, self.epoch, self.batch = 0, 0, 0
+        self.global_step = 0
+        self.perm: torch.Tensor | None = None
+        self.target: torch.Tensor | None = None
+        self.history: list[dict] = []
+        self._epoch_sums: dict[str, float] = {}
+        self._epoch_count = 0
+        self.elapsed_total = 0.0
+        self._precision_ctx = (
+            (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16))
+            if t.precision == "bf16" else nullcontext
+        )
+
+    # ------------------------------------------------------------------ schedule
+    def _build_phases(self) -> list[_Phase]:
+        t, net = self.cfg.train, self.net
+        phases = [_Phase("pretrain", t.epochs_pretrain, [t.lr_pretrain] * t.epochs_pretrain, net.vae_parameters())]
+        init_lrs = [lr for n, lr in zip(t.som_init_epochs, t.som_init_lrs) for _ in range(n)]
+        phases.append(_Phase("som_init", len(init_lrs), init_lrs, [net.prototypes]))
+        phases.append(_Phase("joint", t.epochs_joint, [t.lr] * t.epochs_joint, list(net.parameters())))
+        if self.temporal:
+            phases.append(_Phase("prediction", t.epochs_pred, [t.lr] * t.epochs_pred,
+                                 list(net.predictor.parameters())))
+        return [p for p in phases if p.n_epochs > 0]
+
+    @property
+    def batches_per_epoch(self) -> int:
+        n, b = self.data.n_samples, self.batch_size
+        if self.cfg.train.drop_last:
+            return max(1, n // b)
+        full, rest = divmod(n, b)
+        # A trailing batch of one sample would break batch norm; it joins the previous batch.
+        return full + (1 if rest > 1 or full == 0 else 0)
+
+    def _batch_index(self, b: int) -> torch.Tensor:
+        n, size = self.data.n_samples, self.batch_size
+        start = b * size
+        stop = n if (b == self.batches_per_epoch - 1 and not self.cfg.train.drop_last) else min(n, start + size)
+        return self.perm[start:stop]
+
+    def _steps_in(self, phase: _Phase) -> int:
+        per_batch = 2 if (phase.name == "joint" and self.temporal) else 1
+        return phase.n_epochs * self.batches_per_epoch * per_batch
+
+    @property
+    def total_steps(self) -> int:
+        total = sum(self._steps_in(p) for p in self.phases)
+        if self.cfg.train.max_steps is not None:
+            total = min(total, int(self.cfg.train.max_steps))
+        return total
+
+    @property
+    def finished(self) -> bool:
+        return self.phase >= len(self.phases) or self.global_step >= self.total_steps
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> Iterator[TrainProgress]:
+        """Continue the schedule from where it stands, yielding after every optimiser step."""
+        started = time.perf_counter()
+        elapsed_before = self.elapsed_total
+        snapshot_every = max(1, int(self.cfg.train.snapshot_every))
+        try:
+            while not self.finished:
+                phase = self.phases[self.phase]
+                if self.batch == 0 and self.perm is None:
+                    self._start_epoch(phase)
+                idx = self._batch_index(self.batch)
+                lr_phase = phase.lrs[self.epoch]
+                terms, lr = self._step(phase, idx, lr_phase)
+                self.batch += 1
+                last_batch = self.batch >= self.batches_per_epoch
+                self._accumulate(terms)
+                if last_batch:
+                    self._close_epoch(phase)
+                self.elapsed_total = elapsed_before + time.perf_counter() - started
+                snap = last_batch or self.global_step % snapshot_every == 0 or self.finished
+                progress = TrainProgress(
+                    phase=phase.name, phase_index=self.phase, n_phases=len(self.phases),
+                    epoch=self.epoch, n_epochs=phase.n_epochs, step=self.global_step,
+                    total_steps=self.total_steps, losses=terms, lr=lr,
+                    elapsed=self.elapsed_total, end_of_epoch=last_batch,
+                    prototypes=self.net.prototypes.detach().cpu().numpy().copy() if snap else None,
+                )
+                if last_batch:
+                    self.batch, self.perm, self.target = 0, None, None
+                    self.epoch += 1
+                    if self.epoch >= phase.n_epochs:
+                        self.phase, self.epoch = self.phase + 1, 0
+                # Yield only once the position is final, so a state saved while the consumer
+                # holds this report resumes at the right place.
+                yield progress
+        finally:
+            self.elapsed_total = elapsed_before + time.perf_counter() - started
+            self.net.eval()
+
+    def _start_epoch(self, phase: _Phase) -> None:
+        n = self.data.n_samples
+        if self.cfg.train.shuffle:
+            self.perm = torch.randperm(n, generator=self.cpu_gen)
+        else:
+            self.perm = torch.arange(n)
+        if phase.name == "som_init" and self.epoch == 0 and self.cfg.train.som_init != "kohonen":
+            self._initialise_prototypes(self.cfg.train.som_init)
+        if phase.name == "joint":
+            self.target = self.compute_target()
+
+    def _accumulate(self, terms: dict[str, float]) -> None:
+        for k, v in terms.items():
+            self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
+        self._epoch_count += 1
+
+    def _close_epoch(self, phase: _Phase) -> None:
+        row = {"phase": phase.name, "epoch": self.epoch, "step": self.global_step}
+        row.update({k: v / max(1, self._epoch_count) for k, v in self._epoch_sums.items()})
+        self.history.append(row)
+        self._epoch_sums, self._epoch_count = {}, 0
+
+    def _lr(self, lr_phase: float) -> float:
+        t = self.cfg.train
+        return lr_phase * t.decay_rate ** (self.global_step // t.decay_steps)
+
+    # ------------------------------------------------------------------ one step
+    def _step(self, phase: _Phase, idx: torch.Tensor, lr_phase: float) -> tuple[dict, float]:
+        self.net.train()
+        idx = idx.to(self.device)
+        if phase.name == "pretrain":
+            terms = self._vae_terms(idx)
+            total = terms["elbo"]
+        elif phase.name == "som_init":
+            terms = {"init": self._init_term(idx)}
+            total = terms["init"]
+        elif phase.name == "joint":
+            terms, z_seq = self._joint_terms(idx)
+            total = sum(terms.values())
+        else:
+            terms = {"pred": self._pred_term(idx)}
+            total = terms["pred"]
+        report, lr = self._apply(phase, terms, total, lr_phase)
+        if phase.name == "joint" and self.temporal and self.global_step < self.total_steps:
+            # The reference follows every joint step with one step on L_pred alone (METHOD.md 3.4).
+            # It is reported with the joint step as "pred_step" rather than as a progress record
+            # of its own, so that "total" stays the joint objective.
+            pred = self.cfg.weights.pred * self._pred_from_latent(z_seq, idx)
+            extra, _ = self._apply(phase, {"pred": pred}, pred, lr_phase, params=self.net.predictor.parameters())
+            report["pred_step"] = extra["pred"]
+        return report, lr
+
+    def _apply(self, phase: _Phase, terms: dict, total: torch.Tensor, lr_phase: float, params=None):
+        """Backward, check every term and the gradients for NaN/inf, then step; return floats."""
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        trainable = set(map(id, params if params is not None else phase.params))
+        for p in self.net.parameters():
+            if id(p) not in trainable:
+                p.grad = None
+        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+        grad_sq = torch.stack([g.float().pow(2).sum() for g in grads]).sum() if grads else total.new_zeros(())
+        names = list(terms)
+        values = torch.stack([terms[k].detach().float() for k in names] + [total.detach().float(), grad_sq]).cpu()
+        finite = torch.isfinite(values)
+        if not bool(finite.all()):
+            bad = next((names[i] for i in range(len(names)) if not finite[i]), "gradients")
+            self._diverged(phase, bad)
+        lr = self._lr(lr_phase)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step(global_step=self.global_step)
+        self.global_step += 1
+        report = {k: float(values[i]) for i, k in enumerate(names)}
+        report["total"] = float(values[len(names)])
+        return report, lr
+
+    def _diverged(self, phase: _Phase, term: str) -> None:
+        what = "the gradients" if term == "gradients" else f"the loss term '{term}'"
+        raise TrainingDiverged(
+            f"Training stopped in phase '{phase.name}' (epoch {self.epoch + 1}, step {self.global_step + 1}): "
+            f"{what} became NaN or infinite. The model keeps its last good state. "
+            f"What to try: {_ADVICE.get(term, _ADVICE['gradients'])}.",
+            phase=phase.name, term=term, step=self.global_step,
+        )
+
+    # ------------------------------------------------------------------ terms
+    def _rows(self, idx: torch.Tensor):
+        """Real rows of a batch: ``x (B, D)``, ``mask (B, D)`` and, for series, the step mask."""
+        x, m = self.data.x[idx], self.data.mask[idx]
+        if not self.temporal:
+            return x, m, None
+        sm = self.data.step_mask[idx]  # (b, T)
+        return x[sm], m[sm], sm
+
+    def _elbo(self, enc: EncodedBatch, x: torch.Tensor, m: torch.Tensor, kl_weight: float) -> dict:
+        net, cfg = self.net, self.cfg.network
+        with self._precision_ctx():
+            out = net.decoder(enc.z)
+        if net.likelihood == "bernoulli":
+            nll = L.bernoulli_nll(out, x, m)
+        else:
+            nll = L.gaussian_nll(out[0], out[1], x, m)
+        post = enc.posterior
+        if post.scale_tril is not None:
+            kl = L.kl_full_to_isotropic(post.mean, post.scale_tril, cfg.prior_sd)
+        else:
+            kl = L.kl_diag_to_isotropic(post.mean, post.std, cfg.prior_sd)
+        return {"recon": nll.mean(), "kl": kl_weight * kl.mean()}
+
+    def _vae_terms(self, idx: torch.Tensor) -> dict:
+        x, m, _ = self._rows(idx)
+        enc = encode_rows(self.net, x, sample=True, generator=self.dev_gen, autocast=self._precision_ctx)
+        terms = self._elbo(enc, x, m, self.cfg.weights.kl)
+        terms["elbo"] = terms.pop("recon") + terms.pop("kl")
+        return terms
+
+    def _init_term(self, idx: torch.Tensor) -> torch.Tensor:
+        x, _, _ = self._rows(idx)
+        with torch.no_grad():
+            z = encode_rows(self.net, x, sample=True, generator=self.dev_gen, autocast=self._precision_ctx).z
+        return L.som_init_loss(z.float(), self.net.prototypes, self._neighbours, self._neighbour_mask)
+
+    def _kl_weight(self) -> float:
+        w, warm = self.cfg.weights.kl, self.cfg.train.kl_warmup_epochs
+        return w * min(1.0, (self.epoch + 1) / warm) if warm > 0 else w
+
+    def _joint_terms(self, idx: torch.Tensor):
+        w, nu = self.cfg.weights, self.cfg.network.nu
+        x, m, sm = self._rows(idx)
+        enc = encode_rows(self.net, x, sample=True, generator=self.dev_gen, autocast=self._precision_ctx)
+        z = enc.z  # (B, d) real rows
+        elbo = self._elbo(enc, x, m, self._kl_weight())
+        protos = self.net.prototypes
+        a = L.soft_assignment(z, protos, nu)  # (B, K)
+        a_nb = L.soft_assignment(z.detach(), protos, nu)  # (B, K): SOM loss reaches prototypes only
+        g = self.target[idx.cpu()].to(self.device)
+        g = g[sm] if sm is not None else g
+        terms = {
+            "elbo": w.vae * (elbo["recon"] + elbo["kl"]),
+            "cah": w.cah * L.clustering_kl(g, a),
+            "som": w.som * L.som_loss(a, a_nb, self._adjacency),
+        }
+        z_seq = None
+        if self.temporal:
+            z_seq = z.new_zeros(*sm.shape, z.shape[1])  # (b, T, d), padding stays 0
+            z_seq = z_seq.masked_scatter(sm[..., None], z)
+            if self.cfg.train.smoothness == "prototype":
+                bmu = torch.zeros(sm.shape, dtype=torch.long, device=z.device)
+                bmu[sm] = L.squared_distances(z.detach(), protos.detach()).argmin(dim=1)
+                terms["smooth"] = w.smooth * L.smoothness_prototype(z_seq, protos, bmu, sm, nu)
+            else:
+                terms["smooth"] = w.smooth * L.smoothness_embedding(z_seq, sm, nu)
+            terms["pred"] = w.pred * self._pred_from_latent(z_seq, idx)
+        return terms, z_seq
+
+    def _pred_from_latent(self, z_seq: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        sm = self.data.step_mask[idx]
+        with self._precision_ctx():
+            mean, std, _ = self.net.predictor(z_seq.detach())
+        return L.prediction_nll(mean, std, z_seq, sm)
+
+    def _pred_term(self, idx: torch.Tensor) -> torch.Tensor:
+        x, _, sm = self._rows(idx)
+        with torch.no_grad():
+            z = encode_rows(self.net, x, sample=True, generator=self.dev_gen, autocast=self._precision_ctx).z.float()
+        z_seq = z.new_zeros(*sm.shape, z.shape[1]).masked_scatter(sm[..., None], z)
+        return self.cfg.weights.pred * self._pred_from_latent(z_seq, idx)
+
+    # ------------------------------------------------------------------ target & init
+    @torch.no_grad()
+    def compute_target(self) -> torch.Tensor:
+        """Target distribution over the whole training set (METHOD.md 2.5), on the CPU.
+
+        Returns ``(n, K)`` for tables or ``(N, T, K)`` for series (zeros on padding). Fresh
+        posterior samples, in evaluation mode, chunked.
+        """
+        self.net.eval()
+        n = self.data.n_samples
+        chunks = torch.arange(n).chunk(max(1, min(self.cfg.train.target_chunks, n)))
+        parts = []
+        for chunk in chunks:
+            x, _, _ = self._rows(chunk.to(self.device))
+            z = encode_rows(self.net, x, sample=True, generator=self.dev_gen, autocast=self._precision_ctx).z
+            parts.append(L.soft_assignment(z.float(), self.net.prototypes, self.cfg.network.nu))
+        a = torch.cat(parts)  # (rows, K)
+        g = L.target_distribution(a, a.sum(dim=0)).cpu()
+        self.net.train()
+        if not self.temporal:
+            return g
+        sm = self.data.step_mask.cpu()
+        full = torch.zeros(*sm.shape, g.shape[1])
+        full[sm] = g
+        return full
+
+    @torch.no_grad()
+    def _initialise_prototypes(self, how: str) -> None:
+        """Clean-preset start: prototypes on a PCA plane (or k-means centres) of the latent means."""
+        self.net.eval()
+        zs = []
+        for chunk in torch.arange(self.data.n_samples).split(4096):
+            x, _, _ = self._rows(chunk.to(self.device))
+            zs.append(encode_rows(self.net, x, sample=False, generator=None, autocast=self._precision_ctx).z.float())
+        z = torch.cat(zs)
+        self.net.train()
+        k = self.grid.n_nodes
+        if how == "pca":
+            protos = _pca_plane(z, self.grid)
+        else:
+            protos = _kmeans(z, k, self.cpu_gen)
+        self.net.prototypes.copy_(protos.to(self.net.prototypes.dtype))
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly where training stands, as numpy/scalars."""
+        names = {id(p): n for n, p in self.net.named_parameters()}
+        opt = {}
+        for p, st in self.optimizer.state.items():
+            if st:
+                opt[names[id(p)]] = {
+                    "step": int(st["step"]),
+                    "exp_avg": st["exp_avg"].detach().cpu().numpy(),
+                    "exp_avg_sq": st["exp_avg_sq"].detach().cpu().numpy(),
+                }
+        state = {
+            "position": {"phase": self.phase, "epoch": self.epoch, "batch": self.batch,
+                         "global_step": self.global_step},
+            "seed": self.seed,
+            "elapsed": self.elapsed_total,
+            "optimizer": opt,
+            "rng": {
+                "cpu": self.cpu_gen.get_state().numpy(),
+                "device": self.dev_gen.get_state().cpu().numpy(),
+                "torch": torch.get_rng_state().numpy(),
+            },
+            "epoch_sums": dict(self._epoch_sums),
+            "epoch_count": self._epoch_count,
+        }
+        if self.perm is not None:
+            state["perm"] = self.perm.numpy().astype(np.int64)
+        if self.target is not None:
+            state["target"] = self.target.numpy().astype(np.float32)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Inverse of :meth:`state_dict` (the network weights are restored separately)."""
+        pos = state["position"]
+        self.phase, self.epoch, self.batch = int(pos["phase"]), int(pos["epoch"]), int(pos["batch"])
+        self.global_step = int(pos["global_step"])
+        self.seed = int(state.get("seed", self.seed))
+        self.elapsed_total = float(state.get("elapsed", 0.0))
+        params = dict(self.net.named_parameters())
+        self.optimizer.state.clear()
+        for name, st in state.get("optimizer", {}).items():
+            p = params[name]
+            self.optimizer.state[p] = {
+                "step": int(st["step"]),
+                "exp_avg": torch.as_tensor(np.asarray(st["exp_avg"]), device=p.device).clone(),
+                "exp_avg_sq": torch.as_tensor(np.asarray(st["exp_avg_sq"]), device=p.device).clone(),
+            }
+        rng = state["rng"]
+        self.cpu_gen.set_state(torch.as_tensor(np.asarray(rng["cpu"], dtype=np.uint8)))
+        self.dev_gen.set_state(torch.as_tensor(np.asarray(rng["device"], dtype=np.uint8)))
+        torch.set_rng_state(torch.as_tensor(np.asarray(rng["torch"], dtype=np.uint8)))
+        self._epoch_sums = {k: float(v) for k, v in state.get("epoch_sums", {}).items()}
+        self._epoch_count = int(state.get("epoch_count", 0))
+        self.perm = torch.as_tensor(np.asarray(state["perm"])) if "perm" in state else None
+        self.target = torch.as_tensor(np.asarray(state["target"])) if "target" in state else None
+
+
+def _pca_plane(z: torch.Tensor, grid: SOMGrid) -> torch.Tensor:
+    """Prototypes spread over the plane of the two main axes of ``z (n, d)``, ±2 std wide."""
+    mean = z.mean(dim=0)
+    zc = z - mean
+    _, s, vh = torch.linalg.svd(zc, full_matrices=False)
+    std = s[:2] / math.sqrt(max(1, z.shape[0] - 1))
+    pos = torch.as_tensor(grid.positions(), dtype=z.dtype)  # (K, 2) as (x, y)
+    w, h = grid.extent()
+    u = (pos[:, 1] / h - 0.5) * 4.0 * std[0]  # rows along the main axis
+    v = (pos[:, 0] / w - 0.5) * 4.0 * (std[1] if len(std) > 1 else std[0])
+    axes = vh[:2] if vh.shape[0] > 1 else torch.cat([vh, torch.zeros_like(vh)])
+    return mean + u[:, None] * axes[0] + v[:, None] * axes[1]
+
+
+def _kmeans(z: torch.Tensor, k: int, gen: torch.Generator, iters: int = 50) -> torch.Tensor:
+    """Plain Lloyd k-means with k-means++ seeding on ``z (n, d)``; returns ``(k, d)``."""
+    n = z.shape[0]
+    first = torch.randint(n, (1,), generator=gen).item()
+    centres = [z[first]]
+    d2 = (z - centres[0]).pow(2).sum(1)
+    for _ in range(1, k):
+        probs = d2 / d2.sum() if d2.sum() > 0 else torch.full_like(d2, 1.0 / n)
+        nxt = torch.multinomial(probs.cpu(), 1, generator=gen).item()
+        centres.append(z[nxt])
+        d2 = torch.minimum(d2, (z - z[nxt]).pow(2).sum(1))
+    c = torch.stack(centres)
+    for _ in range(iters):
+        assign = L.squared_distances(z, c).argmin(1)
+        new = torch.zeros_like(c).index_add_(0, assign, z)
+        counts = torch.bincount(assign, minlength=k).clamp_min(1).to(z.dtype)
+        new = new / counts[:, None]
+        empty = torch.bincount(assign, minlength=k) == 0
+        new[empty] = c[empty]
+        if torch.allclose(new, c):
+            break
+        c = new
+    return c

@@ -261,8 +261,8 @@ def make_icu_cohort(n_patients: int = 300, *, n_features: int = 16, max_steps: i
     0.90-0.97 per hour) that moves only to the four lattice neighbours. Patients belong to a
     subgroup: *stable* (fluctuating around the start state), *deteriorating* (moves toward
     worse states are favoured) or *recovering* (moves toward better states are favoured).
-    The worst corner is absorbing: a patient who reaches it dies within about 12 hours, and
-    the record ends at death.
+    The worst corner is absorbing: a patient who reaches it dies, usually within 12 hours
+    (never before ``min_steps``), and the record ends at death.
 
     Observations follow organ-specific loadings (cardiovascular axis: MAP and blood pressures
     down, HR, lactate and respiratory rate up; renal axis: creatinine, BUN and potassium up,
@@ -454,9 +454,13 @@ def make_manifold_clusters(n_samples: int = 2000, *, n_clusters: int = 16, n_fea
     Parameters
     ----------
     n_samples : int, default 2000
+        Number of points.
     n_clusters : int, default 16
+        Number of Gaussian clusters (ground-truth classes).
     n_features : int, default 30
+        Dimension of the embedding.
     layout : {"ring", "sheet"}
+        Shape of the 2-D manifold the centres lie on.
     noise : float, default 0.3
         Within-cluster SD in the 2-D layout, in units of the distance between neighbours.
     seed : int, default 0

@@ -1,0 +1,205 @@
+"""One patient's variables over time, one small plot per variable sharing the time axis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QLineEdit, QScrollArea, QSplitter,
+                               QTableView, QVBoxLayout, QWidget)
+
+from ..models import PatientListModel
+
+__all__ = ["PatientPlotView"]
+
+_ROW_HEIGHT = 110
+_LINE = "#3b6ea5"
+
+
+class PatientPlotView(QWidget):
+    """Lists the patients of a time series and plots the chosen one's measurements.
+
+    Only measured values are drawn (dots joined by a line); padding and unmeasured time
+    points are left out. Plot items are created once per dataset and their data replaced
+    when another patient is chosen. When map assignments are given, the top row shows the
+    map cell of every time step.
+
+    Signals
+    -------
+    patient_selected(int)
+        Index of the patient now shown.
+    """
+
+    patient_selected = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._ds = None
+        self._bmu = None
+        self._patient: int | None = None
+        self._curves: list[pg.PlotDataItem] = []
+        self._plots: list[pg.PlotItem] = []
+        self._cell_curve: pg.PlotDataItem | None = None
+
+        self._list_model = PatientListModel(parent=self)
+        self._proxy = QSortFilterProxyModel(self)
+        self._proxy.setSourceModel(self._list_model)
+        self._proxy.setFilterKeyColumn(0)
+        self._proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self._filter = QLineEdit()
+        self._filter.setPlaceholderText("Find patient…")
+        self._filter.setToolTip("Type part of a patient identifier to narrow the list.")
+        self._filter.setClearButtonEnabled(True)
+        self._filter.textChanged.connect(self._proxy.setFilterFixedString)
+        self._list = QTableView()
+        self._list.setModel(self._proxy)
+        self._list.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self._list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self._list.verticalHeader().setVisible(False)
+        self._list.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self._list.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self._list.selectionModel().currentRowChanged.connect(self._on_list_current_changed)
+
+        self._layout = pg.GraphicsLayoutWidget()
+        self._layout.setBackground("w")
+        self._scroll = QScrollArea()
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setWidget(self._layout)
+        self._title = QLabel("Choose a patient on the left to see their measurements over time.")
+        self._title.setProperty("role", "hint")
+        self._title.setWordWrap(True)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self._filter)
+        left_layout.addWidget(self._list, 1)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self._title)
+        right_layout.addWidget(self._scroll, 1)
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([190, 500])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(splitter)
+        self.setMinimumSize(360, 240)
+
+    # ------------------------------------------------------------------ input
+    def set_dataset(self, dataset) -> None:
+        """Show the patients of a time series (tables have no time axis: nothing to plot)."""
+        self._ds = dataset if dataset is not None and dataset.is_series else None
+        self._bmu = None
+        self._patient = None
+        self._list_model.set_dataset(self._ds)
+        self._build_plots()
+        if dataset is not None and not dataset.is_series:
+            self._title.setText("These data have no time axis, so there is nothing to plot over time.")
+        elif self._ds is not None and self._ds.n_samples:
+            self.show_patient(0)
+
+    def set_assignments(self, bmu) -> None:
+        """Map cell of every patient step, ``(n_patients, n_steps)`` int, or None to hide."""
+        self._bmu = None if bmu is None else np.asarray(bmu)
+        self._build_plots()
+        if self._patient is not None:
+            self.show_patient(self._patient)
+
+    def show_patient(self, index: int) -> None:
+        """Plot patient ``index`` (0-based position in the dataset)."""
+        ds = self._ds
+        if ds is None or not 0 <= index < ds.n_samples:
+            return
+        self._patient = index
+        n = int(ds.lengths[index])
+        times = ds.times[index, :n] if ds.times is not None else np.arange(n, dtype=float)
+        if self._cell_curve is not None:
+            self._cell_curve.setData(times, self._bmu[index, :n].astype(float))
+        for j, curve in enumerate(self._curves):
+            seen = ds.mask[index, :n, j]
+            curve.setData(times[seen], ds.values[index, :n, j][seen].astype(float))
+        for plot in self._plots:
+            plot.enableAutoRange()
+        pid = ds.ids[index] if ds.ids is not None else index + 1
+        self._title.setText(f"Patient {pid}: {n} time steps")
+        self._select_row(index)
+        self.patient_selected.emit(index)
+
+    # ----------------------------------------------------------------- output
+    @property
+    def current_patient(self) -> int | None:
+        return self._patient
+
+    def curve_data(self, feature: int) -> tuple[np.ndarray, np.ndarray]:
+        """What the plot of one variable currently shows (times, values)."""
+        x, y = self._curves[feature].getData()
+        return (np.zeros(0) if x is None else np.asarray(x)), (np.zeros(0) if y is None else np.asarray(y))
+
+    @property
+    def patient_count(self) -> int:
+        return self._proxy.rowCount()
+
+    def set_filter(self, text: str) -> None:
+        self._filter.setText(text)
+
+    # ---------------------------------------------------------------- drawing
+    def _build_plots(self) -> None:
+        self._layout.clear()
+        self._curves, self._plots, self._cell_curve = [], [], None
+        ds = self._ds
+        if ds is None:
+            self._layout.setMinimumHeight(0)
+            return
+        first = None
+        row = 0
+        if self._bmu is not None:
+            plot = self._add_plot(row, "map cell", first)
+            first = plot
+            self._cell_curve = plot.plot(pen=pg.mkPen("#8e5ea2", width=1.5),
+                                         symbol="s", symbolSize=4, symbolBrush="#8e5ea2", symbolPen=None)
+            row += 1
+        for j, name in enumerate(ds.feature_names):
+            unit = ds.units[j] if j < len(ds.units) else ""
+            plot = self._add_plot(row, f"{name} ({unit})" if unit else name, first)
+            first = first or plot
+            self._curves.append(plot.plot(pen=pg.mkPen(_LINE, width=1.3), symbol="o", symbolSize=4,
+                                          symbolBrush=_LINE, symbolPen=None))
+            row += 1
+        time_label = ds.time_col or "time"
+        self._plots[-1].setLabel("bottom", f"{time_label} ({ds.time_unit})" if ds.time_unit else time_label)
+        self._layout.setMinimumHeight(_ROW_HEIGHT * row)
+
+    def _add_plot(self, row: int, title: str, link_to) -> pg.PlotItem:
+        plot = self._layout.addPlot(row=row, col=0)
+        plot.setMenuEnabled(False)
+        plot.showGrid(x=True, y=True, alpha=0.12)
+        plot.setTitle(title, size="9pt", color="#37474f", justify="left")
+        plot.getAxis("left").setWidth(48)
+        for axis in ("left", "bottom"):
+            plot.getAxis(axis).setPen(pg.mkPen("#90a4ae"))
+            plot.getAxis(axis).setTextPen(pg.mkPen("#37474f"))
+        if link_to is not None:
+            plot.setXLink(link_to)
+        self._plots.append(plot)
+        return plot
+
+    # ---------------------------------------------------------------- events
+    def _select_row(self, index: int) -> None:
+        source = self._list_model.index(index, 0)
+        proxy_index = self._proxy.mapFromSource(source)
+        if proxy_index.isValid() and self._list.currentIndex().row() != proxy_index.row():
+            self._list.blockSignals(True)
+            self._list.selectionModel().blockSignals(True)
+            self._list.setCurrentIndex(proxy_index)
+            self._list.selectionModel().blockSignals(False)
+            self._list.blockSignals(False)
+
+    def _on_list_current_changed(self, current, _previous) -> None:
+        if current.isValid():
+            source = self._proxy.mapToSource(current)
+            if source.row() != self._patient:
+                self.show_patient(source.row())

@@ -1,0 +1,307 @@
+"""Background work: training and importing on their own QThread.
+
+Each worker is a plain ``QObject`` that is moved to a ``QThread`` by :class:`WorkerThread`.
+Only copies cross the thread boundary: training reports are frozen
+:class:`core.progress.TrainProgress` records of floats and numpy copies, and imports hand
+over the finished :class:`core.data.Dataset`.
+
+Thread lifetime follows one pattern everywhere (it survived hundreds of start/stop cycles
+where shortcuts crashed): the worker's terminal signal quits the thread; the thread's own
+``finished`` reaches a GUI-thread slot that waits for it, drops the references and only then
+announces that the job is over (:attr:`WorkerThread.stopped`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import Callable, Iterator
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+__all__ = ["TrainingWorker", "ImportWorker", "WorkerThread", "split_failure", "loggable_traceback",
+           "DETAILS_SEPARATOR"]
+
+log = logging.getLogger(__name__)
+
+
+class TrainingWorker(QObject):
+    """Drives a training generator step by step, between steps obeying pause and cancel.
+
+    Parameters
+    ----------
+    make_steps : callable
+        Called once, in the worker thread, to create the iterator of
+        :class:`~core.progress.TrainProgress` (e.g. ``lambda: run.iter_train(resume)``).
+        Closing the iterator must stop training at a step boundary.
+    emit_every : int
+        Report progress at most every this many steps. The end of an epoch or a phase, a
+        prototype snapshot, a pause and the end of training are always reported.
+    save : callable, optional
+        ``save(path)`` writes a checkpoint; called in the worker thread between two steps
+        when :meth:`request_save` asked for one, so the model is never caught mid-step.
+
+    Signals
+    -------
+    progress(list)
+        The :class:`~core.progress.TrainProgress` records since the previous report, oldest
+        first (so loss curves keep every step while the window redraws less often).
+    paused, resumed
+        Training really stopped at, or continued from, a step boundary.
+    saved(str), save_failed(str)
+        A requested checkpoint was written (path), or could not be (message).
+    cancelled, failed(str), finished
+        Terminal: stopped on request, stopped by an error (the traceback), or completed.
+        Exactly one of them is emitted per :meth:`run`.
+    """
+
+    progress = Signal(object)
+    paused = Signal()
+    resumed = Signal()
+    saved = Signal(str)
+    save_failed = Signal(str)
+    cancelled = Signal()
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(self, make_steps: Callable[[], Iterator], emit_every: int = 5,
+                 save: Callable[[str], None] | None = None) -> None:
+        super().__init__()
+        self._make_steps = make_steps
+        self._emit_every = max(1, int(emit_every))
+        self._save = save
+        self._cancel = threading.Event()
+        self._running = threading.Event()  # cleared while paused
+        self._running.set()
+        self._lock = threading.Lock()
+        self._save_path: str | None = None
+
+    # ---------------------------------------------------- called from any thread
+    def cancel(self) -> None:
+        """Stop at the next step boundary (also wakes a paused worker)."""
+        self._cancel.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        """Hold training at the next step boundary."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Continue a paused training."""
+        self._running.set()
+
+    def request_save(self, path: str) -> None:
+        """Ask for a checkpoint to ``path`` at the next step boundary."""
+        with self._lock:
+            self._save_path = path
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    # --------------------------------------------------------- worker thread
+    @Slot()
+    def run(self) -> None:
+        """Train until the iterator ends, cancel is requested or an error happens."""
+        steps = None
+        pending: list = []
+        last_phase = None
+        try:
+            steps = self._make_steps()
+            for record in steps:
+                pending.append(record)
+                important = (record.end_of_epoch or record.prototypes is not None
+                             or record.phase != last_phase)
+                last_phase = record.phase
+                if important or len(pending) >= self._emit_every:
+                    self._flush(pending)
+                self._maybe_save()
+                if self._cancel.is_set():
+                    break
+                if not self._running.is_set():
+                    self._flush(pending)
+                    self._hold()
+                    if self._cancel.is_set():
+                        break
+            self._flush(pending)
+            if self._cancel.is_set():
+                _close(steps)
+                log.info("training cancelled")
+                self.cancelled.emit()
+            else:
+                log.info("training finished")
+                self.finished.emit()
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, never raised in a thread
+            _close(steps)
+            log.error("training failed:\n%s", loggable_traceback(exc))
+            self.failed.emit(_describe(exc))
+
+    def _flush(self, pending: list) -> None:
+        if pending:
+            self.progress.emit(list(pending))
+            pending.clear()
+
+    def _hold(self) -> None:
+        log.info("training paused")
+        self.paused.emit()
+        while not self._running.wait(0.05):
+            self._maybe_save()
+        if not self._cancel.is_set():
+            log.info("training resumed")
+            self.resumed.emit()
+
+    def _maybe_save(self) -> None:
+        with self._lock:
+            path, self._save_path = self._save_path, None
+        if path is None or self._save is None:
+            return
+        try:
+            self._save(path)
+        except Exception as exc:  # noqa: BLE001 - a failed autosave must not end training
+            log.warning("checkpoint failed: %s", type(exc).__name__)
+            self.save_failed.emit(_describe(exc))
+        else:
+            self.saved.emit(path)
+
+
+class ImportWorker(QObject):
+    """Reads a data file in the background.
+
+    Parameters
+    ----------
+    read : callable
+        Called once, in the worker thread, with no arguments; returns the
+        :class:`core.data.Dataset` (e.g. ``functools.partial(read_data, path, **options)``).
+
+    Signals
+    -------
+    loaded(object)
+        The dataset, emitted just before ``finished``.
+    cancelled, failed(str), finished
+        Terminal, as for :class:`TrainingWorker`. A cancelled import discards its result.
+    """
+
+    loaded = Signal(object)
+    cancelled = Signal()
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(self, read: Callable[[], object]) -> None:
+        super().__init__()
+        self._read = read
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Discard the result when reading ends (a single read cannot be interrupted)."""
+        self._cancel.set()
+
+    @Slot()
+    def run(self) -> None:
+        started = time.perf_counter()
+        try:
+            dataset = self._read()
+        except Exception as exc:  # noqa: BLE001
+            log.error("import failed:\n%s", loggable_traceback(exc))
+            self.failed.emit(_describe(exc))
+            return
+        if self._cancel.is_set():
+            self.cancelled.emit()
+            return
+        shape = getattr(getattr(dataset, "values", None), "shape", None)
+        log.info("import finished: shape %s in %.1f s", shape, time.perf_counter() - started)
+        self.loaded.emit(dataset)
+        self.finished.emit()
+
+
+class WorkerThread(QObject):
+    """Runs one worker on its own ``QThread`` and says when the thread has really ended.
+
+    Parameters
+    ----------
+    worker : QObject
+        A worker with a ``run`` slot, a ``cancel()`` method and the terminal signals
+        ``finished``, ``cancelled`` and ``failed``.
+
+    Signals
+    -------
+    stopped
+        Emitted in the GUI thread once the thread has ended and been waited for; the
+        worker and thread references are already dropped.
+    """
+
+    stopped = Signal()
+
+    def __init__(self, worker: QObject, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.worker = worker
+        self._thread: QThread | None = QThread()
+        self._thread.setObjectName(type(worker).__name__)
+        worker.moveToThread(self._thread)
+        self._thread.started.connect(worker.run)
+        for signal in (worker.finished, worker.cancelled, worker.failed):
+            signal.connect(self._thread.quit)
+        self._thread.finished.connect(self._on_thread_finished)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.isRunning()
+
+    def stop(self, timeout_ms: int = 30000) -> bool:
+        """Cancel the worker, end the thread and wait for it (bounded). True if it ended."""
+        if self._thread is None:
+            return True
+        self.worker.cancel()
+        self._thread.quit()
+        ended = self._thread.wait(timeout_ms)
+        if ended:
+            self._on_thread_finished()
+        else:
+            log.warning("background task did not stop within %d ms", timeout_ms)
+        return ended
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        thread = self._thread
+        if thread is None:  # already cleaned up by stop()
+            return
+        thread.wait()
+        thread.finished.disconnect(self._on_thread_finished)
+        self._thread = None
+        self.worker = None
+        self.stopped.emit()
+
+
+def _close(steps) -> None:
+    close = getattr(steps, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - closing a broken generator must not mask the first error
+            log.warning("closing the training generator failed", exc_info=False)
+
+
+#: Separates the plain message from the traceback in ``failed`` texts.
+DETAILS_SEPARATOR = "\n\n--- Technical details ---\n"
+
+
+def _describe(exc: BaseException) -> str:
+    """Message for people first, then the technical details (the traceback)."""
+    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    message = str(exc) or f"An unexpected problem occurred ({type(exc).__name__})."
+    return message + DETAILS_SEPARATOR + details
+
+
+def split_failure(text: str) -> tuple[str, str]:
+    """Split a ``failed`` text into (plain message, technical details)."""
+    message, _, details = text.partition(DETAILS_SEPARATOR)
+    return message.strip(), details
+
+
+def loggable_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without its message, which may quote patient values."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return f"{frames}{type(exc).__module__}.{type(exc).__qualname__}"

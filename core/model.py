@@ -246,6 +246,7 @@ class _SOMEstimator:
         return encode_rows(self.net_, x, sample=sample, generator=gen, autocast=self.trainer_._precision_ctx)
 
     def _use_sample(self, sample: bool | None) -> bool:
+        self._check_fitted()
         return (self.config_.train.assign_with == "sample") if sample is None else bool(sample)
 
     def _generator(self, random_state) -> torch.Generator:

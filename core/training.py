@@ -302,6 +302,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def _step(self, phase: _Phase, idx: torch.Tensor, lr_phase: float) -> tuple[dict, float]:
+        # Batch-norm running statistics change during the forward pass; keep a copy so that a
+        # diverging step leaves no trace in the model.
+        buffers = [b.detach().clone() for b in self.net.buffers()]
+        try:
+            return self._step_unguarded(phase, idx, lr_phase)
+        except TrainingDiverged:
+            with torch.no_grad():
+                for b, saved in zip(self.net.buffers(), buffers):
+                    b.copy_(saved)
+            raise
+
+    def _step_unguarded(self, phase: _Phase, idx: torch.Tensor, lr_phase: float) -> tuple[dict, float]:
         self.net.train()
         idx = idx.to(self.device)
         if phase.name == "pretrain":

@@ -302,7 +302,8 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a table as CSV for people and spreadsheets, atomically.
 
-    UTF-8 with a header line and no index; date-times in ISO 8601; missing values empty.
+    UTF-8 with a header line and no index, lines ending in CRLF as RFC 4180 asks; date-times
+    in ISO 8601; missing values empty.
     Text cells (and column names) that start with ``= + - @``, a tab or a carriage return
     and are not numbers get a leading apostrophe, so a spreadsheet shows them instead of
     running them as formulas; numbers such as ``-1.5`` are untouched. The file appears at
@@ -324,7 +325,9 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     tmp = path.parent / f"{path.name}.tmp{secrets.token_hex(4)}"
     try:
         with open(tmp, "x", encoding="utf-8", newline="") as fh:
-            table.to_csv(fh, index=False, lineterminator="\n")
+            # CRLF (RFC 4180): the csv writer only quotes cells holding a character of the
+            # line terminator, and a bare CR inside an unquoted cell would break the table.
+            table.to_csv(fh, index=False, lineterminator="\r\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

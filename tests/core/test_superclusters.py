@@ -1,0 +1,163 @@
+"""Superclusters: contiguity on the grid, agreement with scikit-learn, silhouette values."""
+
+import numpy as np
+import pytest
+from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import silhouette_score as sk_silhouette
+
+from core.analysis import (
+    agglomerative_superclusters,
+    kmeans_superclusters,
+    silhouette_score,
+    suggest_n_superclusters,
+)
+from core.errors import InputError
+from core.grid import SOMGrid
+
+GRIDS = [
+    SOMGrid(5, 6, "rect", False),
+    SOMGrid(6, 6, "rect", True),
+    SOMGrid(5, 4, "hex", False),
+    SOMGrid(6, 6, "hex", True),
+]
+
+
+def _is_contiguous(labels, grid):
+    adj = grid.adjacency()
+    for g in np.unique(labels):
+        members = set(np.flatnonzero(labels == g).tolist())
+        start = next(iter(members))
+        seen, stack = {start}, [start]
+        while stack:
+            k = stack.pop()
+            for n in np.flatnonzero(adj[k]):
+                if int(n) in members and int(n) not in seen:
+                    seen.add(int(n))
+                    stack.append(int(n))
+        if seen != members:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g.topology}-{'torus' if g.toroidal else 'flat'}")
+@pytest.mark.parametrize("linkage", ["ward", "average", "complete", "single"])
+def test_superclusters_are_contiguous_and_numbered(grid, linkage):
+    rng = np.random.default_rng(0)
+    proto = rng.normal(size=(grid.n_nodes, 3))
+    for n in (1, 2, 4, 7):
+        labels = agglomerative_superclusters(proto, grid, n, linkage)
+        assert labels.shape == (grid.n_nodes,)
+        assert sorted(np.unique(labels).tolist()) == list(range(n))
+        assert labels[0] == 0
+        assert _is_contiguous(labels, grid)
+    # Plain k-means ignores the grid, so on noise its groups are typically not contiguous.
+    assert not all(_is_contiguous(kmeans_superclusters(proto, n, seed=s), grid) for n in (4, 7) for s in (0, 1))
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g.topology}-{'torus' if g.toroidal else 'flat'}")
+def test_ward_equals_sklearn_connectivity_constrained_ward(grid):
+    rng = np.random.default_rng(1)
+    proto = rng.normal(size=(grid.n_nodes, 4))
+    for n in (2, 3, 6, 10):
+        mine = agglomerative_superclusters(proto, grid, n)
+        ref = AgglomerativeClustering(n_clusters=n, connectivity=grid.adjacency().astype(int),
+                                      linkage="ward").fit_predict(proto)
+        assert adjusted_rand_score(mine, ref) == 1.0
+
+
+def _brute_force_merge(x, grid, n_clusters, linkage):
+    """Greedy merging of adjacent groups, with linkage computed from all member pairs."""
+    groups = [{k} for k in range(grid.n_nodes)]
+    adj = grid.adjacency()
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(axis=2))
+    while len(groups) > n_clusters:
+        best = None
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                a, b = sorted(groups[i]), sorted(groups[j])
+                if not adj[np.ix_(a, b)].any():
+                    continue
+                block = d[np.ix_(a, b)]
+                val = {"single": block.min(), "complete": block.max(), "average": block.mean()}[linkage]
+                if best is None or val < best[0]:
+                    best = (val, i, j)
+        _, i, j = best
+        groups[i] |= groups[j]
+        del groups[j]
+    labels = np.empty(grid.n_nodes, dtype=int)
+    for g, members in enumerate(groups):
+        labels[list(members)] = g
+    return labels
+
+
+@pytest.mark.parametrize("linkage", ["single", "complete", "average"])
+def test_other_linkages_equal_a_brute_force_merge(linkage):
+    grid = SOMGrid(3, 4, "rect", True)
+    proto = np.random.default_rng(2).normal(size=(12, 2))
+    for n in (2, 4, 7):
+        mine = agglomerative_superclusters(proto, grid, n, linkage)
+        assert adjusted_rand_score(mine, _brute_force_merge(proto, grid, n, linkage)) == 1.0
+
+
+def test_torus_joins_groups_across_the_seam():
+    # Columns 0 and 3 hold one kind of prototype, columns 1 and 2 another.
+    col = np.tile(np.arange(4), 3)
+    proto = np.where((col == 0) | (col == 3), 0.0, 10.0)[:, None] + 0.01 * np.arange(12)[:, None]
+    torus = agglomerative_superclusters(proto, SOMGrid(3, 4, "rect", True), 2)
+    assert torus.tolist() == [0, 1, 1, 0] * 3
+    flat = agglomerative_superclusters(proto, SOMGrid(3, 4, "rect", False), 2)
+    # On a flat map the two outer columns cannot join, so one side must absorb the middle.
+    assert len(set(flat[[0, 3]].tolist())) == 2
+
+
+def test_kmeans_recovers_blobs_is_seeded_and_matches_sklearn():
+    rng = np.random.default_rng(3)
+    centres = np.array([[0, 0], [8, 0], [0, 8], [8, 8]], dtype=float)
+    x = np.concatenate([c + rng.normal(scale=0.5, size=(16, 2)) for c in centres])
+    truth = np.repeat(np.arange(4), 16)
+    labels = kmeans_superclusters(x, 4, seed=0)
+    assert adjusted_rand_score(labels, truth) == 1.0
+    assert np.array_equal(labels, kmeans_superclusters(x, 4, seed=0))
+    noise = rng.normal(size=(64, 3))
+    mine = kmeans_superclusters(noise, 5, seed=1, n_init=20)
+    ref = KMeans(5, n_init=20, random_state=0).fit(noise)
+    inertia = sum(((noise[mine == g] - noise[mine == g].mean(axis=0)) ** 2).sum() for g in range(5))
+    assert inertia <= ref.inertia_ * 1.02
+    with pytest.raises(InputError, match="n_clusters"):
+        kmeans_superclusters(x, 0)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 2048])
+def test_silhouette_equals_sklearn(chunk):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(90, 3))
+    labels = rng.integers(0, 5, 90)
+    labels[0] = 9  # a singleton group scores 0
+    assert silhouette_score(x, labels, chunk_size=chunk) == pytest.approx(sk_silhouette(x, labels), abs=1e-10)
+    names = np.array(["g%d" % v for v in labels], dtype=object)
+    names[5] = None  # unknown group: left out
+    keep = np.arange(90) != 5
+    assert silhouette_score(x, names, chunk_size=chunk) == pytest.approx(
+        sk_silhouette(x[keep], labels[keep]), abs=1e-10)
+
+
+def test_silhouette_needs_two_to_n_minus_one_groups():
+    x = np.arange(8.0)[:, None]
+    with pytest.raises(InputError, match="between 2 and n-1"):
+        silhouette_score(x, np.zeros(8))
+    with pytest.raises(InputError, match="between 2 and n-1"):
+        silhouette_score(x, np.arange(8))
+
+
+def test_suggest_n_superclusters_finds_three_regions():
+    grid = SOMGrid(6, 6, "rect", False)
+    r, c = np.divmod(np.arange(36), 6)
+    region = np.where(c < 2, 0, np.where(c < 4, 1, 2))
+    proto = np.array([[0, 0], [10, 0], [5, 9]], dtype=float)[region]
+    proto += np.random.default_rng(5).normal(scale=0.3, size=proto.shape)
+    best, scores = suggest_n_superclusters(proto, grid, k_range=range(2, 7))
+    assert best == 3 and set(scores) == {2, 3, 4, 5, 6}
+    assert scores[3] == max(scores.values())
+    best_km, _ = suggest_n_superclusters(proto, grid, k_range=range(2, 7), method="kmeans")
+    assert best_km == 3

@@ -37,11 +37,19 @@ class TrainingWorker(QObject):
         :class:`~core.progress.TrainProgress` (e.g. ``lambda: run.iter_train(resume)``).
         Closing the iterator must stop training at a step boundary.
     emit_every : int
-        Report progress at most every this many steps. The end of an epoch or a phase, a
-        prototype snapshot, a pause and the end of training are always reported.
+        Report progress at most every this many steps, and no more often than every
+        ``min_interval`` seconds. A new phase, a prototype snapshot, a pause and the end of
+        training are always reported at once.
     save : callable, optional
         ``save(path)`` writes a checkpoint; called in the worker thread between two steps
         when :meth:`request_save` asked for one, so the model is never caught mid-step.
+    after : callable, optional
+        Called in the worker thread once training completed; its return value is kept in
+        :attr:`result` before ``finished`` is emitted (e.g. assignments of every patient,
+        so that the window does not compute them on the GUI thread). An error here counts
+        as a failure.
+    min_interval : float
+        Shortest time in seconds between two ordinary reports.
 
     Signals
     -------
@@ -67,8 +75,13 @@ class TrainingWorker(QObject):
     finished = Signal()
 
     def __init__(self, make_steps: Callable[[], Iterator], emit_every: int = 5,
-                 save: Callable[[str], None] | None = None) -> None:
+                 save: Callable[[str], None] | None = None, after: Callable[[], object] | None = None,
+                 min_interval: float = 0.05) -> None:
         super().__init__()
+        self._min_interval = float(min_interval)
+        self._last_emit = 0.0
+        self.result = None
+        self._after = after
         self._make_steps = make_steps
         self._emit_every = max(1, int(emit_every))
         self._save = save
@@ -108,14 +121,16 @@ class TrainingWorker(QObject):
         steps = None
         pending: list = []
         last_phase = None
+        completed = False
         try:
             steps = self._make_steps()
             for record in steps:
                 pending.append(record)
-                important = (record.end_of_epoch or record.prototypes is not None
-                             or record.phase != last_phase)
+                important = record.prototypes is not None or record.phase != last_phase
                 last_phase = record.phase
-                if important or len(pending) >= self._emit_every:
+                due = (len(pending) >= self._emit_every
+                       and time.monotonic() - self._last_emit >= self._min_interval)
+                if important or due:
                     self._flush(pending)
                 self._maybe_save()
                 if self._cancel.is_set():
@@ -125,12 +140,16 @@ class TrainingWorker(QObject):
                     self._hold()
                     if self._cancel.is_set():
                         break
+            else:
+                completed = True
             self._flush(pending)
-            if self._cancel.is_set():
+            if not completed:
                 _close(steps)
                 log.info("training cancelled")
                 self.cancelled.emit()
             else:
+                if self._after is not None:
+                    self.result = self._after()
                 log.info("training finished")
                 self.finished.emit()
         except Exception as exc:  # noqa: BLE001 - every failure is reported, never raised in a thread
@@ -142,6 +161,7 @@ class TrainingWorker(QObject):
         if pending:
             self.progress.emit(list(pending))
             pending.clear()
+            self._last_emit = time.monotonic()
 
     def _hold(self) -> None:
         log.info("training paused")
@@ -166,43 +186,66 @@ class TrainingWorker(QObject):
             self.saved.emit(path)
 
 
+class _ImportCancelled(Exception):
+    """Raised inside the reader's progress callback to stop a cancelled import."""
+
+
 class ImportWorker(QObject):
     """Reads a data file in the background.
 
     Parameters
     ----------
     read : callable
-        Called once, in the worker thread, with no arguments; returns the
-        :class:`core.data.Dataset` (e.g. ``functools.partial(read_data, path, **options)``).
+        Called once, in the worker thread, as ``read(report)`` where ``report(fraction)``
+        moves the progress bar; returns the :class:`core.data.Dataset` (e.g.
+        ``lambda report: read_data(path, progress=report, **options)``).
 
     Signals
     -------
+    progress(float)
+        Share of the file read, in [0, 1] (at most one report per percent).
     loaded(object)
         The dataset, emitted just before ``finished``.
     cancelled, failed(str), finished
         Terminal, as for :class:`TrainingWorker`. A cancelled import discards its result.
     """
 
+    progress = Signal(float)
     loaded = Signal(object)
     cancelled = Signal()
     failed = Signal(str)
     finished = Signal()
 
-    def __init__(self, read: Callable[[], object]) -> None:
+    def __init__(self, read: Callable[[Callable[[float], None]], object]) -> None:
         super().__init__()
         self._read = read
         self._cancel = threading.Event()
+        self._last = -1
 
     def cancel(self) -> None:
-        """Discard the result when reading ends (a single read cannot be interrupted)."""
+        """Stop at the reader's next progress report; the result is discarded."""
         self._cancel.set()
+
+    def _report(self, fraction: float) -> None:
+        if self._cancel.is_set():
+            raise _ImportCancelled()  # unwinds the reader at its next progress report
+        percent = int(max(0.0, min(1.0, float(fraction))) * 100)
+        if percent != self._last:
+            self._last = percent
+            self.progress.emit(percent / 100)
 
     @Slot()
     def run(self) -> None:
         started = time.perf_counter()
         try:
-            dataset = self._read()
+            dataset = self._read(self._report)
+        except _ImportCancelled:
+            self.cancelled.emit()
+            return
         except Exception as exc:  # noqa: BLE001
+            if self._cancel.is_set():
+                self.cancelled.emit()
+                return
             log.error("import failed:\n%s", loggable_traceback(exc))
             self.failed.emit(_describe(exc))
             return

@@ -1,0 +1,1 @@
+"""Dialogs: importing data, preferences and error messages."""

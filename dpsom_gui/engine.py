@@ -1,0 +1,96 @@
+"""The engine calls the application makes, gathered in one replaceable object.
+
+:class:`Engine` forwards to :mod:`core` (workflow, readers, project files, demo cohorts),
+importing each module when first needed so that starting the window stays fast. Tests hand
+the session an engine whose ``make_run`` returns a fake run, so widgets and threads are
+exercised without real training.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """Everything :class:`dpsom_gui.session.Session` asks of :mod:`core`."""
+
+    # ---------------------------------------------------------------- models
+    def make_run(self, dataset, config, preprocessing=None):
+        """A new, untrained ``core.workflow.ModelRun``."""
+        from core.workflow import ModelRun
+
+        return ModelRun(dataset, config, preprocessing)
+
+    def run_from_project(self, project):
+        """The ``ModelRun`` stored in a loaded project (trained or partly trained)."""
+        from core.workflow import ModelRun
+
+        return ModelRun.from_project(project)
+
+    def propose_config(self, dataset, preset: str = "quick"):
+        """Settings suited to ``dataset`` (model kind, grid size, batch size)."""
+        from core.workflow import propose_config
+
+        return propose_config(dataset, preset=preset)
+
+    def make_config(self, model: str, preset: str, **changes):
+        from core.config import make_config
+
+        return make_config(model, preset, **changes)
+
+    def available_devices(self) -> list[dict]:
+        """Devices to offer (dicts with ``name``, ``label``, ``memory_bytes``)."""
+        from core.workflow import available_devices
+
+        return list(available_devices())
+
+    def umatrix(self, prototypes, grid):
+        from core.analysis import umatrix
+
+        return umatrix(prototypes, grid)
+
+    # ---------------------------------------------------------------- files
+    def load_project(self, path):
+        from core.io.project_h5 import load_project
+
+        return load_project(path)
+
+    def save_project(self, path, project):
+        from core.io.project_h5 import save_project
+
+        return save_project(path, project)
+
+    def empty_project(self, config, dataset, preprocessing=None, column_roles=None):
+        """A project holding data and settings but no trained model."""
+        from core.io.project_h5 import Project
+
+        return Project(config=config.to_dict(), dataset=dataset, preprocessor=preprocessing,
+                       column_roles=dict(column_roles or {}),
+                       warnings=list(getattr(dataset, "warnings", []) or []))
+
+    def inspect_file(self, path):
+        from core.data.readers import inspect_file
+
+        return inspect_file(path)
+
+    def read_data(self, path, **options):
+        from core.data.readers import read_data
+
+        return read_data(path, **options)
+
+    def preprocessing_report(self, dataset, **options):
+        """Table (DataFrame) of what preprocessing will do to each variable."""
+        from core.data.preprocessing import Preprocessor
+
+        return Preprocessor(**options).fit(dataset).report(dataset)
+
+    def demo(self, size: str = "demo"):
+        """The built-in synthetic ICU cohort ("demo" or the small "test" size)."""
+        from core.data.demo import demo_icu
+
+        return demo_icu(size)
+
+    def demo_table(self):
+        from core.data.demo import demo_table
+
+        return demo_table()

@@ -1,0 +1,1 @@
+"""Widgets with controls: the start page and the training panel."""

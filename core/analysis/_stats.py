@@ -7,6 +7,7 @@ quantiles and the regularised incomplete beta function are implemented here.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -143,15 +144,33 @@ def t_ppf(p: float, df) -> np.ndarray:
     small = ~large
     if np.any(small):
         v = uniq[small]
-        # P(T > t) = I_x(v/2, 1/2) / 2 with x = v / (v + t^2); I_x grows with x, so bisect on x.
-        target = 2.0 * (1.0 - p)
-        lo, hi = np.zeros_like(v), np.ones_like(v)
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            below = betainc(v / 2.0, 0.5, mid) < target
-            lo = np.where(below, mid, lo)
-            hi = np.where(below, hi, mid)
-        x = 0.5 * (lo + hi)
-        res[small] = np.sqrt(v * (1.0 - x) / x)
+        whole = v == np.round(v)
+        # Whole degrees of freedom (counts minus one) are looked up in a cached table.
+        res_small = np.empty(v.shape)
+        res_small[whole] = _t_table(float(p))[v[whole].astype(np.int64) - 1]
+        if np.any(~whole):
+            res_small[~whole] = _t_bisect(p, v[~whole])
+        res[small] = res_small
     out[ok] = res[inv.ravel()]
     return out
+
+
+def _t_bisect(p: float, v: np.ndarray) -> np.ndarray:
+    # P(T > t) = I_x(v/2, 1/2) / 2 with x = v / (v + t^2); I_x grows with x, so bisect on x.
+    target = 2.0 * (1.0 - p)
+    lo, hi = np.zeros_like(v), np.ones_like(v)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        below = betainc(v / 2.0, 0.5, mid) < target
+        lo = np.where(below, mid, lo)
+        hi = np.where(below, hi, mid)
+    x = 0.5 * (lo + hi)
+    return np.sqrt(v * (1.0 - x) / x)
+
+
+@lru_cache(maxsize=16)
+def _t_table(p: float) -> np.ndarray:
+    """Quantiles for 1..199 degrees of freedom (read-only)."""
+    table = _t_bisect(p, np.arange(1.0, 200.0))
+    table.setflags(write=False)
+    return table

@@ -179,3 +179,16 @@ def test_special_functions_against_known_values():
         [12.706204736, 4.302652730, 2.570581836, 2.228138852, 2.042272456, 1.962339081], abs=1e-8)
     assert np.isnan(t_ppf(0.975, [0])[0])
     assert betainc(2.0, 3.0, 0.4) == pytest.approx(0.5248, abs=1e-12)  # 1 - sum of binomial terms
+
+
+@pytest.mark.parametrize("grid", [SOMGrid(4, 6, "hex", True), SOMGrid(4, 6, "rect", False)], ids=["hex", "rect"])
+def test_topographic_error_chunked_equals_brute_force(grid):
+    rng = np.random.default_rng(4)
+    proto = rng.normal(size=(grid.n_nodes, 3))
+    z = rng.normal(size=(300, 3))
+    order = np.argsort(((z[:, None] - proto[None]) ** 2).sum(axis=2), axis=1)
+    expected = np.mean([order[i, 1] not in grid.neighbours_of(order[i, 0]) for i in range(300)])
+    assert topographic_error(z, proto, grid, chunk_size=11) == pytest.approx(expected)
+    mask = np.arange(300) < 100
+    assert topographic_error(z, proto, grid, sample_mask=mask) == pytest.approx(
+        np.mean([order[i, 1] not in grid.neighbours_of(order[i, 0]) for i in range(100)]))

@@ -211,15 +211,16 @@ def read_physionet2012(path, *, outcomes=None, features: Sequence[str] | None = 
         raise _bad(df, files, i, f"time {df['Time'].iat[i]!r} is not HH:MM", "Time")
     hours = clock[0].astype(float).to_numpy() + clock[1].astype(float).to_numpy() / 60.0
     value_text = df["Value"].str.strip()
-    values = pd.to_numeric(value_text, errors="coerce").to_numpy(dtype=np.float64)
+    values = pd.to_numeric(value_text, errors="coerce").to_numpy(dtype=np.float64, copy=True)
     bad_value = np.isnan(values) & (value_text != "").to_numpy() & (
         ~value_text.str.lower().isin(["nan", "na"])).to_numpy()
     if bad_value.any():
         i = int(np.flatnonzero(bad_value)[0])
         raise _bad(df, files, i, f"value {df['Value'].iat[i]!r} is not a number; correct it or "
                    "write -1 for missing", "Value")
-    if np.isinf(values).any():
-        i = int(np.flatnonzero(np.isinf(values))[0])
+    too_big = np.abs(values) > np.finfo(np.float32).max
+    if too_big.any():
+        i = int(np.flatnonzero(too_big)[0])
         raise _bad(df, files, i, "infinite value; write -1 for missing", "Value")
     n_minus_one = int((values == -1).sum())
     values[values == -1] = np.nan

@@ -350,6 +350,7 @@ class _Source:
         self.delimiter: str | None = None
         self.decimal = "."
         self.has_header = True
+        self.trailing_names: list[str] = []
 
     def frames(self, str_columns: set[str], progress: Progress | None) -> Iterator[pd.DataFrame]:
         raise NotImplementedError
@@ -375,8 +376,13 @@ class _TextSource(_Source):
         self.encoding, self.delimiter, self.decimal = fmt.encoding, fmt.delimiter, fmt.decimal
         self.has_header, self.names = fmt.has_header, fmt.names
         self.warnings = list(fmt.warnings)
-        if fmt.trailing_delimiter:
-            self.warnings.append("Lines end with a delimiter; the empty trailing column was dropped")
+        # Header ending with a delimiter: the last (unnamed) column is expected to be empty.
+        if fmt.trailing_delimiter and fmt.has_header and not fmt.sample_rows[0][-1].strip():
+            self.trailing_names = [self.names[-1]]
+        elif fmt.trailing_delimiter:
+            # pandas drops empty fields beyond the header silently; say so.
+            self.warnings.append("Lines end with a delimiter (an extra empty field); it was "
+                                 "ignored")
 
     def _kwargs(self, str_columns: set[str]) -> dict:
         return dict(sep=self.delimiter, decimal=self.decimal, encoding=self.encoding,
@@ -468,8 +474,7 @@ class _TextSource(_Source):
                 raise InputError(
                     f"this line has {len(row)} fields but the header has {width}; check the "
                     "delimiter, or quote fields that contain it", path=self.name, row=line)
-        if not self.fmt.trailing_delimiter:
-            self.warnings.append("Some lines end with extra empty fields; they were ignored")
+        self.warnings.append("Lines end with a delimiter (an extra empty field); it was ignored")
 
     def estimate_rows(self) -> int:
         size = self.path.stat().st_size
@@ -484,7 +489,7 @@ class _ExcelSource(_Source):
         try:
             book = pd.ExcelFile(path, engine="openpyxl")
             sheets = book.sheet_names
-            head = book.parse(sheets[0], header=None, nrows=50, dtype=object)
+            head = pd.read_excel(book, sheet_name=sheets[0], header=None, nrows=50, dtype=object)
         except (zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
             raise InputError(f"cannot open the workbook ({type(exc).__name__}); save it again "
                              "as .xlsx or CSV", path=self.name) from None
@@ -614,13 +619,19 @@ def _as_text(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         rest = ok & ~whole
         out[rest] = x[rest].astype(str)
         return out, ok
+    if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
+        stripped = s.str.strip()
+        out = stripped.to_numpy(dtype=object, na_value="")
+        return out, (stripped.notna() & (stripped != "")).to_numpy(dtype=bool)
     obj = s.astype(object)
     notna = obj.notna().to_numpy()
     out = np.full(len(s), "", dtype=object)
     if notna.any():
         vals = obj[notna]
-        # Excel hands whole numbers back as floats: show 1001.0 as "1001".
-        vals = vals.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else v)
+        if any(isinstance(v, float) for v in vals.iloc[:1000]) or len(vals) > 1000:
+            # Excel hands whole numbers back as floats: show 1001.0 as "1001".
+            vals = vals.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer()
+                            else v)
         out[notna] = vals.astype(str).str.strip().to_numpy(dtype=object)
     return out, out != ""
 
@@ -702,11 +713,14 @@ class _DataColumn:
                 codes = self.codes.encode(text, nonempty)
             else:
                 codes = None
-        finite_or_nan = ~np.isinf(x)
-        if self.first_inf is None and not finite_or_nan.all():
-            self.first_inf = start + int(np.flatnonzero(~finite_or_nan)[0])
+        with np.errstate(over="ignore"):
+            stored = x.astype(self.dtype)
+        # inf as written, or a number beyond the float32 range that became inf when stored
+        bad = np.isinf(stored)
+        if self.first_inf is None and bad.any():
+            self.first_inf = start + int(np.flatnonzero(bad)[0])
         self.n_num += int((~np.isnan(x)).sum())
-        self.numbers.append(x.astype(self.dtype))
+        self.numbers.append(stored)
         self.code_parts.append(codes)
 
     @property
@@ -891,7 +905,9 @@ def _suggest(columns: list[str], kinds: dict[str, str]) -> tuple[str, dict[str, 
         numeric_rest = [c for c in rest if kinds[c] == "numeric"]
         if not val and len(numeric_rest) == 1:
             val = numeric_rest
-        if len(var) >= 1 and len(val) == 1 and (len(var) == 1 or _var_hint(var[0])):
+        # A text column next to one numeric column is long format only when a name says so;
+        # otherwise it is a categorical feature of a wide file (e.g. "sex" next to "hr").
+        if var and len(val) == 1 and (_var_hint(var[0]) or _value_hint(val[0])):
             fmt = "long"
             picks["variable"], picks["value"] = var[0], val[0]
             roles[var[0]], roles[val[0]] = "variable", "value"
@@ -1006,7 +1022,7 @@ def _plan(source: _Source, fmt: str, *, id_col, time_col, var_col, value_col, fe
     described = ""
     if fmt == "auto":
         if id_col and time_col:
-            fmt = "long" if (var_col and value_col) or (
+            fmt = "long" if (var_col or value_col) or (
                 guess == "long" and picks["id"] == id_col and picks["time"] == time_col) else "wide"
         elif id_col and not time_col and picks["time"] and picks["time"] != id_col:
             fmt, time_col = ("long" if guess == "long" else "wide"), picks["time"]
@@ -1019,17 +1035,24 @@ def _plan(source: _Source, fmt: str, *, id_col, time_col, var_col, value_col, fe
             else:
                 id_col = id_col or picks["id"]
         described = "auto"
+    inferred = []
+    if id_col is None and picks["id"] and picks["id"] != time_col and fmt != "auto":
+        id_col = picks["id"]
+        inferred.append(f"id {id_col!r}")
     if fmt in ("long", "wide"):
-        if id_col is None and picks["id"] and picks["id"] != time_col:
-            id_col = picks["id"]
         if time_col is None and picks["time"] and picks["time"] != id_col:
             time_col = picks["time"]
+            inferred.append(f"time {time_col!r}")
         if id_col is None or time_col is None:
             raise InputError(f"{fmt}-format time series need an id and a time column; pass "
                              "--id-col and --time-col", path=path)
     if fmt == "long":
-        var_col = var_col or picks["variable"]
-        value_col = value_col or picks["value"]
+        if var_col is None and picks["variable"]:
+            var_col = picks["variable"]
+            inferred.append(f"variable {var_col!r}")
+        if value_col is None and picks["value"]:
+            value_col = picks["value"]
+            inferred.append(f"value {value_col!r}")
         if var_col is None or value_col is None:
             raise InputError("long-format time series need a variable and a value column; pass "
                              "--var-col and --value-col", path=path)
@@ -1079,6 +1102,8 @@ def _plan(source: _Source, fmt: str, *, id_col, time_col, var_col, value_col, fe
         nonempty = [c for c in ignored if kinds.get(c) != "empty"]
         if nonempty:
             warnings.append(f"Column(s) not used: {_names(nonempty)}")
+    if inferred and not described:
+        warnings.insert(0, f"Columns inferred from their names: {', '.join(inferred)}")
     if described:
         if fmt == "table":
             text = "Read as a table (one row per sample"
@@ -1246,9 +1271,9 @@ def _raise_text_in_numeric(source: _Source, col: _DataColumn) -> None:
 
 def _check_inf(source: _Source, col: _DataColumn) -> None:
     if col.first_inf is not None:
-        raise InputError("infinite value; replace it with a finite number or leave the cell "
-                         "empty", path=source.name, row=source.locate(col.first_inf),
-                         column=col.name)
+        raise InputError("infinite value (or beyond +-3.4e38); replace it with a finite number "
+                         "or leave the cell empty", path=source.name,
+                         row=source.locate(col.first_inf), column=col.name)
 
 
 def _label_array(col: _DataColumn) -> np.ndarray:
@@ -1296,6 +1321,10 @@ def _feature_columns(source: _Source, acc: dict, candidates: list[str], explicit
             x[missing] = np.nan
             out.append((f"{c}={lv}", x))
         onehot.append(f"{c} ({len(used)} levels)")
+    trailing = [c for c in empty if c in source.trailing_names]
+    empty = [c for c in empty if c not in trailing]
+    if trailing:
+        warnings.append("Lines end with a delimiter; dropped the empty trailing column")
     if empty:
         warnings.append(f"Dropped empty column(s) {_names(empty)}: no value in any row")
     if onehot:
@@ -1304,13 +1333,18 @@ def _feature_columns(source: _Source, acc: dict, candidates: list[str], explicit
     return out
 
 
+def _candidates(source: _Source, acc: dict, plan: _Plan) -> list[str]:
+    """Feature columns to consider: the listed ones in their order, else all in file order."""
+    order = plan.feature_cols if plan.feature_cols is not None else source.names
+    return [c for c in order if isinstance(acc.get(c), _DataColumn) and c not in plan.labels]
+
+
 def _build_table(source: _Source, acc: dict, n: int, plan: _Plan, warnings: list[str]) -> Dataset:
     path = source.name
     if n < 2:
         raise InputError("only one data row; a map needs at least 2 rows (and more rows than "
                          "map nodes)", path=path)
-    candidates = [c for c in source.names if isinstance(acc.get(c), _DataColumn)
-                  and c not in plan.labels]
+    candidates = _candidates(source, acc, plan)
     explicit = plan.feature_cols is not None
     if not explicit:
         numeric = [c for c in candidates if acc[c].kind == "numeric"
@@ -1381,8 +1415,7 @@ def _build_series(source: _Source, acc: dict, n: int, plan: _Plan, parser: TimeP
     if plan.fmt == "long":
         _long_parts(source, acc, plan, rows, parts, warnings)
     else:
-        candidates = [c for c in source.names if isinstance(acc.get(c), _DataColumn)
-                      and c not in plan.labels]
+        candidates = _candidates(source, acc, plan)
         if plan.feature_cols is None and not any(
                 acc[c].kind == "numeric" or (acc[c].kind == "mixed" and acc[c].n_num >= acc[c].n_text)
                 for c in candidates):
@@ -1390,7 +1423,6 @@ def _build_series(source: _Source, acc: dict, n: int, plan: _Plan, parser: TimeP
                              "the delimiter and decimal mark, or list features", path=path)
         cols = _feature_columns(source, acc, candidates, plan.feature_cols is not None, warnings)
         parts.wide = [(name, x[rows]) for name, x in cols]
-        _count_duplicates(parts, None, warnings, "id and time")
     for c in plan.labels:
         if c in acc:
             parts.row_labels[c] = _label_array(acc[c])[rows]
@@ -1401,16 +1433,6 @@ def _build_series(source: _Source, acc: dict, n: int, plan: _Plan, parser: TimeP
     return build_series(parts, time_step=time_step, aggregate=aggregate, max_steps=max_steps,
                         origin="first", id_col=plan.id_col, time_col=plan.time_col, time_unit=unit,
                         source=path, path=path, locate=source.locate, warnings=warnings)
-
-
-def _count_duplicates(parts: SeriesParts, var: np.ndarray | None, warnings: list[str],
-                      what: str) -> None:
-    keys = (parts.patient, parts.times) if var is None else (parts.patient, parts.times, var)
-    order = np.lexsort(tuple(reversed(keys)))
-    n_rep, _ = validation.count_duplicate_keys(*(k[order] for k in keys))
-    if n_rep:
-        warnings.append(f"{n_rep} row(s) repeat the {what} of an earlier row; their values were "
-                        "combined on the grid")
 
 
 def _long_parts(source: _Source, acc: dict, plan: _Plan, rows: np.ndarray, parts: SeriesParts,
@@ -1461,10 +1483,6 @@ def _long_parts(source: _Source, acc: dict, plan: _Plan, rows: np.ndarray, parts
     parts.long_codes = mapped
     parts.long_values = values
     parts.long_names = keep_names
-    sel = mapped >= 0
-    sub = SeriesParts(patient=parts.patient[sel], patient_ids=parts.patient_ids,
-                      times=parts.times[sel], records=parts.records[sel])
-    _count_duplicates(sub, mapped[sel], warnings, "id, time and variable")
     for lb in label_vars:
         x = np.where(codes == index[lb], values, np.nan).astype(np.float64)
         parts.row_labels[lb] = x

@@ -199,7 +199,8 @@ class TimeParser:
         return hours
 
 
-def infer_time_step(patient: np.ndarray, times: np.ndarray) -> float | None:
+def infer_time_step(patient: np.ndarray, times: np.ndarray,
+                    order: np.ndarray | None = None) -> float | None:
     """Most common positive gap between consecutive distinct times of the same patient.
 
     Parameters
@@ -208,6 +209,8 @@ def infer_time_step(patient: np.ndarray, times: np.ndarray) -> float | None:
         Patient code per row.
     times : ndarray of float64, shape (n,)
         Time per row (finite).
+    order : ndarray of int, optional
+        ``np.lexsort((times, patient))`` when already computed.
 
     Returns
     -------
@@ -216,7 +219,8 @@ def infer_time_step(patient: np.ndarray, times: np.ndarray) -> float | None:
     """
     if patient.size < 2:
         return None
-    order = np.lexsort((times, patient))
+    if order is None:
+        order = np.lexsort((times, patient))
     p, t = patient[order], times[order]
     gaps = np.diff(t)
     ok = (p[1:] == p[:-1]) & (gaps > 0)
@@ -280,20 +284,30 @@ class SeriesParts:
 
 
 def _reduce(flat: np.ndarray, order_time: np.ndarray, values: np.ndarray,
-            how: str) -> tuple[np.ndarray, np.ndarray]:
-    """Combine values sharing a flat cell index; return (cells, combined values)."""
+            how: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Combine values sharing a flat cell index.
+
+    Returns the distinct cells, their combined values and the number of exact repeats
+    (same cell and same time as the previous observation).
+    """
     if flat.size == 0:
-        return flat, values
+        return flat, values, 0
+    order = np.lexsort((order_time, flat))  # stable: file order breaks time ties
+    f = flat[order]
+    ts = order_time[order]
+    v = values[order]
+    new = np.ones(f.size, dtype=bool)
+    new[1:] = f[1:] != f[:-1]
+    repeats = int((~new[1:] & (ts[1:] == ts[:-1])).sum())
+    starts = np.flatnonzero(new)
     if how == "last":
-        order = np.lexsort((order_time, flat))  # stable: file order breaks time ties
-        f = flat[order]
-        last = np.ones(f.size, dtype=bool)
-        last[:-1] = f[1:] != f[:-1]
-        return f[last], values[order][last]
-    cells, inverse = np.unique(flat, return_inverse=True)
-    sums = np.bincount(inverse, weights=values.astype(np.float64))
-    counts = np.bincount(inverse)
-    return cells, (sums / counts).astype(np.float32)
+        last = np.empty_like(starts)
+        last[:-1] = starts[1:] - 1
+        last[-1] = f.size - 1
+        return f[starts], v[last], repeats
+    sums = np.add.reduceat(v.astype(np.float64), starts)
+    counts = np.diff(np.append(starts, f.size))
+    return f[starts], (sums / counts).astype(np.float32), repeats
 
 
 def _ffill_axis1(a: np.ndarray) -> np.ndarray:
@@ -370,10 +384,10 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     validation.check_times(t, kind=parts.time_kind, column=tcol, path=path, locate=locate)
 
     # File order vs time order, per patient.
-    _, n_back, n_back_pat = validation.order_within_patients(pc, t)
+    n_back, n_back_pat = validation.count_backwards(pc, t)
     if n_back:
-        warnings.append(f"{n_back} rows of {n_back_pat} patients had times earlier than the row "
-                        "before them; rows were sorted by time within each patient")
+        warnings.append(f"{n_back} row(s) of {n_back_pat} patient(s) had a time earlier than the "
+                        "row before them; rows were sorted by time within each patient")
 
     first_t = np.full(n_pat, np.inf)
     np.minimum.at(first_t, pc, t)
@@ -385,8 +399,9 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
         origin_t = np.zeros(n_pat)
     rel = t - origin_t[pc]
 
+    order_t = np.lexsort((t, pc))
     if time_step is None:
-        step = infer_time_step(pc, t)
+        step = infer_time_step(pc, t, order_t)
         if step is None:
             step = 1.0
             warnings.append("No patient has two distinct times; using a time step of 1")
@@ -402,7 +417,6 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     span = (last_t - origin_t) / step
     latest = np.full(n_pat, -1, dtype=np.int64)
     # record of each patient's latest row, for the message about absurd spans
-    order_t = np.lexsort((t, pc))
     latest[pc[order_t]] = records[order_t]
     validation.check_time_span(span, latest, step=step, column=tcol, path=path, locate=locate)
 
@@ -412,7 +426,7 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     if max_steps is not None:
         cut = length > int(max_steps)
         if cut.any():
-            warnings.append(f"{int(cut.sum())} patients were longer than {int(max_steps)} steps "
+            warnings.append(f"{int(cut.sum())} patient(s) were longer than {int(max_steps)} steps "
                             f"and were cut to their first {int(max_steps)} steps")
         length = np.minimum(length, int(max_steps))
     n_steps = int(length.max())
@@ -438,17 +452,17 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
 
     values = np.full(n_pat * n_steps * n_var, np.nan, dtype=np.float32)
     inside = k < length[pc]
-    n_outside = 0
-    n_combined = 0
+    n_outside = n_combined = n_repeats = 0
 
     def place(rows: np.ndarray, var: np.ndarray, x: np.ndarray) -> None:
-        nonlocal n_outside, n_combined
+        nonlocal n_outside, n_combined, n_repeats
         keep = inside[rows]
         n_outside += int((~keep).sum())
         rows, var, x = rows[keep], var[keep], x[keep]
         flat = (pc[rows] * n_steps + k[rows]) * n_var + var
-        cells, combined = _reduce(flat, t[rows], x, aggregate)
+        cells, combined, repeats = _reduce(flat, t[rows], x, aggregate)
         n_combined += int(flat.size - cells.size)
+        n_repeats += repeats
         values[cells] = combined
 
     for j, (_, col) in enumerate(parts.wide):
@@ -467,16 +481,18 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
         v = np.asarray(per_patient, dtype=np.float32)
         values[:, :, col] = np.where(real, v[:, None], np.nan)
 
+    unit = f" {time_unit}" if time_unit else ""
+    warnings.append(f"Time grid: step {step:g}{unit}, aggregation {aggregate}, up to {n_steps} "
+                    f"steps per patient")
     if n_outside:
-        warnings.append(f"{n_outside} observations after step {int(max_steps)} of their patient "
+        warnings.append(f"{n_outside} observation(s) after step {int(max_steps)} of their patient "
                         "were left out (max_steps)")
-    if n_combined:
-        warnings.append(f"{n_combined} observations shared a grid step with another of the same "
-                        f"variable and were combined ({aggregate}); grid step {step:g}"
-                        + (f" {time_unit}" if time_unit else ""))
-    else:
-        warnings.append(f"Time grid: step {step:g}" + (f" {time_unit}" if time_unit else "")
-                        + f", aggregation {aggregate}")
+    if n_repeats:
+        warnings.append(f"{n_repeats} observation(s) repeat the patient, time and variable of "
+                        f"another row (duplicates); they were combined ({aggregate})")
+    if n_combined > n_repeats:
+        warnings.append(f"{n_combined - n_repeats} observation(s) fell in a grid step that already "
+                        f"had a value of the same variable and were combined ({aggregate})")
     mask = ~np.isnan(values)
 
     unused = validation.never_measured(mask)
@@ -535,7 +551,7 @@ def _grid_label(per_row: np.ndarray, pc: np.ndarray, k: np.ndarray, t: np.ndarra
         x = per_row.astype(np.float64)
     rows = np.flatnonzero(inside & ~np.isnan(x))
     grid = np.full(n_pat * n_steps, np.nan)
-    cells, combined = _reduce(pc[rows] * n_steps + k[rows], t[rows], x[rows], "last")
+    cells, combined, _ = _reduce(pc[rows] * n_steps + k[rows], t[rows], x[rows], "last")
     grid[cells] = combined
     grid = grid.reshape(n_pat, n_steps)
     lo = np.nanmin(np.where(np.isnan(grid), np.inf, grid), axis=1)

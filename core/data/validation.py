@@ -22,8 +22,7 @@ __all__ = [
     "check_grid_size",
     "check_finite",
     "check_times",
-    "order_within_patients",
-    "count_duplicate_keys",
+    "count_backwards",
     "constant_columns",
     "never_measured",
     "single_observation_patients",
@@ -185,28 +184,24 @@ def check_time_span(span_steps: np.ndarray, first_row: np.ndarray, *, step: floa
             path=path, row=locate(int(first_row[p])), column=column)
 
 
-def order_within_patients(patient: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Stable order that sorts rows by patient, then time, keeping file order on ties.
+def count_backwards(patient: np.ndarray, times: np.ndarray) -> tuple[int, int]:
+    """Count rows whose time goes backwards compared with the patient's previous row.
 
     Parameters
     ----------
     patient : ndarray of int, shape (n,)
-        Patient code per row.
+        Patient code per row, in file order.
     times : ndarray of float64, shape (n,)
-        Time per row (no NaN).
+        Time per row (no NaN), in file order.
 
     Returns
     -------
-    order : ndarray of int64, shape (n,)
-        Row permutation.
     n_backwards : int
         Rows whose time is earlier than the previous row of the same patient in file order.
     n_patients_backwards : int
         Patients with at least one such row.
     """
-    order = np.lexsort((times, patient))
-    # "Backwards" is judged in file order, per patient: a stable sort by patient alone keeps
-    # each patient's rows in file order.
+    # A stable sort by patient alone keeps each patient's rows in file order.
     by_patient = np.argsort(patient, kind="stable")
     p = patient[by_patient]
     t = times[by_patient]
@@ -214,31 +209,7 @@ def order_within_patients(patient: np.ndarray, times: np.ndarray) -> tuple[np.nd
     back = same & (t[1:] < t[:-1])
     n_back = int(back.sum())
     n_pat = int(np.unique(p[1:][back]).size) if n_back else 0
-    return order.astype(np.int64), n_back, n_pat
-
-
-def count_duplicate_keys(*keys: np.ndarray) -> tuple[int, int]:
-    """Count rows that repeat an earlier row's key (e.g. id, time and variable).
-
-    Parameters
-    ----------
-    *keys : ndarray, shape (n,)
-        Key columns, already sorted together so equal keys are adjacent.
-
-    Returns
-    -------
-    n_repeats : int
-        Rows whose key equals the previous row's key.
-    first_repeat : int
-        Position (in the sorted order) of the first repeat, or -1.
-    """
-    if not keys or keys[0].size < 2:
-        return 0, -1
-    same = np.ones(keys[0].size - 1, dtype=bool)
-    for k in keys:
-        same &= k[1:] == k[:-1]
-    n = int(same.sum())
-    return n, (int(np.argmax(same)) + 1 if n else -1)
+    return n_back, n_pat
 
 
 def constant_columns(values: np.ndarray, mask: np.ndarray, names: Sequence[str]) -> list[str]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import math
 import os
 import re
 import warnings as _warnings
@@ -561,12 +560,23 @@ class _ParquetSource(_Source):
         df.columns = self.names
         return df
 
+    def _fail(self, exc: Exception) -> InputError:
+        return InputError(f"cannot read the Parquet file ({type(exc).__name__}: {exc}); write it "
+                          "again or save it as CSV".replace("\n", " "), path=self.name)
+
     def preview(self, nrows):
-        for batch in self._file.iter_batches(batch_size=max(1, nrows)):
-            return self._to_frame(batch)
+        import pyarrow as pa
+
+        try:
+            for batch in self._file.iter_batches(batch_size=max(1, nrows)):
+                return self._to_frame(batch)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise self._fail(exc) from None
         return pd.DataFrame(columns=self.names)
 
     def frames(self, str_columns, progress):
+        import pyarrow as pa
+
         total = max(1, self._file.metadata.num_rows)
         done = 0
         rows = max(1000, _CHUNK_CELLS // max(1, len(self.names)))
@@ -576,8 +586,8 @@ class _ParquetSource(_Source):
                 if progress is not None:
                     progress(min(done / total, 1.0))
                 yield self._to_frame(batch)
-        except OSError as exc:
-            raise InputError(f"cannot read the Parquet file ({exc})", path=self.name) from None
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise self._fail(exc) from None
 
     def estimate_rows(self) -> int:
         return int(self._file.metadata.num_rows)
@@ -1217,6 +1227,9 @@ def read_data(path, *, format: str = "auto", id_col: str | None = None,
 
 def _read_source(source: _Source, fmt: str, *, id_col, time_col, var_col, value_col, features,
                  labels, time_step, aggregate, max_steps, progress) -> Dataset:
+    if [c.replace(" ", "") for c in source.names] == ["Time", "Parameter", "Value"]:
+        raise InputError("this is one PhysioNet 2012 record; pass the directory holding all "
+                         "record files (format physionet2012)", path=source.name)
     warnings = list(source.warnings)
     plan = _plan(source, fmt, id_col=id_col, time_col=time_col, var_col=var_col,
                  value_col=value_col, features=features, labels=labels, warnings=warnings)
@@ -1430,9 +1443,17 @@ def _build_series(source: _Source, acc: dict, n: int, plan: _Plan, parser: TimeP
     for name in parts.long_names:
         parts.units.setdefault(name, _split_unit(name))
     unit = {"clock": "h", "timestamp": "h"}.get(parts.time_kind, time_unit_from_name(plan.time_col))
-    return build_series(parts, time_step=time_step, aggregate=aggregate, max_steps=max_steps,
-                        origin="first", id_col=plan.id_col, time_col=plan.time_col, time_unit=unit,
-                        source=path, path=path, locate=source.locate, warnings=warnings)
+    ds = build_series(parts, time_step=time_step, aggregate=aggregate, max_steps=max_steps,
+                      origin="first", id_col=plan.id_col, time_col=plan.time_col, time_unit=unit,
+                      source=path, path=path, locate=source.locate, warnings=warnings)
+    if plan.fmt == "long" and plan.wanted_features and plan.feature_cols:
+        # extra columns and variables were laid out separately: restore the requested order
+        rank = {name: i for i, name in enumerate(plan.wanted_features)}
+        order = sorted(range(ds.n_features), key=lambda j: rank.get(ds.feature_names[j], len(rank)))
+        ds.values, ds.mask = ds.values[..., order], ds.mask[..., order]
+        ds.feature_names = [ds.feature_names[j] for j in order]
+        ds.units = [ds.units[j] for j in order]
+    return ds
 
 
 def _long_parts(source: _Source, acc: dict, plan: _Plan, rows: np.ndarray, parts: SeriesParts,

@@ -22,6 +22,7 @@ __all__ = [
     "check_grid_size",
     "check_finite",
     "check_times",
+    "check_time_span",
     "count_backwards",
     "constant_columns",
     "never_measured",

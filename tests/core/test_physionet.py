@@ -134,3 +134,8 @@ def test_unit_table_covers_every_challenge_variable():
     assert len(TIME_SERIES_VARIABLES) == 37
     assert set(TIME_SERIES_VARIABLES) <= set(PHYSIONET_UNITS)
     assert PHYSIONET_UNITS["HR"] == "bpm" and PHYSIONET_UNITS["Temp"] == "°C"
+
+
+def test_single_record_file_points_to_the_directory(set_a):
+    with pytest.raises(InputError, match="one PhysioNet 2012 record; pass the directory"):
+        read_data(set_a / "132539.txt")

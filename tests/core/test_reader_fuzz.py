@@ -86,6 +86,23 @@ def test_random_long_series_load_or_raise_input_error(tmp_path_factory, rows, de
 
 
 @FUZZ
+@given(rows=st.lists(st.tuples(st.sampled_from(["1", "2", "x", ""]), cell, cell, cell),
+                     min_size=0, max_size=10), step=st.sampled_from([None, 0.5, 1.0]),
+       max_steps=st.sampled_from([None, 1, 3]), aggregate=st.sampled_from(["last", "mean"]))
+def test_random_wide_series_load_or_raise_input_error(tmp_path_factory, rows, step, max_steps,
+                                                      aggregate):
+    path = tmp_path_factory.mktemp("fuzz") / "wide.csv"
+    path.write_text(_render(["id", "time", "a", "b"], [list(r) for r in rows], ",", "\n"),
+                    encoding="utf-8")
+    ds = _read_or_refuse(path, id_col="id", time_col="time", time_step=step,
+                         max_steps=max_steps, aggregate=aggregate)
+    if ds is not None:
+        assert ds.is_series
+        if max_steps is not None:
+            assert ds.values.shape[1] <= max_steps
+
+
+@FUZZ
 @given(data=st.binary(max_size=300))
 def test_random_bytes_never_crash_readers(tmp_path_factory, data):
     folder = tmp_path_factory.mktemp("fuzz")

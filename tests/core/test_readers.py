@@ -170,6 +170,19 @@ def test_constant_column_warns(tmp_path):
     assert any("Constant" in w and "'b'" in w for w in ds.warnings)
 
 
+def test_duplicate_column_names_are_renamed(tmp_path):
+    ds = read_data(write(tmp_path, "d.csv", "a,a,b\n1,2,3\n4,5,6\n"))
+    assert ds.feature_names == ["a", "a.1", "b"]
+    np.testing.assert_array_equal(ds.values[:, 1], [2, 5])
+    assert any("'a' -> 'a.1'" in w for w in ds.warnings)
+
+
+def test_mixed_text_and_numbers_in_a_category_column_warn(tmp_path):
+    ds = read_data(write(tmp_path, "m.csv", "a,grade\n1,low\n2,high\n3,2\n4,low\n"))
+    assert ds.feature_names == ["a", "grade=2", "grade=high", "grade=low"]
+    assert any("mixes 1 numbers and 3 text values" in w for w in ds.warnings)
+
+
 def test_missing_markers_are_missing_not_text(tmp_path):
     ds = read_data(write(tmp_path, "m.csv", "a,b\n1,NA\n2,?\n3,\n4,7\n"))
     np.testing.assert_array_equal(ds.mask[:, 1], [False, False, False, True])

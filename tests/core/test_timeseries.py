@@ -203,3 +203,34 @@ def test_infer_time_step_uses_the_most_common_gap():
     times = np.array([0.0, 0.25, 0.5, 2.0, 10.0, 10.25, 10.25])
     assert infer_time_step(patient, times) == 0.25
     assert infer_time_step(np.array([0, 1]), np.array([0.0, 5.0])) is None
+
+
+def test_excel_series_with_datetime_cells(tmp_path):
+    frame = pd.DataFrame({
+        "stay_id": [5, 5, 5, 6],
+        "charttime": pd.to_datetime(["2024-03-01 10:00", "2024-03-01 11:00",
+                                     "2024-03-01 13:00", "2024-03-02 08:00"]),
+        "hr": [80.0, 82.0, 85.0, 99.0],
+    })
+    frame.to_excel(tmp_path / "s.xlsx", index=False)
+    ds = read_data(tmp_path / "s.xlsx")
+    assert ds.warnings[0] == "Read as wide-format time series (id 'stay_id', time 'charttime')"
+    np.testing.assert_array_equal(ds.ids, [5, 6])
+    np.testing.assert_array_equal(ds.values[0, :, 0], [80, 82, NAN, 85])
+    np.testing.assert_array_equal(ds.times[1], [0, NAN, NAN, NAN])
+
+
+def test_parquet_long_series(tmp_path):
+    frame = pd.DataFrame({"pid": ["a", "a", "b"], "hour": [0.0, 1.0, 0.0],
+                          "variable": ["HR", "HR", "MAP"], "value": [80.0, 81.0, 60.0]})
+    frame.to_parquet(tmp_path / "l.parquet")
+    ds = read_data(tmp_path / "l.parquet")
+    assert ds.feature_names == ["HR", "MAP"] and list(ds.ids) == ["a", "b"]
+    np.testing.assert_array_equal(ds.values[:, :, 0], [[80, 81], [NAN, NAN]])
+
+
+def test_long_format_extra_column_as_feature_keeps_requested_order(tmp_path):
+    text = "pid,hour,var,val,age\n1,0,HR,80,50\n1,1,HR,82,50\n2,0,HR,90,60\n"
+    ds = read_data(write(tmp_path, "x.csv", text), features=["HR", "age"])
+    assert ds.feature_names == ["HR", "age"]
+    np.testing.assert_array_equal(ds.values[:, :, 1], [[50, 50], [60, NAN]])

@@ -151,10 +151,17 @@ def _read_widget(widget: QWidget) -> Any:
 
 
 def _write_widget(widget: QWidget, value: Any) -> None:
-    if isinstance(widget, QSpinBox):
-        widget.setValue(widget.minimum() if value is None else int(value))
-    elif isinstance(widget, QDoubleSpinBox):
-        widget.setValue(float(value))
+    if isinstance(widget, (QSpinBox, QDoubleSpinBox)):
+        if value is None:
+            widget.setValue(widget.minimum())
+            return
+        value = int(value) if isinstance(widget, QSpinBox) else float(value)
+        # Never clamp a stored value silently: widen the range to show it as it is.
+        if value > widget.maximum():
+            widget.setMaximum(value)
+        if value < widget.minimum() + (1 if widget.specialValueText() else 0):
+            widget.setMinimum(value - (1 if widget.specialValueText() else 0))
+        widget.setValue(value)
     elif isinstance(widget, QCheckBox):
         widget.setChecked(bool(value))
     elif isinstance(widget, QComboBox):

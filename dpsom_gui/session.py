@@ -104,6 +104,7 @@ class Session(QObject):
         self._import: WorkerThread | None = None
         self._outcome: tuple[str, str] | None = None
         self._import_outcome: tuple[str, str] = ("cancelled", "")
+        self._loaded_import: tuple | None = None
         self._pending_results: dict | None = None
         self._autosave = QTimer(self)
         self._autosave.timeout.connect(self._on_autosave_timeout)
@@ -219,12 +220,16 @@ class Session(QObject):
         self.config_changed.emit(self.config)
         self.model_changed.emit()
 
+    def load_dataset(self, dataset, preprocessing: dict | None = None, column_roles: dict | None = None) -> None:
+        """Start a new, unsaved project with these data."""
+        self._require_idle("open new data")
+        self._set_path(None)
+        self.set_dataset(dataset, preprocessing, column_roles)
+        self.project_loaded.emit()
+
     def open_demo(self, size: str = "demo") -> None:
         """Load the built-in synthetic ICU cohort as a new, unsaved project."""
-        self._require_idle("open the demo")
-        self._set_path(None)
-        self.set_dataset(self.engine.demo(size))
-        self.project_loaded.emit()
+        self.load_dataset(self.engine.demo(size))
 
     def import_file(self, path: str, options: dict | None = None, preprocessing: dict | None = None,
                     column_roles: dict | None = None) -> None:
@@ -244,10 +249,8 @@ class Session(QObject):
         self._import.start()
 
     def _on_import_loaded(self, preprocessing, column_roles, dataset) -> None:
-        self._set_path(None)
-        self.set_dataset(dataset, preprocessing, column_roles)
-        self.project_loaded.emit()
         self._import_outcome = ("finished", "")
+        self._loaded_import = (dataset, preprocessing, column_roles)
 
     def _on_import_failed(self, text: str) -> None:
         self._import_outcome = ("failed", text)
@@ -256,7 +259,9 @@ class Session(QObject):
         self._import = None
         outcome, text = self._import_outcome
         self._import_outcome = ("cancelled", "")
+        loaded, self._loaded_import = self._loaded_import, None
         if outcome == "finished":
+            self.load_dataset(*loaded)
             self.import_finished.emit()
         elif outcome == "failed":
             self.import_failed.emit(text)

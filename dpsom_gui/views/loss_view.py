@@ -93,6 +93,9 @@ class LossView(QWidget):
             item.getAxis(axis).setPen(pg.mkPen("#90a4ae"))
             item.getAxis(axis).setTextPen(pg.mkPen("#37474f"))
         item.setLogMode(y=log_scale)
+        # Long runs stay smooth: draw only the visible range, at most a few points per pixel.
+        item.setDownsampling(auto=True, mode="peak")
+        item.setClipToView(True)
         self._term_boxes: dict[str, QCheckBox] = {}
         self._legend = QHBoxLayout()
         self._legend.setSpacing(12)
@@ -199,9 +202,8 @@ class LossView(QWidget):
             self._add_term(term)
         width = 2.0 if term == "total" else 1.3
         curve = pg.PlotDataItem(pen=pg.mkPen(self._colors[term], width=width))
-        curve.setDownsampling(auto=True, method="peak")
-        curve.setClipToView(True)
         curve.setVisible(self._term_boxes[term].isChecked())
+        # PlotItem.addItem applies the plot's own downsampling and clipping to the curve.
         self._plot.getPlotItem().addItem(curve)
         self._curves[(phase, term)] = curve
         self._buffers[(phase, term)] = _Buffer()

@@ -1,0 +1,303 @@
+"""Menu and toolbar actions as plain functions of the main window.
+
+Each action takes the :class:`~dpsom_gui.main_window.MainWindow` (for its session,
+preferences and message helpers) and, where a file is involved, an optional path so tests
+and the command line can skip the file dialog. :data:`ACTIONS` lists them with their text,
+shortcut and plain-words tooltip; :func:`build_actions` turns that list into ``QAction``s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from .dialogs.import_dialog import ImportDialog
+from .dialogs.preferences_dialog import PreferencesDialog
+from .resources import icon
+
+__all__ = ["ACTIONS", "ActionSpec", "build_actions", "new_project", "open_project", "save_project",
+           "save_project_as", "import_data", "open_demo", "start_or_resume", "pause_training",
+           "stop_training", "show_preferences", "confirm_discard", "ask_save_changes",
+           "PROJECT_FILTER", "DATA_FILTER"]
+
+PROJECT_FILTER = "DPSOM projects (*.h5)"
+DATA_FILTER = ("Data files (*.csv *.tsv *.txt *.xlsx *.xlsm *.parquet *.pq);;"
+               "All files (*)")
+DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".tab", ".dat", ".xlsx", ".xlsm", ".parquet", ".pq")
+
+
+# ------------------------------------------------------------------------ prompts
+def ask_save_changes(window) -> str:
+    """Ask what to do with unsaved changes: "save", "discard" or "cancel"."""
+    box = QMessageBox(window)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Unsaved changes")
+    box.setText(f"Save the changes to {window.session.title}?")
+    box.setInformativeText("If you don't save, the data and any training since the last save are lost.")
+    save = box.addButton("Save", QMessageBox.ButtonRole.AcceptRole)
+    discard = box.addButton("Don't save", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(save)
+    box.exec()
+    clicked = box.clickedButton()
+    return "save" if clicked is save else "discard" if clicked is discard else "cancel"
+
+
+def ask_stop_training(window) -> bool:
+    """Ask before stopping a running training (closing the window, opening another file)."""
+    answer = QMessageBox.question(
+        window, "Training is running",
+        "A model is training. Stop it? What it has learnt so far is kept, and you can resume "
+        "training after saving the project.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_open_path(window, title: str, file_filter: str) -> str | None:
+    path, _ = QFileDialog.getOpenFileName(window, title, window.prefs.get("last_directory"), file_filter)
+    return path or None
+
+
+def ask_save_path(window) -> str | None:
+    start = window.session.path or str(Path(window.prefs.get("last_directory") or ".") / "project.h5")
+    path, _ = QFileDialog.getSaveFileName(window, "Save project as", start, PROJECT_FILTER)
+    if not path:
+        return None
+    return path if path.lower().endswith(".h5") else path + ".h5"
+
+
+def confirm_discard(window) -> bool:
+    """True when it is fine to replace the current project (saved, or the user agreed)."""
+    session = window.session
+    if session.is_training:
+        if not ask_stop_training(window):
+            return False
+        session.shutdown()
+    if not session.dirty or session.dataset is None:
+        return True
+    answer = ask_save_changes(window)
+    if answer == "save":
+        return save_project(window)
+    return answer == "discard"
+
+
+def _remember_directory(window, path: str) -> None:
+    window.prefs.set("last_directory", str(Path(path).resolve().parent))
+
+
+# ------------------------------------------------------------------------ project
+def new_project(window) -> None:
+    if confirm_discard(window):
+        window.session.new_project()
+
+
+def open_project(window, path: str | None = None) -> bool:
+    """Open a project file (or hand a data file to the import dialog)."""
+    if not confirm_discard(window):
+        return False
+    path = path or ask_open_path(window, "Open project", PROJECT_FILTER + ";;All files (*)")
+    if not path:
+        return False
+    if Path(path).suffix.lower() in DATA_SUFFIXES or Path(path).is_dir():
+        return import_data(window, path, confirmed=True)
+    _remember_directory(window, path)
+    try:
+        window.session.open_project(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, the app carries on
+        window.show_error("Cannot open the project", str(exc), _traceback(exc))
+        window.prefs.remove_recent_file(path)
+        window.refresh_recent_files()
+        return False
+    window.refresh_recent_files()
+    return True
+
+
+def save_project(window) -> bool:
+    """Save to the project's file, asking for a name the first time."""
+    if window.session.path is None:
+        return save_project_as(window)
+    return _save(window, window.session.path)
+
+
+def save_project_as(window, path: str | None = None) -> bool:
+    if window.session.dataset is None:
+        window.statusBar().showMessage("Nothing to save yet: import data or open the demo first.", 5000)
+        return False
+    path = path or ask_save_path(window)
+    if not path:
+        return False
+    _remember_directory(window, path)
+    return _save(window, path)
+
+
+def _save(window, path: str) -> bool:
+    try:
+        window.session.save_project(path)
+    except Exception as exc:  # noqa: BLE001
+        window.show_error("The project was not saved", f"{exc}. Try another folder or file name.",
+                          _traceback(exc))
+        return False
+    window.refresh_recent_files()
+    return True
+
+
+# --------------------------------------------------------------------------- data
+def import_data(window, path: str | None = None, confirmed: bool = False) -> bool:
+    """Choose a data file, check it in the import dialog, and use it if the user agrees."""
+    if not confirmed and not confirm_discard(window):
+        return False
+    path = path or ask_open_path(window, "Import data", DATA_FILTER)
+    if not path:
+        return False
+    _remember_directory(window, path)
+    dialog = ImportDialog(path, window.session.engine, window)
+    window.import_dialog = dialog
+    accepted = dialog.exec() == ImportDialog.DialogCode.Accepted
+    window.import_dialog = None
+    if not accepted or dialog.dataset is None:
+        return False
+    try:
+        window.session.load_dataset(dialog.dataset, dialog.preprocessing(), dialog.column_roles())
+    except Exception as exc:  # noqa: BLE001
+        window.show_error("The data could not be used", str(exc), _traceback(exc))
+        return False
+    return True
+
+
+def open_demo(window, size: str = "demo") -> bool:
+    if not confirm_discard(window):
+        return False
+    try:
+        window.session.open_demo(size)
+    except Exception as exc:  # noqa: BLE001
+        window.show_error("The demo could not be opened", str(exc), _traceback(exc))
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------- training
+def start_training(window, config=None) -> bool:
+    try:
+        window.session.start_training(config)
+    except Exception as exc:  # noqa: BLE001
+        window.show_error("Training could not start", str(exc), _traceback(exc))
+        return False
+    return True
+
+
+def start_or_resume(window) -> bool:
+    """F5: resume a paused or stopped training, otherwise start a new one."""
+    session = window.session
+    if session.can_resume:
+        try:
+            session.resume_training()
+        except Exception as exc:  # noqa: BLE001
+            window.show_error("Training could not resume", str(exc), _traceback(exc))
+            return False
+        return True
+    if session.state == "idle":
+        return start_training(window, window.training_panel.config())
+    return False
+
+
+def pause_training(window) -> None:
+    window.session.pause_training()
+
+
+def stop_training(window) -> None:
+    window.session.cancel_training()
+
+
+# -------------------------------------------------------------------------- other
+def show_preferences(window) -> None:
+    dialog = PreferencesDialog(window.prefs, window)
+    if dialog.exec() == PreferencesDialog.DialogCode.Accepted:
+        window.apply_preferences()
+
+
+def show_about(window) -> None:
+    from core import __version__
+
+    QMessageBox.about(window, "About DPSOM Studio",
+                      f"<b>DPSOM Studio</b> {__version__}<br>Deep probabilistic self-organising maps "
+                      "for patient health states. Everything runs on this computer; no data leaves it.")
+
+
+def _traceback(exc: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+# ------------------------------------------------------------------------- table
+@dataclass(frozen=True)
+class ActionSpec:
+    """One menu entry: what it says, its shortcut, its explanation and what it does."""
+
+    name: str
+    menu: str
+    text: str
+    tip: str
+    run: Callable
+    shortcut: QKeySequence.StandardKey | str | None = None
+    icon: str | None = None
+
+
+ACTIONS = (
+    ActionSpec("new", "&File", "&New project", "Close the current project and start an empty one.",
+               new_project, QKeySequence.StandardKey.New, "new"),
+    ActionSpec("open", "&File", "&Open project…", "Open a project saved before (.h5).",
+               open_project, QKeySequence.StandardKey.Open, "open"),
+    ActionSpec("import", "&File", "&Import data…", "Read a table or patient time series from a file.",
+               import_data, "Ctrl+I", "import"),
+    ActionSpec("demo", "&File", "Open the &demo cohort", "A made-up intensive-care cohort to try things out.",
+               open_demo, "Ctrl+D", "demo"),
+    ActionSpec("save", "&File", "&Save", "Save the project (data, settings, model and results).",
+               save_project, QKeySequence.StandardKey.Save, "save"),
+    ActionSpec("save_as", "&File", "Save &as…", "Save the project to a new file.",
+               save_project_as, "Ctrl+Shift+S", "save_as"),
+    ActionSpec("preferences", "&File", "&Preferences…", "Autosave, refresh rate and other preferences.",
+               show_preferences, "Ctrl+,", "settings"),
+    ActionSpec("quit", "&File", "&Quit", "Close DPSOM Studio.",
+               lambda window: window.close(), QKeySequence.StandardKey.Quit),
+    ActionSpec("start", "&Training", "&Start or resume", "Start training, or continue a paused or stopped one.",
+               start_or_resume, "F5", "start"),
+    ActionSpec("pause", "&Training", "&Pause", "Hold training; nothing is lost.",
+               pause_training, "F6", "pause"),
+    ActionSpec("stop", "&Training", "S&top", "Stop training after the current step; it can be resumed later.",
+               stop_training, "Shift+F5", "stop"),
+    ActionSpec("about", "&Help", "&About DPSOM Studio", "Version and privacy information.", show_about),
+)
+
+
+def build_actions(window) -> dict:
+    """``QAction`` objects for :data:`ACTIONS`, added to the window's menus; by name."""
+    actions = {}
+    menus = {}
+    for spec in ACTIONS:
+        action = QAction(spec.text, window)
+        action.setObjectName(f"action_{spec.name}")
+        if spec.icon:
+            action.setIcon(icon(spec.icon))
+        if spec.shortcut is not None:
+            action.setShortcut(QKeySequence(spec.shortcut))
+        tip = spec.tip
+        if spec.shortcut is not None:
+            tip += f" ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+        action.setToolTip(tip)
+        action.setStatusTip(spec.tip)
+        action.triggered.connect(lambda _checked=False, run=spec.run: run(window))
+        if spec.menu not in menus:
+            menus[spec.menu] = window.menuBar().addMenu(spec.menu)
+        menus[spec.menu].addAction(action)
+        if spec.name in ("demo", "save_as", "preferences"):
+            menus[spec.menu].addSeparator()
+        actions[spec.name] = action
+    window.recent_menu = menus["&File"].addMenu("Open &recent")
+    menus["&File"].insertMenu(actions["import"], window.recent_menu)
+    return actions
+

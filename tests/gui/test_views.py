@@ -1,0 +1,313 @@
+"""Contract tests for every view: it builds, has a sane minimum size, and draws real data
+(checked on the pixels of ``widget.grab()``); plus approved images of the map."""
+
+import numpy as np
+import pytest
+from approval import assert_image_approved, widget_pixels
+from gui_fakes import fake_steps, make_series, make_table
+from PySide6.QtCore import QPointF, Qt
+
+from core.analysis import umatrix
+from core.grid import SOMGrid
+from dpsom_gui.data_summary import summarise_variables
+from dpsom_gui.models import HISTOGRAM_ROLE
+from dpsom_gui.views.data_view import DataView
+from dpsom_gui.views.loss_view import LossView
+from dpsom_gui.views.patient_plot_view import PatientPlotView
+from dpsom_gui.views.som_map_view import SomMapView
+
+VIEWS = (SomMapView, LossView, DataView, PatientPlotView)
+
+
+def distinct_colours(pixels: np.ndarray) -> int:
+    return len(np.unique(pixels[..., :3].reshape(-1, 3) // 8, axis=0))
+
+
+def shown(qtbot, widget, size=(420, 360)):
+    qtbot.addWidget(widget)
+    widget.resize(*size)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+@pytest.mark.parametrize("view_class", VIEWS)
+def test_view_builds_with_a_sane_minimum_size(qtbot, view_class):
+    view = shown(qtbot, view_class())
+    size = view.minimumSize()
+    assert 200 <= size.width() <= 700 and 150 <= size.height() <= 600
+    assert not view.grab().isNull()
+
+
+# ------------------------------------------------------------------------- map
+def smooth_umatrix(grid):
+    rng = np.random.default_rng(0)
+    rows, cols = np.divmod(np.arange(grid.n_nodes), grid.width)
+    prototypes = np.stack([rows, cols, rng.normal(0, 0.3, grid.n_nodes) * rows], axis=1).astype(float)
+    return umatrix(prototypes, grid)
+
+
+def map_view(qtbot, grid, values=None):
+    view = shown(qtbot, SomMapView(), (420, 380))
+    view.set_grid(grid)
+    view.set_layer("umatrix", smooth_umatrix(grid) if values is None else values)
+    view.flush()
+    return view
+
+
+def test_map_draws_many_colours_after_a_umatrix(qtbot):
+    grid = SOMGrid(8, 10, "rect", False)
+    view = shown(qtbot, SomMapView(), (420, 380))
+    view.set_grid(grid)
+    blank = distinct_colours(widget_pixels(view._plot))
+    view.set_layer("umatrix", np.linspace(0, 1, grid.n_nodes))
+    view.flush()
+    coloured = distinct_colours(widget_pixels(view._plot))
+    assert coloured > blank + 40
+    assert view.levels() == (0.0, 1.0)
+
+
+def test_hexagons_and_squares_draw_differently(qtbot):
+    values = np.linspace(0, 1, 48)
+    rect_view = map_view(qtbot, SOMGrid(6, 8, "rect", False), values)
+    hex_view = map_view(qtbot, SOMGrid(6, 8, "hex", False), values)
+    rect, hexa = widget_pixels(rect_view._plot), widget_pixels(hex_view._plot)
+    assert rect.shape == hexa.shape
+    assert (np.abs(rect.astype(int) - hexa.astype(int)).max(axis=2) > 40).mean() > 0.05
+
+
+def test_map_layers_switch_and_clicks_name_the_cell(qtbot):
+    grid = SOMGrid(4, 5, "rect", False)
+    view = map_view(qtbot, grid, np.linspace(0, 1, 20))
+    view.set_layer("hits", np.arange(20)[::-1] % 7)
+    assert view.layer_names() == ["umatrix", "hits"] and view.current_layer == "umatrix"
+    before = widget_pixels(view._plot)
+    view._layer_box.setCurrentIndex(1)
+    view.flush()
+    assert view.current_layer == "hits"
+    assert (np.abs(before.astype(int) - widget_pixels(view._plot).astype(int)) > 40).any()
+    centre = grid.positions()[7]
+    assert view.node_at(*centre) == 7
+    assert view.node_at(-5, -5) is None
+    scene_point = view._viewbox.mapViewToScene(QPointF(*centre))
+    clicked = []
+    view.node_clicked.connect(clicked.append)
+    widget_point = view._plot.mapFromScene(scene_point)
+    qtbot.mouseClick(view._plot.viewport(), Qt.MouseButton.LeftButton, pos=widget_point)
+    assert clicked == [7]
+
+
+def test_locked_levels_only_widen_while_training(qtbot):
+    grid = SOMGrid(3, 3, "rect", False)
+    view = map_view(qtbot, grid, np.linspace(0, 1, 9))
+    view.set_levels_locked(True)
+    view.set_layer("umatrix", np.linspace(0.2, 0.5, 9))
+    view.flush()
+    assert view.levels() == (0.0, 1.0)
+    view.set_layer("umatrix", np.linspace(0.2, 2.0, 9))
+    view.flush()
+    assert view.levels() == (0.0, 2.0)
+    view.set_levels_locked(False)
+    view.flush()
+    assert view.levels() == pytest.approx((0.2, 2.0))
+
+
+def test_map_refuses_values_of_the_wrong_length(qtbot):
+    view = map_view(qtbot, SOMGrid(3, 3, "rect", False), np.zeros(9))
+    with pytest.raises(ValueError, match="9 cells"):
+        view.set_layer("umatrix", np.zeros(10))
+
+
+def test_map_redraws_at_most_at_its_frame_rate(qtbot):
+    grid = SOMGrid(4, 4, "rect", False)
+    view = map_view(qtbot, grid, np.zeros(16))
+    frames = []
+    original = view._redraw
+    view._throttle._redraw = lambda: (frames.append(1), original())
+    for i in range(50):
+        view.set_layer("umatrix", np.full(16, float(i)) + np.arange(16))
+    assert frames == []  # nothing drawn synchronously
+    qtbot.waitUntil(lambda: len(frames) == 1, timeout=2000)
+    assert view.levels() == (49.0, 64.0)  # the frame shows the latest values
+
+
+@pytest.mark.parametrize("topology", ["rect", "hex"])
+def test_map_looks_as_approved(qtbot, topology):
+    grid = SOMGrid(6, 8, topology, topology == "rect")
+    view = map_view(qtbot, grid)
+    view._plot.setFixedSize(360, 300)
+    view.flush()
+    assert_image_approved(view._plot, f"som_map_{topology}", tolerance=0.03)
+
+
+# ------------------------------------------------------------------------ loss
+def test_loss_view_keeps_every_term_of_every_phase(qtbot):
+    view = shown(qtbot, LossView(), (520, 320))
+    records = list(fake_steps())
+    view.append(records[:7])
+    view.append(records[7:])
+    view.flush()
+    keys = view.curve_keys()
+    assert ("pretrain", "elbo") in keys and ("joint", "som") in keys and ("pretrain", "som") not in keys
+    steps, values = view.curve_data("joint", "total")
+    joint = [p for p in records if p.phase == "joint"]
+    assert steps.tolist() == [p.step for p in joint]
+    assert values.tolist() == pytest.approx([p.losses["total"] for p in joint])
+
+
+def test_loss_curves_are_created_once_and_updated(qtbot):
+    view = shown(qtbot, LossView(), (520, 320))
+    records = list(fake_steps())
+    view.append(records[:12])
+    view.flush()
+    curve = view._curves[("pretrain", "elbo")]
+    n_items = len(view.plot_item().items)
+    view.append(records[12:])
+    view.flush()
+    assert view._curves[("pretrain", "elbo")] is curve
+    assert len(view.plot_item().items) > n_items  # only new curves for new phases were added
+    assert curve.opts["downsample"] or curve.opts["autoDownsample"]
+    assert curve.opts["clipToView"]
+
+
+def test_loss_log_scale_toggle_and_term_visibility(qtbot):
+    view = shown(qtbot, LossView(log_scale=False), (520, 320))
+    view.append(list(fake_steps()))
+    view.flush()
+    linear = widget_pixels(view._plot)
+    toggled = []
+    view.log_scale_changed.connect(toggled.append)
+    view.set_log_scale(True)
+    assert toggled == [True] and view.plot_item().ctrl.logYCheck.isChecked()
+    assert (np.abs(linear.astype(int) - widget_pixels(view._plot).astype(int)) > 40).mean() > 0.001
+    view.set_term_visible("elbo", False)
+    assert not view._curves[("joint", "elbo")].isVisible()
+    view.clear()
+    assert view.curve_keys() == []
+
+
+def test_non_positive_losses_are_left_out_on_a_log_scale(qtbot):
+    view = shown(qtbot, LossView(log_scale=True), (520, 320))
+
+    class Rec:
+        def __init__(self, step, value):
+            self.phase, self.step, self.losses = "pretrain", step, {"elbo": value}
+
+    view.append([Rec(1, 2.0), Rec(2, -1.0), Rec(3, 0.5)])
+    view.flush()
+    x, y = view._curves[("pretrain", "elbo")].getData()
+    assert np.isnan(np.asarray(y)).sum() <= 1 and len(x) >= 2
+
+
+# ------------------------------------------------------------------------ data
+def test_data_view_rows_for_a_series_are_real_patient_steps(qtbot):
+    ds = make_series()
+    view = shown(qtbot, DataView(), (640, 320))
+    view.set_dataset(ds)
+    view.set_summaries(summarise_variables(ds))
+    model = view.table_model
+    assert model.rowCount() == ds.n_points
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    assert headers[:3] == ["patient", "hour (h)", "heart_rate (bpm)"]
+    second = int(ds.lengths[0])  # first row of the second patient
+    assert model.data(model.index(second, 0)) == "p001"
+    assert model.data(model.index(1, 2)) == f"{ds.values[0, 1, 0]:.4g}"
+    assert "12 patients" in view._caption.text()
+
+
+def test_data_view_table_sorts_by_value_with_missing_last(qtbot):
+    ds = make_table()
+    view = shown(qtbot, DataView(), (640, 320))
+    view.set_dataset(ds)
+    model = view.table_model
+    col = 1 + 3  # id, heart_rate, sys_bp, temperature, lactate
+    model.sort(col, Qt.SortOrder.AscendingOrder)
+    values = [model.raw_value(r, col) for r in range(model.rowCount())]
+    finite = [v for v in values if np.isfinite(v)]
+    assert finite == sorted(finite)
+    assert all(np.isnan(v) for v in values[len(finite):])
+    assert model.data(model.index(model.rowCount() - 1, col)) == ""
+
+
+def test_data_view_handles_a_million_rows_without_widgets_per_row(qtbot):
+    n = 1_000_000
+    values = np.zeros((n, 2), np.float32)
+    from core.data.dataset import Dataset
+
+    ds = Dataset(values=values, mask=np.ones_like(values, bool), feature_names=["a", "b"])
+    view = shown(qtbot, DataView(), (640, 320))
+    view.set_dataset(ds)
+    assert view.table_model.rowCount() == n
+    assert len(view.findChildren(type(view.tabs))) == 1
+
+
+def test_variable_summary_and_sparklines(qtbot):
+    ds = make_table()
+    summaries = summarise_variables(ds)
+    hr = summaries[0]
+    observed = ds.values[ds.mask[:, 0], 0]
+    assert hr.n_observed == observed.size and hr.counts.sum() == observed.size
+    assert hr.missing_share == pytest.approx(1 - observed.size / ds.n_samples)
+    assert hr.minimum == pytest.approx(observed.min()) and hr.maximum == pytest.approx(observed.max())
+    view = shown(qtbot, DataView(), (720, 260))
+    view.set_dataset(ds)
+    view.set_summaries(summaries)
+    model = view.summary_model
+    assert model.rowCount() == 4
+    assert np.array_equal(model.data(model.index(0, 6), HISTOGRAM_ROLE), hr.counts)
+    pixels = widget_pixels(view.summary)
+    bar = np.all(np.abs(pixels[..., :3].astype(int) - [0x2E, 0x7D, 0x6B]) < 10, axis=2)
+    assert bar.sum() > 100  # the sparklines were painted
+
+
+def test_summary_leaves_padding_out(qtbot):
+    ds = make_series()
+    s = summarise_variables(ds)[0]
+    real = ds.step_mask
+    assert s.n_observed == int(ds.mask[real][:, 0].sum())
+
+
+# -------------------------------------------------------------------- patients
+def test_patient_view_plots_the_measured_values_of_the_chosen_patient(qtbot):
+    ds = make_series()
+    ds.mask[2, 1, 0] = False  # one unmeasured value must not be drawn
+    view = shown(qtbot, PatientPlotView(), (640, 420))
+    chosen = []
+    view.patient_selected.connect(chosen.append)
+    view.set_dataset(ds)
+    assert view.current_patient == 0 and chosen == [0]
+    view.show_patient(2)
+    n = int(ds.lengths[2])
+    seen = ds.mask[2, :n, 0]
+    x, y = view.curve_data(0)
+    assert x.tolist() == ds.times[2, :n][seen].tolist()
+    assert y.tolist() == pytest.approx(ds.values[2, :n, 0][seen].tolist())
+    assert "p002" in view._title.text()
+
+
+def test_patient_list_filters_and_selects(qtbot):
+    ds = make_series()
+    view = shown(qtbot, PatientPlotView(), (640, 420))
+    view.set_dataset(ds)
+    view.set_filter("p01")
+    assert view.patient_count == 2  # p010, p011
+    view._list.setCurrentIndex(view._proxy.index(1, 0))
+    assert view.current_patient == 11
+
+
+def test_patient_view_shows_map_cells_once_assigned(qtbot):
+    ds = make_series()
+    view = shown(qtbot, PatientPlotView(), (640, 420))
+    view.set_dataset(ds)
+    n_plots = len(view._plots)
+    bmu = np.arange(ds.values.shape[0] * ds.values.shape[1]).reshape(ds.values.shape[:2]) % 9
+    view.set_assignments(bmu)
+    assert len(view._plots) == n_plots + 1
+    x, y = view._cell_curve.getData()
+    assert y.tolist() == bmu[0, : int(ds.lengths[0])].tolist()
+
+
+def test_patient_view_explains_tables_have_no_time(qtbot):
+    view = shown(qtbot, PatientPlotView(), (640, 420))
+    view.set_dataset(make_table())
+    assert view.patient_count == 0 and "no time axis" in view._title.text()

@@ -72,7 +72,8 @@ _TIME_WORDS = {"time", "hour", "hours", "charttime", "offset", "minute", "minute
                "datetime", "date", "t", "step", "chartoffset", "day", "days", "observationoffset"}
 _LABEL_WORDS = {"death", "died", "mortality", "outcome", "outcomes", "label", "labels", "class",
                 "state", "severity", "score", "survival", "survived", "expired", "target",
-                "diagnosis", "sofa", "saps", "apache", "los"}
+                "diagnosis", "sofa", "saps", "apache", "los", "subgroup", "cluster",
+                "phenotype"}
 _VAR_WORDS = {"variable", "var", "parameter", "param", "item", "itemid", "measurement",
               "name", "feature", "code", "test", "labname", "vital", "signal", "key", "concept"}
 _VALUE_WORDS = {"value", "val", "valuenum", "result", "reading", "amount", "num", "obs",
@@ -290,7 +291,7 @@ def _sniff_text(path: Path) -> _TextFormat:
     size = path.stat().st_size
     with open(path, "rb") as f:
         raw = f.read(_SAMPLE_BYTES)
-    if not raw.strip(b" \t\r\n\x00") or not raw.strip():
+    if not raw.strip(b" \t\r\n\x00"):
         raise InputError("the file is empty; export the table again with a header and data rows",
                          path=str(path))
     complete = len(raw) >= size
@@ -303,22 +304,20 @@ def _sniff_text(path: Path) -> _TextFormat:
                          path=str(path))
     warnings: list[str] = []
     if encoding in ("cp1252", "latin-1"):
-        warnings.append(f"The file is not UTF-8; read it as {encoding} (Windows Western European)")
+        warnings.append(f"The file is not UTF-8; read it as {encoding} (Western European)")
     delimiter, rows = _choose_delimiter(text, path.suffix.lower())
     if not rows:
         raise InputError("the file has no readable line", path=str(path))
     decimal = _choose_decimal(rows, delimiter)
     has_header = _has_header(rows)
     width = len(rows[0])
-    trailing = False
-    if has_header and width > 1 and not rows[0][-1].strip() and all(
-            not r[-1].strip() for r in rows if len(r) == width):
-        trailing = True
-    elif not has_header or width > 1:
-        data = rows[1:] if has_header else rows
-        longer = [r for r in data if len(r) > width]
-        if longer and all(not c.strip() for r in longer for c in r[width:]):
-            trailing = True
+    # A delimiter at the end of every line: either the header ends with an empty name and the
+    # last column is empty, or data lines carry one empty field more than the header.
+    header_trails = (has_header and width > 1 and not rows[0][-1].strip()
+                     and all(not r[-1].strip() for r in rows if len(r) == width))
+    longer = [r for r in rows[1:] if len(r) > width]
+    rows_trail = bool(longer) and all(not c.strip() for r in longer for c in r[width:])
+    trailing = header_trails or rows_trail
     if has_header:
         names = _clean_names(rows[0], warnings)
     else:
@@ -637,11 +636,9 @@ def _as_text(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     notna = obj.notna().to_numpy()
     out = np.full(len(s), "", dtype=object)
     if notna.any():
-        vals = obj[notna]
-        if any(isinstance(v, float) for v in vals.iloc[:1000]) or len(vals) > 1000:
-            # Excel hands whole numbers back as floats: show 1001.0 as "1001".
-            vals = vals.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer()
-                            else v)
+        # Mixed cells (Excel, Parquet): show a whole number stored as 1001.0 as "1001".
+        vals = obj[notna].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer()
+                              else v)
         out[notna] = vals.astype(str).str.strip().to_numpy(dtype=object)
     return out, out != ""
 
@@ -1046,7 +1043,8 @@ def _plan(source: _Source, fmt: str, *, id_col, time_col, var_col, value_col, fe
                 id_col = id_col or picks["id"]
         described = "auto"
     inferred = []
-    if id_col is None and picks["id"] and picks["id"] != time_col and fmt != "auto":
+    chosen = set(features or []) | set(labels or [])
+    if id_col is None and picks["id"] and picks["id"] not in chosen | {time_col}:
         id_col = picks["id"]
         inferred.append(f"id {id_col!r}")
     if fmt in ("long", "wide"):

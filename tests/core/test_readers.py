@@ -336,3 +336,13 @@ def test_read_idx_refuses_bad_files(tmp_path):
         read_idx(tmp_path / "short")
     with pytest.raises(InputError, match="not found"):
         read_idx(tmp_path / "missing")
+
+
+def test_id_like_column_listed_as_feature_stays_a_feature(tmp_path):
+    path = write(tmp_path, "f.csv", "patient_id,hr\n1,80\n2,90\n3,85\n")
+    ds = read_data(path, format="table", features=["patient_id", "hr"], labels=[])
+    assert ds.feature_names == ["patient_id", "hr"] and ds.ids is None
+    ds = read_data(path, format="table", labels=[])
+    assert ds.feature_names == ["hr"]
+    np.testing.assert_array_equal(ds.ids, [1, 2, 3])
+    assert ds.warnings[0] == "Columns inferred from their names: id 'patient_id'"

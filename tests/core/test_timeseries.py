@@ -234,3 +234,22 @@ def test_long_format_extra_column_as_feature_keeps_requested_order(tmp_path):
     ds = read_data(write(tmp_path, "x.csv", text), features=["HR", "age"])
     assert ds.feature_names == ["HR", "age"]
     np.testing.assert_array_equal(ds.values[:, :, 1], [[50, 50], [60, NAN]])
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_synthetic_cohort_round_trips_through_a_csv(tmp_path, layout):
+    from core.data.synthetic import cohort_to_frame, make_icu_cohort
+
+    cohort = make_icu_cohort(n_patients=12, max_steps=30, min_steps=10, seed=3)
+    path = tmp_path / f"cohort_{layout}.csv"
+    cohort_to_frame(cohort, layout).to_csv(path, index=False)
+    ds = read_data(path, time_step=1.0)
+    order = [ds.feature_names.index(n) for n in cohort.feature_names]
+    values, mask = ds.values[..., order], ds.mask[..., order]
+    np.testing.assert_array_equal(mask, cohort.mask)
+    np.testing.assert_allclose(values[mask], cohort.values[cohort.mask])
+    assert list(ds.ids) == list(cohort.ids)
+    if layout == "wide":
+        np.testing.assert_array_equal(ds.lengths, cohort.lengths)
+        assert set(ds.labels) == set(cohort.labels)
+        np.testing.assert_array_equal(ds.labels["state"], cohort.labels["state"])

@@ -20,7 +20,7 @@ from .errors import InputError, NotFittedError
 from .grid import SOMGrid
 from .nets import DPSOMNet, TDPSOMNet
 from .progress import TrainProgress
-from .training import TrainData, Trainer, encode_rows, select_device
+from .training import TrainData, Trainer, elbo_terms, encode_rows, precision_context, select_device
 
 __all__ = ["DPSOM", "TDPSOM", "Forecast"]
 
@@ -159,10 +159,18 @@ class _SOMEstimator:
             Continue the existing training state instead of starting afresh.
         """
         if resume:
-            if not hasattr(self, "trainer_"):
+            if not hasattr(self, "net_"):
                 raise NotFittedError("nothing to resume: this model has not been trained yet")
             data = self._prepare(X, mask, lengths, fitting=False)
-            self.trainer_.data = data
+            if self.trainer_ is None:
+                if not self._pending_train_state:
+                    raise NotFittedError("this model was saved without its training state, so it cannot resume")
+                self.trainer_ = Trainer(self.net_, self.config_, data, self.device_)
+                self.trainer_.load_state_dict(self._pending_train_state)
+                self.trainer_.history = list(self._pending_train_state.get("history", []))
+                self._pending_train_state = None
+            else:
+                self.trainer_.data = data
         else:
             cfg = self.resolved_config()
             data = self._prepare(X, mask, lengths, fitting=True, cfg=cfg)
@@ -187,6 +195,7 @@ class _SOMEstimator:
         self.grid_: SOMGrid = cfg.grid
         self.net_ = net
         self.trainer_ = Trainer(net, cfg, data, device)
+        self._pending_train_state = None
         self.n_iter_ = 0
         self.history_: list[dict] = []
 
@@ -243,7 +252,84 @@ class _SOMEstimator:
 
     # ------------------------------------------------------------------ inference helpers
     def _latent(self, x: torch.Tensor, sample: bool, gen: torch.Generator | None):
-        return encode_rows(self.net_, x, sample=sample, generator=gen, autocast=self.trainer_._precision_ctx)
+        return encode_rows(self.net_, x, sample=sample, generator=gen, autocast=self._autocast())
+
+    def _autocast(self):
+        return precision_context(self.config_.train.precision, self.device_)
+
+    def _elbo_per_row(self, rows: np.ndarray, mask: np.ndarray) -> float:
+        """Mean ELBO loss over ``rows (n, D)`` with one posterior sample each (evaluation mode)."""
+        gen = self._generator(None)
+        total = 0.0
+        self.net_.eval()
+        with torch.no_grad():
+            for start in range(0, len(rows), _INFER_BATCH):
+                x = torch.as_tensor(rows[start:start + _INFER_BATCH], device=self.device_)
+                m = torch.as_tensor(mask[start:start + _INFER_BATCH], device=self.device_)
+                terms = elbo_terms(self.net_, self._latent(x, True, gen), x, m, self.config_.weights.kl,
+                                   self.config_.network.prior_sd, self._autocast())
+                total += float(terms["recon"] + terms["kl"]) * len(x)
+        return total / max(1, len(rows))
+
+    # ------------------------------------------------------------------ state
+    def get_state(self) -> dict:
+        """The fitted model as a tree of numpy arrays and scalars (for project files).
+
+        Returns
+        -------
+        dict
+            ``{"weights": {name: ndarray}, "likelihood": str, "n_features_in": int,
+            "config": dict}``; batch-norm running statistics are included.
+        """
+        self._check_fitted()
+        return {
+            "weights": {k: v.detach().cpu().numpy().copy() for k, v in self.net_.state_dict().items()},
+            "likelihood": self.likelihood_,
+            "n_features_in": int(self.n_features_in_),
+            "config": self.config_.to_dict(),
+        }
+
+    def get_train_state(self) -> dict:
+        """Where training stands (schedule position, optimiser, RNGs, history) for an exact resume."""
+        self._check_fitted()
+        if getattr(self, "trainer_", None) is not None:
+            state = self.trainer_.state_dict()
+            state["history"] = list(self.trainer_.history)
+            return state
+        return dict(self._pending_train_state or {})
+
+    @classmethod
+    def from_state(cls, model_state: dict, train_state: dict | None = None, *, device: str | None = None):
+        """Rebuild a fitted estimator from :meth:`get_state` (and optionally :meth:`get_train_state`).
+
+        Parameters
+        ----------
+        model_state : dict
+        train_state : dict, optional
+            Needed to continue training with ``iter_fit(X, resume=True)``.
+        device : str, optional
+            Override the saved device choice (e.g. "cpu" to open a GPU-trained model on a laptop).
+        """
+        cfg = Config.from_dict(model_state["config"])
+        if device is not None:
+            cfg = cfg.replace(**{"train.device": device})
+        est = cls(config=cfg)
+        est.config_ = cfg.validate()
+        est.grid_ = cfg.grid
+        est.device_ = select_device(cfg.train.device)
+        est.likelihood_ = str(model_state["likelihood"])
+        est.n_features_in_ = int(model_state["n_features_in"])
+        net_cls = TDPSOMNet if cls._temporal else DPSOMNet
+        est.net_ = net_cls(est.n_features_in_, cfg.grid.n_nodes, cfg.network, est.likelihood_).to(est.device_)
+        weights = {k: torch.as_tensor(np.asarray(v)) for k, v in model_state["weights"].items()}
+        est.net_.load_state_dict(weights)
+        est.net_.eval()
+        est.trainer_ = None
+        est._pending_train_state = train_state
+        history = (train_state or {}).get("history", [])
+        est.history_ = list(history)
+        est.n_iter_ = int((train_state or {}).get("position", {}).get("global_step", 0))
+        return est
 
     def _use_sample(self, sample: bool | None) -> bool:
         self._check_fitted()
@@ -385,19 +471,7 @@ class DPSOM(_SOMEstimator):
         """Mean evidence lower bound per sample (higher is better); ``y`` is ignored."""
         self._check_fitted()
         X, mask = self._as_array(X, None, fitting=False)
-        gen = self._generator(None)
-        trainer = self.trainer_
-        total, n = 0.0, 0
-        self.net_.eval()
-        with torch.no_grad():
-            for start in range(0, len(X), _INFER_BATCH):
-                x = torch.as_tensor(X[start:start + _INFER_BATCH], device=self.device_)
-                m = torch.as_tensor(mask[start:start + _INFER_BATCH], device=self.device_)
-                enc = self._latent(x, True, gen)
-                terms = trainer._elbo(enc, x, m, self.config_.weights.kl)
-                total += float(terms["recon"] + terms["kl"]) * len(x)
-                n += len(x)
-        return -total / max(1, n)
+        return -self._elbo_per_row(X, mask)
 
 
 @dataclass
@@ -630,17 +704,7 @@ class TDPSOM(_SOMEstimator):
         self._check_fitted()
         X, mask = self._as_array(X, None, fitting=False)
         sm = self._step_mask(X, mask, lengths)
-        rows, mrows = X[sm], mask[sm]
-        gen = self._generator(None)
-        total = 0.0
-        self.net_.eval()
-        with torch.no_grad():
-            for start in range(0, len(rows), _INFER_BATCH):
-                x = torch.as_tensor(rows[start:start + _INFER_BATCH], device=self.device_)
-                m = torch.as_tensor(mrows[start:start + _INFER_BATCH], device=self.device_)
-                terms = self.trainer_._elbo(self._latent(x, True, gen), x, m, self.config_.weights.kl)
-                total += float(terms["recon"] + terms["kl"]) * len(x)
-        return -total / max(1, len(rows))
+        return -self._elbo_per_row(X[sm], mask[sm])
 
 
 @contextlib.contextmanager

@@ -35,7 +35,8 @@ from .nets import DPSOMNet, Posterior, TDPSOMNet
 from .optim import GlobalStepAdam
 from .progress import TrainProgress
 
-__all__ = ["TrainData", "Trainer", "select_device", "available_devices", "EncodedBatch", "encode_rows"]
+__all__ = ["TrainData", "Trainer", "select_device", "available_devices", "EncodedBatch", "encode_rows",
+           "elbo_terms", "precision_context"]
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -128,6 +129,33 @@ def encode_rows(net: DPSOMNet, x: torch.Tensor, *, sample: bool, generator: torc
     return EncodedBatch(post, z)
 
 
+def precision_context(precision: str, device: torch.device):
+    """A context-manager factory for the configured precision (bf16 autocast or nothing)."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext
+
+
+def elbo_terms(net: DPSOMNet, enc: EncodedBatch, x: torch.Tensor, m: torch.Tensor, kl_weight: float,
+               prior_sd: float, autocast=nullcontext) -> dict:
+    """Mean reconstruction NLL and weighted KL of a batch of rows (eq. 2.8).
+
+    Returns ``{"recon": scalar, "kl": scalar}``; the ELBO loss is their sum.
+    """
+    with autocast():
+        out = net.decoder(enc.z)
+    if net.likelihood == "bernoulli":
+        nll = L.bernoulli_nll(out, x, m)
+    else:
+        nll = L.gaussian_nll(out[0], out[1], x, m)
+    post = enc.posterior
+    if post.scale_tril is not None:
+        kl = L.kl_full_to_isotropic(post.mean, post.scale_tril, prior_sd)
+    else:
+        kl = L.kl_diag_to_isotropic(post.mean, post.std, prior_sd)
+    return {"recon": nll.mean(), "kl": kl_weight * kl.mean()}
+
+
 class _Phase:
     def __init__(self, name: str, n_epochs: int, lrs: list[float], params: list[torch.nn.Parameter]):
         self.name, self.n_epochs, self.lrs, self.params = name, n_epochs, lrs, params
@@ -187,10 +215,7 @@ class Trainer:
         self._epoch_sums: dict[str, float] = {}
         self._epoch_count = 0
         self.elapsed_total = 0.0
-        self._precision_ctx = (
-            (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16))
-            if t.precision == "bf16" else nullcontext
-        )
+        self._precision_ctx = precision_context(t.precision, device)
 
     # ------------------------------------------------------------------ schedule
     def _build_phases(self) -> list[_Phase]:
@@ -280,7 +305,11 @@ class Trainer:
             self.perm = torch.randperm(n, generator=self.cpu_gen)
         else:
             self.perm = torch.arange(n)
-        if phase.name == "som_init" and self.epoch == 0 and self.cfg.train.som_init != "kohonen":
+        # PCA / k-means starting prototypes are placed before the first phase that trains them
+        # (the initialisation stages, or the joint phase when there are no such stages).
+        first_proto_phase = next(p.name for p in self.phases if p.name in ("som_init", "joint", "prediction"))
+        if (phase.name == first_proto_phase and phase.name != "prediction" and self.epoch == 0
+                and self.cfg.train.som_init != "kohonen"):
             self._initialise_prototypes(self.cfg.train.som_init)
         if phase.name == "joint":
             self.target = self.compute_target()
@@ -382,19 +411,7 @@ class Trainer:
         return x[sm], m[sm], sm
 
     def _elbo(self, enc: EncodedBatch, x: torch.Tensor, m: torch.Tensor, kl_weight: float) -> dict:
-        net, cfg = self.net, self.cfg.network
-        with self._precision_ctx():
-            out = net.decoder(enc.z)
-        if net.likelihood == "bernoulli":
-            nll = L.bernoulli_nll(out, x, m)
-        else:
-            nll = L.gaussian_nll(out[0], out[1], x, m)
-        post = enc.posterior
-        if post.scale_tril is not None:
-            kl = L.kl_full_to_isotropic(post.mean, post.scale_tril, cfg.prior_sd)
-        else:
-            kl = L.kl_diag_to_isotropic(post.mean, post.std, cfg.prior_sd)
-        return {"recon": nll.mean(), "kl": kl_weight * kl.mean()}
+        return elbo_terms(self.net, enc, x, m, kl_weight, self.cfg.network.prior_sd, self._precision_ctx)
 
     def _vae_terms(self, idx: torch.Tensor) -> dict:
         x, m, _ = self._rows(idx)

@@ -1,0 +1,415 @@
+"""From a :class:`~core.data.Dataset` to a trained, saved and explainable map.
+
+:class:`ModelRun` is the one object the command line and the desktop app drive: it owns the
+data, the fitted preprocessing (saved with the model, so prototypes come back in clinical
+units) and the estimator, turns itself into a :class:`~core.io.project_h5.Project` and back,
+and answers the questions views ask (assignments, U-matrix, hit counts, forecasts).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import lru_cache
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import __version__
+from .analysis import hit_map, umatrix
+from .config import Config, make_config
+from .data.dataset import Dataset
+from .data.preprocessing import Preprocessor
+from .data.validation import check_grid_size
+from .errors import InputError, NotFittedError
+from .grid import SOMGrid
+from .io.project_h5 import Project
+from .model import DPSOM, TDPSOM, Forecast
+from .nets import count_parameters
+from .progress import TrainProgress
+from .training import available_devices, select_device
+
+__all__ = ["ModelRun", "propose_config", "suggest_grid", "available_devices", "DEFAULT_PREPROCESSING"]
+
+#: Preprocessing used when none is chosen: z-scores, forward fill without limit, medians.
+DEFAULT_PREPROCESSING = {"scaling": "zscore", "clip_quantiles": None, "ffill_limit": None, "impute": "median"}
+
+
+def suggest_grid(n_points: int) -> tuple[int, int]:
+    """A square grid with about ``5 * sqrt(n_points)`` nodes, between 3x3 and 20x20.
+
+    The rule of thumb comes from the SOM literature (Vesanto's heuristic); clinicians can
+    always override it.
+    """
+    nodes = 5.0 * math.sqrt(max(1, n_points))
+    side = int(round(math.sqrt(nodes)))
+    side = max(3, min(20, side))
+    while side > 2 and side * side > n_points:
+        side -= 1
+    return side, side
+
+
+def propose_config(dataset: Dataset, preset: str = "quick", *, device: str = "auto") -> Config:
+    """Settings suited to ``dataset``: T-DPSOM for series, DPSOM for tables, a fitting grid.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    preset : {"quick", "paper"}
+    device : str
+        Saved in the configuration (``"auto"`` picks a GPU when there is one).
+
+    Returns
+    -------
+    Config
+    """
+    model = "tdpsom" if dataset.is_series else "dpsom"
+    cfg = make_config(model, preset)
+    changes: dict = {"train.device": device}
+    if preset == "quick":
+        h, w = suggest_grid(dataset.n_points)
+        if cfg.grid.n_nodes > dataset.n_points or (h * w) < cfg.grid.n_nodes:
+            changes["grid.height"], changes["grid.width"] = h, w
+        changes["train.batch_size"] = int(min(cfg.train.batch_size, max(2, dataset.n_samples)))
+    return cfg.replace(**changes).validate()
+
+
+class ModelRun:
+    """Data, preprocessing and a DPSOM/T-DPSOM estimator, trained together and saved together.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Raw data in clinical units (labels ride along, never trained on).
+    config : Config
+    preprocessing : dict, optional
+        Preprocessor options (``scaling``, ``clip_quantiles``, ``ffill_limit``, ``impute``),
+        or a fitted preprocessor's ``to_dict()`` as stored in a project.
+
+    Examples
+    --------
+    >>> from core.data.demo import demo_table
+    >>> ds = demo_table()
+    >>> run = ModelRun(ds, make_config("dpsom", "quick", **{"grid.height": 4, "grid.width": 4,
+    ...                                                    "train.max_steps": 5}))
+    >>> for progress in run.iter_train():
+    ...     pass
+    >>> run.assignments()["bmu"].shape
+    (1500,)
+    """
+
+    def __init__(self, dataset: Dataset, config: Config, preprocessing: dict | None = None) -> None:
+        self.dataset = dataset
+        self.config = config
+        prep = dict(DEFAULT_PREPROCESSING)
+        prep.update(preprocessing or {})
+        self._prep_options = prep
+        self.preprocessor: Preprocessor | None = None
+        if prep.get("format") == "dpsom-preprocessor" and "center" in prep:  # a fitted, saved one
+            self.preprocessor = Preprocessor.from_dict(prep)
+        self.estimator: DPSOM | TDPSOM | None = None
+        self._cache: dict = {}
+        self.warnings: list[str] = list(dataset.warnings)
+        self.metadata: dict = {}
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def temporal(self) -> bool:
+        return self.config.model == "tdpsom"
+
+    @property
+    def grid(self) -> SOMGrid:
+        return self.config.grid
+
+    @property
+    def is_fitted(self) -> bool:
+        """True once training has taken at least one step (or a trained model was loaded)."""
+        return self.estimator is not None and self.estimator.is_fitted and self.estimator.n_iter_ > 0
+
+    @property
+    def is_complete(self) -> bool:
+        """True when the whole schedule has run."""
+        if self.estimator is None or not self.estimator.is_fitted:
+            return False
+        state = self.estimator.get_train_state()
+        pos = state.get("position", {})
+        return bool(state) and self._total_steps() <= int(pos.get("global_step", 0))
+
+    def _total_steps(self) -> int:
+        est = self.estimator
+        if est.trainer_ is not None:
+            return est.trainer_.total_steps
+        return int(self.metadata.get("total_steps", 0))
+
+    # ------------------------------------------------------------------ data
+    def _check_data(self) -> None:
+        ds = self.dataset
+        if self.temporal and not ds.is_series:
+            raise InputError("T-DPSOM needs patient time series; this data is a table (choose DPSOM, "
+                             "or give the id and time columns when importing)")
+        if not self.temporal and ds.is_series:
+            raise InputError("this data is a patient time series; choose T-DPSOM, or DPSOM treats every "
+                             "patient hour as a separate sample only when imported as a table")
+        unit = "patient time steps" if ds.is_series else "rows"
+        check_grid_size(ds.n_points, self.grid, what=_describe(ds), unit=unit)
+
+    def model_inputs(self, dataset: Dataset | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Preprocessed ``(X, mask, lengths)`` for ``dataset`` (default: the run's own data)."""
+        ds = self.dataset if dataset is None else dataset
+        if self.preprocessor is None:
+            raise NotFittedError("the preprocessing is not fitted yet; train first")
+        X, mask = self.preprocessor.transform(ds)
+        return X, mask, (ds.lengths if ds.is_series else None)
+
+    # ------------------------------------------------------------------ training
+    def iter_train(self, resume: bool = False) -> Iterator[TrainProgress]:
+        """Train (or continue training), yielding progress after every optimiser step.
+
+        Closing the generator stops at a step boundary; ``iter_train(resume=True)`` then
+        continues exactly where it stopped, also after saving and reopening the project.
+        """
+        self._cache.clear()
+        if resume and self.estimator is not None and self.estimator.is_fitted:
+            X, mask, lengths = self.model_inputs()
+            gen = self.estimator.iter_fit(X, mask=mask, lengths=lengths, resume=True)
+        else:
+            self._check_data()
+            self.config.validate()
+            opts = {k: self._prep_options.get(k) for k in DEFAULT_PREPROCESSING}
+            self.preprocessor = Preprocessor(**opts).fit(self.dataset)
+            X, mask, lengths = self.model_inputs()
+            cls = TDPSOM if self.temporal else DPSOM
+            self.estimator = cls(config=self.config)
+            gen = self.estimator.iter_fit(X, mask=mask, lengths=lengths)
+        started = time.time()
+        try:
+            for progress in gen:
+                self._cache.clear()
+                yield progress
+        finally:
+            gen.close()
+            self._cache.clear()
+            if self.estimator is not None and self.estimator.is_fitted:
+                self.metadata["total_steps"] = self.estimator.trainer_.total_steps
+                self.metadata["device"] = str(self.estimator.device_)
+                self.metadata["train_seconds"] = self.metadata.get("train_seconds", 0.0) + time.time() - started
+
+    def extend(self, epochs_joint: int) -> None:
+        """Set the joint phase to ``epochs_joint`` epochs in all, reopening a finished schedule."""
+        est = self._fitted()
+        if epochs_joint < 1:
+            raise InputError(f"epochs must be at least 1; got {epochs_joint}")
+        cfg = self.config.replace(**{"train.epochs_joint": int(epochs_joint)})
+        self.config = cfg
+        est.config_ = cfg
+        est.config = cfg
+        state = est.get_train_state()
+        if est.trainer_ is not None:
+            est.trainer_.cfg = cfg
+            est.trainer_.phases = est.trainer_._build_phases()
+            state = est.trainer_.state_dict()
+            state["history"] = list(est.trainer_.history)
+        names = ["pretrain", "som_init", "joint", "prediction"]
+        done_joint = sum(1 for row in state.get("history", []) if row.get("phase") == "joint")
+        pos = state.get("position", {})
+        phases = [n for n in names if _phase_epochs(cfg, n) > 0 and (n != "prediction" or self.temporal)]
+        joint_index = phases.index("joint")
+        if int(pos.get("phase", 0)) > joint_index and done_joint < epochs_joint:
+            new_pos = {"phase": joint_index, "epoch": done_joint, "batch": 0,
+                       "global_step": int(pos.get("global_step", 0))}
+            if est.trainer_ is not None:
+                est.trainer_.phase, est.trainer_.epoch, est.trainer_.batch = joint_index, done_joint, 0
+                est.trainer_.perm = est.trainer_.target = None
+            else:
+                state = dict(state)
+                state["position"] = new_pos
+                state.pop("perm", None)
+                state.pop("target", None)
+                est._pending_train_state = state
+        self._cache.clear()
+
+    def _fitted(self):
+        if self.estimator is None or not self.estimator.is_fitted:
+            raise NotFittedError("this model has not been trained yet")
+        return self.estimator
+
+    # ------------------------------------------------------------------ results
+    def assignments(self, dataset: Dataset | None = None) -> dict[str, np.ndarray]:
+        """Best-matching nodes and soft assignments of every row or patient step.
+
+        Returns
+        -------
+        dict
+            ``"bmu"``: ``(n,)`` or ``(N, T)`` int (``-1`` on padding); ``"proba"``: ``(n, K)``
+            or ``(N, T, K)``; T-DPSOM also ``"next_node_pred"`` ``(N, T)``.
+        """
+        if dataset is None and "assignments" in self._cache:
+            return self._cache["assignments"]
+        est = self._fitted()
+        X, mask, lengths = self.model_inputs(dataset)
+        if self.temporal:
+            out = {
+                "bmu": est.predict(X, lengths=lengths),
+                "proba": est.predict_proba(X, lengths=lengths),
+                "next_node_pred": est.predict_next(X, lengths=lengths),
+            }
+        else:
+            out = {"bmu": est.predict(X), "proba": est.predict_proba(X)}
+        if dataset is None:
+            self._cache["assignments"] = out
+        return out
+
+    def latent(self) -> np.ndarray:
+        """Posterior means of every real point, ``(n_points, d)``."""
+        est = self._fitted()
+        X, _, lengths = self.model_inputs()
+        if self.temporal:
+            return est.transform(X, lengths=lengths)[self.dataset.step_mask]
+        return est.transform(X)
+
+    def prototypes(self) -> np.ndarray:
+        """Prototype vectors ``(K, d)`` in latent space."""
+        return self._fitted().prototypes_
+
+    def decoded_prototypes(self) -> np.ndarray:
+        """Every node's profile ``(K, D)`` in the features' original (clinical) units."""
+        return self.preprocessor.inverse_transform(self._fitted().decoded_prototypes())
+
+    def umatrix(self) -> np.ndarray:
+        """Mean latent distance of each node to its grid neighbours ``(K,)``."""
+        return umatrix(self.prototypes(), self.grid)
+
+    def hits(self) -> np.ndarray:
+        """Number of rows (or patient steps) whose best-matching node is each node ``(K,)``."""
+        bmu = self.assignments()["bmu"]
+        return hit_map(bmu[bmu >= 0], self.grid.n_nodes)
+
+    def forecast(self, n_steps: int = 6, *, patients=None, history: int | None = None,
+                 n_samples: int = 0, random_state: int | None = None) -> Forecast:
+        """T-DPSOM forecast of the next ``n_steps`` steps; features in clinical units."""
+        est = self._fitted()
+        if not self.temporal:
+            raise InputError("forecasts need a T-DPSOM model trained on time series")
+        ds = self.dataset if patients is None else self.dataset.subset(np.asarray(patients))
+        X, _, lengths = self.model_inputs(ds)
+        f = est.forecast(X, n_steps, lengths=lengths, history=history, n_samples=n_samples,
+                         random_state=random_state)
+        f.features = self.preprocessor.inverse_transform(f.features)
+        if f.sample_features is not None:
+            f.sample_features = self.preprocessor.inverse_transform(f.sample_features)
+        return f
+
+    # ------------------------------------------------------------------ estimates
+    def estimate(self) -> dict:
+        """Rough time and memory needed to train, before starting.
+
+        Returns
+        -------
+        dict
+            ``seconds`` (float), ``memory_bytes`` (int), ``device`` (str), ``steps`` (int),
+            ``parameters`` (int).
+        """
+        cfg, ds = self.config, self.dataset
+        device = select_device(cfg.train.device)
+        from .nets import DPSOMNet, TDPSOMNet
+
+        with torch.device("meta"):
+            net = (TDPSOMNet if self.temporal else DPSOMNet)(ds.n_features, cfg.grid.n_nodes, cfg.network,
+                                                            "gaussian")
+        n_params = count_parameters(net)
+        n = ds.n_samples
+        batch = max(1, min(cfg.train.batch_size, n))
+        per_epoch = max(1, n // batch) if cfg.train.drop_last else max(1, math.ceil(n / batch))
+        t = cfg.train
+        steps = per_epoch * (t.epochs_pretrain + sum(t.som_init_epochs)
+                             + t.epochs_joint * (2 if self.temporal else 1) + (t.epochs_pred if self.temporal else 0))
+        if t.max_steps is not None:
+            steps = min(steps, t.max_steps)
+        rows_per_batch = batch * (float(ds.lengths.mean()) if ds.is_series else 1.0)
+        flops = 6.0 * n_params * rows_per_batch * steps  # forward + backward
+        flops += 2.0 * n_params * ds.n_points * t.epochs_joint  # per-epoch target passes
+        seconds = flops / (_throughput(device.type) * 1e9) + steps * (2e-3 if device.type == "cpu" else 1e-3)
+        widest = max(cfg.network.hidden) * 2 + cfg.grid.n_nodes * 4
+        memory = 4 * n_params * 4 + int(rows_per_batch * widest * 4 * 6) + ds.values.nbytes * 2
+        return {"seconds": float(seconds), "memory_bytes": int(memory), "device": str(device), "steps": int(steps),
+                "parameters": int(n_params)}
+
+    # ------------------------------------------------------------------ projects
+    def to_project(self) -> Project:
+        """Everything needed to reopen, explain and resume this run."""
+        est = self.estimator
+        fitted = est is not None and est.is_fitted
+        assignments = None
+        if fitted and self.preprocessor is not None:
+            a = self.assignments()
+            assignments = {k: np.asarray(v) for k, v in a.items()}
+        metadata = dict(self.metadata)
+        metadata.update({"seed": self.config.train.seed, "parity": self.config.parity, "preset": self.config.preset,
+                         "model": self.config.model, "engine_version": __version__})
+        return Project(
+            config=self.config.to_dict(),
+            dataset=self.dataset,
+            preprocessor=self.preprocessor.to_dict() if self.preprocessor is not None else dict(self._prep_options),
+            model_state=est.get_state() if fitted else None,
+            train_state=est.get_train_state() if fitted else None,
+            history=list(est.history_) if fitted else [],
+            assignments=assignments,
+            warnings=list(self.warnings),
+            metadata=metadata,
+        )
+
+    @classmethod
+    def from_project(cls, project: Project, *, device: str | None = None) -> "ModelRun":
+        """Rebuild a run from a loaded project (trained, partly trained or untrained).
+
+        Parameters
+        ----------
+        project : Project
+        device : str, optional
+            Train or infer on this device instead of the saved choice.
+        """
+        if project.dataset is None:
+            raise InputError("this project does not embed its data; open the data file it refers to")
+        config = Config.from_dict(project.config)
+        if device is not None:
+            config = config.replace(**{"train.device": device})
+        run = cls(project.dataset, config, project.preprocessor)
+        run.warnings = list(project.warnings)
+        run.metadata = dict(project.metadata)
+        if project.model_state is not None:
+            est_cls = TDPSOM if config.model == "tdpsom" else DPSOM
+            state = dict(project.model_state)
+            state["config"] = config.to_dict()
+            run.estimator = est_cls.from_state(state, project.train_state)
+            if project.assignments:
+                run._cache["assignments"] = {k: np.asarray(v) for k, v in project.assignments.items()}
+        return run
+
+
+def _phase_epochs(cfg: Config, name: str) -> int:
+    t = cfg.train
+    return {"pretrain": t.epochs_pretrain, "som_init": sum(t.som_init_epochs), "joint": t.epochs_joint,
+            "prediction": t.epochs_pred}[name]
+
+
+def _describe(ds: Dataset) -> str:
+    src = ds.source or "The data"
+    return "The demo data" if src.startswith("demo:") else src
+
+
+@lru_cache(maxsize=4)
+def _throughput(device_type: str) -> float:
+    """Measured matrix-multiply speed of this machine in GFLOP/s (a one-off 0.1 s probe)."""
+    if device_type != "cpu":
+        return 2.0e4 if device_type == "cuda" else 2.0e3
+    a = torch.randn(256, 512)
+    b = torch.randn(512, 512)
+    a @ b
+    start = time.perf_counter()
+    reps = 0
+    while time.perf_counter() - start < 0.05:
+        a @ b
+        reps += 1
+    seconds = time.perf_counter() - start
+    return max(1.0, 2 * 256 * 512 * 512 * reps / seconds / 1e9)

@@ -195,6 +195,8 @@ class Session(QObject):
             project = self.engine.empty_project(self.config, self.dataset, self.preprocessing)
         if self.column_roles and not project.column_roles:
             project.column_roles = dict(self.column_roles)
+        if self.history and not project.history:
+            project.history = [dict(row) for row in self.history]
         return project
 
     def _after_save(self, path: str) -> None:

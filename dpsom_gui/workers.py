@@ -345,6 +345,8 @@ def split_failure(text: str) -> tuple[str, str]:
 
 
 def loggable_traceback(exc: BaseException) -> str:
-    """The traceback of ``exc`` without its message, which may quote patient values."""
-    frames = "".join(traceback.format_tb(exc.__traceback__))
+    """Where ``exc`` happened (files, lines, functions) and its type: neither its message nor
+    the source lines, which may quote patient values."""
+    frames = "".join(f'  File "{f.filename}", line {f.lineno}, in {f.name}\n'
+                     for f in traceback.extract_tb(exc.__traceback__))
     return f"{frames}{type(exc).__module__}.{type(exc).__qualname__}"

@@ -1,0 +1,114 @@
+"""Application start-up: arguments, logging that never holds patient values, crash hooks."""
+
+import logging
+import sys
+import threading
+
+import pytest
+from gui_fakes import FakeEngine
+
+from dpsom_gui import actions
+from dpsom_gui.app import install_excepthooks, main, parse_args, setup_logging
+from dpsom_gui.session import Session
+
+
+def test_arguments():
+    assert parse_args([]).file is None and not parse_args([]).demo
+    args = parse_args(["study.h5", "--demo"])
+    assert args.file == "study.h5" and args.demo
+
+
+@pytest.fixture
+def restore_hooks(monkeypatch):
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+
+
+@pytest.fixture
+def log_file(tmp_path):
+    path = setup_logging(tmp_path / "logs")
+    yield path
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "baseFilename", None) == str(path):
+            root.removeHandler(handler)
+            handler.close()
+
+
+def test_uncaught_errors_are_logged_without_their_message_and_reported(qtbot, restore_hooks, log_file):
+    reported = []
+    relay = install_excepthooks(reported.append)
+    try:
+        raise ValueError("heart rate 187.25 of patient P0042 is odd")
+    except ValueError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    qtbot.waitUntil(lambda: len(reported) == 1, timeout=2000)
+    assert isinstance(reported[0], ValueError)
+    text = log_file.read_text()
+    assert "uncaught error" in text and "ValueError" in text and "test_app.py" in text
+    assert "187.25" not in text and "P0042" not in text
+    del relay
+
+
+def test_errors_in_other_threads_reach_the_gui_thread(qtbot, restore_hooks, log_file):
+    where = []
+    relay = install_excepthooks(lambda exc: where.append((str(exc), threading.current_thread() is threading.main_thread())))
+
+    def boom():
+        raise RuntimeError("from a thread")
+
+    thread = threading.Thread(target=boom)
+    thread.start()
+    thread.join()
+    qtbot.waitUntil(lambda: len(where) == 1, timeout=2000)
+    assert where == [("from a thread", True)]
+    del relay
+
+
+def test_logs_hold_events_and_shapes_never_patient_values(prefs, qtbot, tmp_path, log_file):
+    good = tmp_path / "vitals.csv"
+    good.write_text("patient,hour,hr\n" + "".join(f"P{p:04d},{h},{100 + p + h / 7:.5f}\n"
+                                                  for p in range(3) for h in range(4)))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,hr\n1,80\n2,SECRET-VALUE\n")
+    session = Session(prefs, FakeEngine(fail_at=4))
+    with qtbot.waitSignal(session.import_finished, timeout=10000):
+        session.import_file(str(good), {"id_col": "patient", "time_col": "hour"})
+    with qtbot.waitSignal(session.import_failed, timeout=10000) as failed:
+        session.import_file(str(bad), {"format": "table", "features": ["hr"]})
+    assert "SECRET-VALUE" in failed.args[0]  # the user is told exactly what is wrong...
+    with qtbot.waitSignal(session.training_failed, timeout=10000):
+        session.start_training()
+    session.save_project(str(tmp_path / "p.h5"))
+    text = log_file.read_text()
+    assert "import finished: shape (3, 4, 1)" in text and "training failed" in text
+    assert "SECRET-VALUE" not in text  # ...but the log never repeats it
+    for p in range(3):
+        assert f"P{p:04d}" not in text
+        assert f"{100 + p:.0f}." not in text
+
+
+def test_main_starts_and_closes_cleanly(qtbot, tmp_path, restore_hooks, monkeypatch, log_file):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    monkeypatch.setattr(actions, "ask_save_changes", lambda window: "discard")
+    settings = tmp_path / "prefs.ini"
+    windows = []
+
+    def close_soon():
+        windows.extend(w for w in app.topLevelWidgets() if w.objectName() == "" and w.isVisible()
+                       and type(w).__name__ == "MainWindow")
+        app.closeAllWindows()
+
+    QTimer.singleShot(300, close_soon)
+    style = app.style().name()
+    try:
+        assert main(["--settings", str(settings)]) == 0
+    finally:
+        app.setStyleSheet("")  # main() styles the whole process; later tests expect the default
+        app.setStyle(style)
+    assert windows and windows[0].windowTitle().startswith("Untitled project")
+    assert settings.exists()
+    assert (tmp_path / "logs" / "dpsom-studio.log").exists()

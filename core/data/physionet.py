@@ -312,7 +312,7 @@ def read_physionet2012(path, *, outcomes=None, features: Sequence[str] | None = 
 
     parts = SeriesParts(
         patient=file_idx, patient_ids=patient_ids, times=hours,
-        records=np.arange(len(df), dtype=np.int64), time_kind="clock",
+        records=None, time_kind="clock",
         long_codes=codes, long_values=values.astype(np.float32), long_names=chosen,
         static_labels=static_labels,
         static_features={f: statics[f].astype(np.float32) for f in static_feature_names},

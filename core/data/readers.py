@@ -676,7 +676,10 @@ class _KeyColumn:
         self.parts.append(self.codes.encode(text, nonempty))
 
     def finish(self) -> np.ndarray:
-        return np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.int32)
+        # Concatenate once and drop the chunk list, so the codes are not held twice.
+        if len(self.parts) != 1:
+            self.parts = [np.concatenate(self.parts) if self.parts else np.zeros(0, np.int32)]
+        return self.parts[0]
 
 
 class _DataColumn:
@@ -739,7 +742,16 @@ class _DataColumn:
         return "text" if self.n_num == 0 else "mixed"
 
     def values(self) -> np.ndarray:
-        return np.concatenate(self.numbers) if self.numbers else np.zeros(0, self.dtype)
+        if len(self.numbers) != 1:
+            whole = np.concatenate(self.numbers) if self.numbers else np.zeros(0, self.dtype)
+            # Keep one array (and one matching codes part) instead of the chunk list.
+            if any(c is not None for c in self.code_parts):
+                codes, _ = self.text_codes()
+                self.code_parts = [codes]
+            else:
+                self.code_parts = [None]
+            self.numbers = [whole]
+        return self.numbers[0]
 
     def text_codes(self) -> tuple[np.ndarray, list[str]]:
         """Codes (-1 empty) and levels, reading numbers of numeric chunks as text too."""
@@ -1410,21 +1422,28 @@ def _build_series(source: _Source, acc: dict, n: int, plan: _Plan, parser: TimeP
         first = int(np.flatnonzero(~ok)[0])
         warnings.append(f"{dropped} row(s) without a patient id or a time were left out "
                         f"(first at line {source.locate(first)})")
-    rows = np.flatnonzero(ok)
-    if rows.size == 0:
+    if not ok.any():
         raise InputError("no row has both a patient id and a time", path=path)
+    # Copy columns only when rows were left out (large files: memory).
+    rows = np.flatnonzero(ok) if dropped else None
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a if rows is None else a[rows]
+
+    kept_codes = take(pid_codes)
     # Patients in order of first appearance among kept rows.
-    uniq, first_pos = np.unique(pid_codes[rows], return_index=True)
+    uniq, first_pos = np.unique(kept_codes, return_index=True)
     order = np.argsort(first_pos)
-    remap = np.full(max(int(pid_codes.max()) + 1, 1), -1, dtype=np.int64)
-    remap[uniq[order]] = np.arange(uniq.size)
+    remap = np.full(max(int(pid_codes.max()) + 1, 1), -1, dtype=np.int32)
+    remap[uniq[order]] = np.arange(uniq.size, dtype=np.int32)
     levels = acc[plan.id_col].codes.levels
     patient_ids = _natural_ids(uniq[order].astype(np.int32), levels)
 
-    parts = SeriesParts(patient=remap[pid_codes[rows]], patient_ids=patient_ids,
-                        times=times[rows], records=rows, time_kind=parser.kind or "number")
+    parts = SeriesParts(patient=remap[kept_codes], patient_ids=patient_ids, times=take(times),
+                        records=rows, time_kind=parser.kind or "number")
+    del kept_codes
     if plan.fmt == "long":
-        _long_parts(source, acc, plan, rows, parts, warnings)
+        _long_parts(source, acc, plan, take, parts, warnings)
     else:
         candidates = _candidates(source, acc, plan)
         if plan.feature_cols is None and not any(
@@ -1433,10 +1452,10 @@ def _build_series(source: _Source, acc: dict, n: int, plan: _Plan, parser: TimeP
             raise InputError("no numeric column to use as features (besides id and time); check "
                              "the delimiter and decimal mark, or list features", path=path)
         cols = _feature_columns(source, acc, candidates, plan.feature_cols is not None, warnings)
-        parts.wide = [(name, x[rows]) for name, x in cols]
+        parts.wide = [(name, take(x)) for name, x in cols]
     for c in plan.labels:
         if c in acc:
-            parts.row_labels[c] = _label_array(acc[c])[rows]
+            parts.row_labels[c] = take(_label_array(acc[c]))
     parts.units = {name: _split_unit(name.split("=")[0]) for name, _ in parts.wide}
     for name in parts.long_names:
         parts.units.setdefault(name, _split_unit(name))
@@ -1454,7 +1473,7 @@ def _build_series(source: _Source, acc: dict, n: int, plan: _Plan, parser: TimeP
     return ds
 
 
-def _long_parts(source: _Source, acc: dict, plan: _Plan, rows: np.ndarray, parts: SeriesParts,
+def _long_parts(source: _Source, acc: dict, plan: _Plan, take: Callable, parts: SeriesParts,
                 warnings: list[str]) -> None:
     path = source.name
     var: _KeyColumn = acc[plan.var_col]
@@ -1462,13 +1481,15 @@ def _long_parts(source: _Source, acc: dict, plan: _Plan, rows: np.ndarray, parts
     if val.kind == "text" or (val.kind == "mixed"):
         _raise_text_in_numeric(source, val)
     _check_inf(source, val)
-    codes = var.finish()[rows]
-    values = val.values()[rows].astype(np.float32)
+    codes = take(var.finish())
+    values = take(val.values())
     names_all = var.codes.levels
     no_var = (codes < 0) & ~np.isnan(values)
     if no_var.any():
+        first = int(np.flatnonzero(no_var)[0])
+        record = first if parts.records is None else int(parts.records[first])
         warnings.append(f"{int(no_var.sum())} row(s) with a value but no variable name were left "
-                        f"out (first at line {source.locate(int(rows[np.flatnonzero(no_var)[0]]))})")
+                        f"out (first at line {source.locate(record)})")
     # Labels given as variable names (e.g. a 'mortality' variable) leave the feature set.
     label_vars = [lb for lb in (plan.wanted_labels or []) if lb in names_all
                   and lb not in source.names]
@@ -1487,7 +1508,7 @@ def _long_parts(source: _Source, acc: dict, plan: _Plan, rows: np.ndarray, parts
     else:
         keep_names = sorted(n for n in names_all if n not in label_vars)
     index = {name: i for i, name in enumerate(names_all)}
-    new_code = np.full(len(names_all) + 1, -1, dtype=np.int64)
+    new_code = np.full(len(names_all) + 1, -1, dtype=np.int32)
     for j, name in enumerate(keep_names):
         new_code[index[name]] = j
     mapped = new_code[np.where(codes < 0, len(names_all), codes)]
@@ -1508,5 +1529,5 @@ def _long_parts(source: _Source, acc: dict, plan: _Plan, rows: np.ndarray, parts
     # Extra columns listed as features are read like wide-format columns.
     extra = [c for c in (plan.feature_cols or [])]
     if extra:
-        parts.wide = [(name, x[rows]) for name, x in
+        parts.wide = [(name, take(x)) for name, x in
                       _feature_columns(source, acc, extra, True, warnings)]

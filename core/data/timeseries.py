@@ -248,8 +248,9 @@ class SeriesParts:
         Id of each patient code, in order of first appearance.
     times : ndarray of float64, shape (n_rows,)
         Parsed time per row (see :class:`TimeParser`); finite.
-    records : ndarray of int64, shape (n_rows,)
-        Record index of each row in the file, for messages.
+    records : ndarray of int64, shape (n_rows,), or None
+        Record index of each row in the file, for messages; None when row ``i`` is record
+        ``i`` (nothing was left out).
     time_kind : str
         ``TimeParser.kind``.
     wide : list of (str, ndarray float32 (n_rows,))
@@ -271,7 +272,7 @@ class SeriesParts:
     patient: np.ndarray
     patient_ids: np.ndarray
     times: np.ndarray
-    records: np.ndarray
+    records: np.ndarray | None
     time_kind: str = "number"
     wide: list = field(default_factory=list)
     long_codes: np.ndarray | None = None
@@ -374,9 +375,9 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
         raise InputError(f"aggregate must be one of {', '.join(AGGREGATIONS)}, got {aggregate!r}")
     if max_steps is not None and int(max_steps) < 1:
         raise InputError(f"max_steps must be at least 1, got {max_steps}")
-    pc = np.asarray(parts.patient, dtype=np.int64)
+    # int32 codes and in-place arithmetic below keep peak memory low on large files.
+    pc = np.asarray(parts.patient, dtype=np.int32)
     t = np.asarray(parts.times, dtype=np.float64)
-    records = np.asarray(parts.records, dtype=np.int64)
     n_pat = len(parts.patient_ids)
     if pc.size == 0 or n_pat == 0:
         raise InputError("no rows with both a patient id and a time", path=path)
@@ -397,7 +398,6 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
         origin_t = first_t
     else:
         origin_t = np.zeros(n_pat)
-    rel = t - origin_t[pc]
 
     order_t = np.lexsort((t, pc))
     if time_step is None:
@@ -417,12 +417,20 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     span = (last_t - origin_t) / step
     latest = np.full(n_pat, -1, dtype=np.int64)
     # record of each patient's latest row, for the message about absurd spans
-    latest[pc[order_t]] = records[order_t]
+    latest[pc[order_t]] = order_t if parts.records is None else parts.records[order_t]
+    del order_t
     validation.check_time_span(span, latest, step=step, column=tcol, path=path, locate=locate)
 
-    k = np.floor(rel / step + 1e-9).astype(np.int64)
+    # grid step of every row: floor((t - origin) / step), with a little slack for float noise
+    rel = origin_t[pc]
+    np.subtract(t, rel, out=rel)
+    rel /= step
+    rel += 1e-9
+    np.floor(rel, out=rel)
+    k = rel.astype(np.int32)
+    del rel
     length = np.zeros(n_pat, dtype=np.int64)
-    np.maximum.at(length, pc, k + 1)
+    np.maximum.at(length, pc, k.astype(np.int64) + 1)
     if max_steps is not None:
         cut = length > int(max_steps)
         if cut.any():
@@ -454,12 +462,18 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     inside = k < length[pc]
     n_outside = n_combined = n_repeats = 0
 
-    def place(rows: np.ndarray, var: np.ndarray, x: np.ndarray) -> None:
+    def place(rows: np.ndarray, var, x: np.ndarray) -> None:
         nonlocal n_outside, n_combined, n_repeats
         keep = inside[rows]
         n_outside += int((~keep).sum())
-        rows, var, x = rows[keep], var[keep], x[keep]
-        flat = (pc[rows] * n_steps + k[rows]) * n_var + var
+        rows, x = rows[keep], x[keep]
+        if not np.isscalar(var):
+            var = var[keep]
+        flat = pc[rows].astype(np.int64)
+        flat *= n_steps
+        flat += k[rows]
+        flat *= n_var
+        flat += var
         cells, combined, repeats = _reduce(flat, t[rows], x, aggregate)
         n_combined += int(flat.size - cells.size)
         n_repeats += repeats
@@ -468,12 +482,20 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     for j, (_, col) in enumerate(parts.wide):
         col = np.asarray(col, dtype=np.float32)
         rows = np.flatnonzero(~np.isnan(col))
-        place(rows, np.full(rows.size, j, dtype=np.int64), col[rows])
+        place(rows, j, col[rows])
     if parts.long_codes is not None and long_names:
-        codes = np.asarray(parts.long_codes, dtype=np.int64)
+        codes = np.asarray(parts.long_codes)
         x = np.asarray(parts.long_values, dtype=np.float32)
-        rows = np.flatnonzero((codes >= 0) & ~np.isnan(x))
-        place(rows, codes[rows] + len(parts.wide), x[rows])
+        # Variables in blocks of about 2 million observations bound the sorting memory.
+        counts = np.bincount(codes[codes >= 0], minlength=len(long_names))
+        start = 0
+        while start < len(long_names):
+            stop = start + 1
+            while stop < len(long_names) and counts[start:stop + 1].sum() <= 2_000_000:
+                stop += 1
+            rows = np.flatnonzero((codes >= start) & (codes < stop) & ~np.isnan(x))
+            place(rows, codes[rows].astype(np.int64) + len(parts.wide), x[rows])
+            start = stop
     values = values.reshape(n_pat, n_steps, n_var)
     real = np.arange(n_steps)[None, :] < length[:, None]
     for j, (name, per_patient) in enumerate(parts.static_features.items()):
@@ -551,7 +573,8 @@ def _grid_label(per_row: np.ndarray, pc: np.ndarray, k: np.ndarray, t: np.ndarra
         x = per_row.astype(np.float64)
     rows = np.flatnonzero(inside & ~np.isnan(x))
     grid = np.full(n_pat * n_steps, np.nan)
-    cells, combined, _ = _reduce(pc[rows] * n_steps + k[rows], t[rows], x[rows], "last")
+    flat = pc[rows].astype(np.int64) * n_steps + k[rows]
+    cells, combined, _ = _reduce(flat, t[rows], x[rows], "last")
     grid[cells] = combined
     grid = grid.reshape(n_pat, n_steps)
     lo = np.nanmin(np.where(np.isnan(grid), np.inf, grid), axis=1)

@@ -222,11 +222,11 @@ def constant_columns(values: np.ndarray, mask: np.ndarray, names: Sequence[str])
     mask : ndarray of bool, same shape
         True where observed.
     """
-    flat = np.asarray(values, dtype=np.float64).reshape(-1, values.shape[-1])
+    flat = np.asarray(values).reshape(-1, values.shape[-1])
     m = np.asarray(mask, dtype=bool).reshape(-1, values.shape[-1])
     out = []
     for j, name in enumerate(names):
-        col = flat[m[:, j], j]
+        col = flat[:, j][m[:, j]]
         if col.size and np.nanmax(col) == np.nanmin(col):
             out.append(str(name))
     return out

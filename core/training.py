@@ -36,7 +36,8 @@ from .optim import GlobalStepAdam
 from .progress import TrainProgress
 
 __all__ = ["TrainData", "Trainer", "select_device", "available_devices", "EncodedBatch", "encode_rows",
-           "elbo_terms", "precision_context"]
+           "elbo_terms", "precision_context",
+           "batches_per_epoch", "schedule_steps"]
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -156,6 +157,28 @@ def elbo_terms(net: DPSOMNet, enc: EncodedBatch, x: torch.Tensor, m: torch.Tenso
     return {"recon": nll.mean(), "kl": kl_weight * kl.mean()}
 
 
+def batches_per_epoch(n_samples: int, batch_size: int, drop_last: bool) -> int:
+    """Minibatches in one epoch over ``n_samples`` (samples or patients)."""
+    b = max(1, min(batch_size, n_samples))
+    if drop_last:
+        return max(1, n_samples // b)
+    full, rest = divmod(n_samples, b)
+    # A trailing batch of one sample would break batch norm; it joins the previous batch.
+    return full + (1 if rest > 1 or full == 0 else 0)
+
+
+def schedule_steps(config: Config, n_samples: int) -> int:
+    """Optimiser steps the whole schedule takes on ``n_samples`` (``max_steps`` respected)."""
+    t = config.train
+    per_epoch = batches_per_epoch(n_samples, t.batch_size, t.drop_last)
+    temporal = config.model == "tdpsom"
+    epochs = t.epochs_pretrain + sum(t.som_init_epochs) + t.epochs_joint * (2 if temporal else 1)
+    if temporal:
+        epochs += t.epochs_pred
+    total = per_epoch * epochs
+    return total if t.max_steps is None else min(total, int(t.max_steps))
+
+
 class _Phase:
     def __init__(self, name: str, n_epochs: int, lrs: list[float], params: list[torch.nn.Parameter]):
         self.name, self.n_epochs, self.lrs, self.params = name, n_epochs, lrs, params
@@ -231,12 +254,7 @@ class Trainer:
 
     @property
     def batches_per_epoch(self) -> int:
-        n, b = self.data.n_samples, self.batch_size
-        if self.cfg.train.drop_last:
-            return max(1, n // b)
-        full, rest = divmod(n, b)
-        # A trailing batch of one sample would break batch norm; it joins the previous batch.
-        return full + (1 if rest > 1 or full == 0 else 0)
+        return batches_per_epoch(self.data.n_samples, self.batch_size, self.cfg.train.drop_last)
 
     def _batch_index(self, b: int) -> torch.Tensor:
         n, size = self.data.n_samples, self.batch_size
@@ -244,16 +262,9 @@ class Trainer:
         stop = n if (b == self.batches_per_epoch - 1 and not self.cfg.train.drop_last) else min(n, start + size)
         return self.perm[start:stop]
 
-    def _steps_in(self, phase: _Phase) -> int:
-        per_batch = 2 if (phase.name == "joint" and self.temporal) else 1
-        return phase.n_epochs * self.batches_per_epoch * per_batch
-
     @property
     def total_steps(self) -> int:
-        total = sum(self._steps_in(p) for p in self.phases)
-        if self.cfg.train.max_steps is not None:
-            total = min(total, int(self.cfg.train.max_steps))
-        return total
+        return schedule_steps(self.cfg, self.data.n_samples)
 
     @property
     def finished(self) -> bool:

@@ -28,7 +28,7 @@ from .io.project_h5 import Project
 from .model import DPSOM, TDPSOM, Forecast
 from .nets import count_parameters
 from .progress import TrainProgress
-from .training import available_devices, select_device
+from .training import available_devices, schedule_steps, select_device
 
 __all__ = ["ModelRun", "propose_config", "suggest_grid", "available_devices", "DEFAULT_PREPROCESSING"]
 
@@ -137,13 +137,11 @@ class ModelRun:
         return bool(state) and self._total_steps() <= int(pos.get("global_step", 0))
 
     def _total_steps(self) -> int:
-        est = self.estimator
-        if est.trainer_ is not None:
-            return est.trainer_.total_steps
-        return int(self.metadata.get("total_steps", 0))
+        return schedule_steps(self.config, self.dataset.n_samples)
 
     # ------------------------------------------------------------------ data
-    def _check_data(self) -> None:
+    def validate(self) -> None:
+        """Refuse data that does not suit the model or the grid (raises InputError)."""
         ds = self.dataset
         if self.temporal and not ds.is_series:
             raise InputError("T-DPSOM needs patient time series; this data is a table (choose DPSOM, "
@@ -174,7 +172,7 @@ class ModelRun:
             X, mask, lengths = self.model_inputs()
             gen = self.estimator.iter_fit(X, mask=mask, lengths=lengths, resume=True)
         else:
-            self._check_data()
+            self.validate()
             self.config.validate()
             opts = {k: self._prep_options.get(k) for k in DEFAULT_PREPROCESSING}
             self.preprocessor = Preprocessor(**opts).fit(self.dataset)
@@ -194,6 +192,16 @@ class ModelRun:
                 self.metadata["total_steps"] = self.estimator.trainer_.total_steps
                 self.metadata["device"] = str(self.estimator.device_)
                 self.metadata["train_seconds"] = self.metadata.get("train_seconds", 0.0) + time.time() - started
+
+    def set_max_steps(self, max_steps: int | None) -> None:
+        """Stop training once ``max_steps`` optimiser steps have run in all (None: no limit)."""
+        self.config = self.config.replace(**{"train.max_steps": max_steps})
+        est = self.estimator
+        if est is not None and est.is_fitted:
+            est.config_ = est.config = self.config
+            if est.trainer_ is not None:
+                est.trainer_.cfg = self.config
+        self._cache.clear()
 
     def extend(self, epochs_joint: int) -> None:
         """Set the joint phase to ``epochs_joint`` epochs in all, reopening a finished schedule."""
@@ -320,12 +328,8 @@ class ModelRun:
         n_params = count_parameters(net)
         n = ds.n_samples
         batch = max(1, min(cfg.train.batch_size, n))
-        per_epoch = max(1, n // batch) if cfg.train.drop_last else max(1, math.ceil(n / batch))
         t = cfg.train
-        steps = per_epoch * (t.epochs_pretrain + sum(t.som_init_epochs)
-                             + t.epochs_joint * (2 if self.temporal else 1) + (t.epochs_pred if self.temporal else 0))
-        if t.max_steps is not None:
-            steps = min(steps, t.max_steps)
+        steps = schedule_steps(cfg, n)
         rows_per_batch = batch * (float(ds.lengths.mean()) if ds.is_series else 1.0)
         flops = 6.0 * n_params * rows_per_batch * steps  # forward + backward
         flops += 2.0 * n_params * ds.n_points * t.epochs_joint  # per-epoch target passes

@@ -1,0 +1,544 @@
+"""The ``dpsom`` command: train, resume, apply, export, evaluate and inspect projects.
+
+Exit status: 0 on success; 2 for bad usage or bad input, with one plain line on stderr naming
+the file, row or column and what to do; 1 for an internal error, with the traceback written
+to a log file whose path is printed. See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import __version__
+from .errors import DPSOMError, InputError, ProjectFileError, TrainingDiverged
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+DEMOS = ("demo:icu", "demo:icu-test", "demo:table")
+
+
+class UsageError(Exception):
+    """Bad command-line usage; the message is printed as one line and the exit status is 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one plain line instead of usage + message
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``dpsom`` (exposed for documentation and tests)."""
+    p = _Parser(prog="dpsom", description="Deep probabilistic self-organising maps for clinical data.")
+    p.add_argument("--version", action="version", version=f"dpsom {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a map on a data file and save a project")
+    t.add_argument("data", metavar="DATA", help="data file (.csv .tsv .txt .xlsx .parquet), a PhysioNet-2012 "
+                   f"directory, or a built-in demo ({', '.join(DEMOS)})")
+    t.add_argument("--out", required=True, metavar="PROJECT.h5", help="project file to write")
+    _add_reader_options(t)
+    t.add_argument("--model", choices=("dpsom", "tdpsom"), help="default: tdpsom for time series, dpsom for tables")
+    t.add_argument("--grid", metavar="HxW", help="map size, e.g. 8x8 (default from the preset)")
+    t.add_argument("--topology", choices=("rect", "hex"))
+    wrap = t.add_mutually_exclusive_group()
+    wrap.add_argument("--toroidal", dest="toroidal", action="store_true", default=None, help="wrap the map's edges")
+    wrap.add_argument("--flat", dest="toroidal", action="store_false", help="keep hard map edges")
+    t.add_argument("--preset", choices=("quick", "paper"), default="quick")
+    t.add_argument("--parity", action="store_true", default=None,
+                   help="reproduce the reference implementation's behaviour (default with --preset paper)")
+    t.add_argument("--epochs", type=_positive_int, metavar="N", help="joint-training epochs")
+    t.add_argument("--batch-size", type=_positive_int, metavar="N")
+    t.add_argument("--latent-dim", type=_positive_int, metavar="N")
+    t.add_argument("--scaling", choices=("zscore", "minmax", "robust", "none"), default="zscore")
+    t.add_argument("--seed", type=int, default=2020, metavar="N")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    t.add_argument("--deterministic", action="store_true", help="repeatable results on the CPU (slower)")
+    t.add_argument("--max-steps", type=_positive_int, metavar="N",
+                   help="stop after N optimiser steps (a quick trial; resume later)")
+    t.add_argument("--autosave", type=float, default=300.0, metavar="SECONDS",
+                   help="save a checkpoint to the project this often while training (0: only at the end)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("resume", help="continue training a saved project exactly where it stopped")
+    r.add_argument("project", metavar="PROJECT.h5")
+    r.add_argument("--epochs", type=_positive_int, metavar="N",
+                   help="joint-training epochs in all; extends a finished run")
+    r.add_argument("--max-steps", type=_positive_int, metavar="N", help="stop once the run reaches N steps in all")
+    r.add_argument("--device", default=None, help="override the saved device choice")
+    r.add_argument("--autosave", type=float, default=300.0, metavar="SECONDS")
+    r.add_argument("--quiet", action="store_true")
+
+    a = sub.add_parser("apply", help="map new data with a trained project's model and preprocessing")
+    a.add_argument("project", metavar="PROJECT.h5")
+    a.add_argument("data", metavar="DATA")
+    a.add_argument("--assignments", required=True, metavar="OUT.csv")
+    a.add_argument("--probabilities", action="store_true", help="add one column per node (p_0 .. p_K-1)")
+    _add_reader_options(a, with_defaults=False)
+
+    e = sub.add_parser("export", help="write assignments (and node summaries) of a project to CSV")
+    e.add_argument("project", metavar="PROJECT.h5")
+    e.add_argument("--assignments", metavar="OUT.csv")
+    e.add_argument("--nodes", metavar="NODES.csv", help="one line per node: counts, label means, profile")
+    e.add_argument("--transitions", metavar="TRANS.csv", help="T-DPSOM: node-to-node transition matrix")
+    e.add_argument("--probabilities", action="store_true")
+
+    v = sub.add_parser("evaluate", help="quality of a trained map against a label")
+    v.add_argument("project", metavar="PROJECT.h5")
+    v.add_argument("--label", required=True, metavar="NAME")
+    v.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    i = sub.add_parser("info", help="what a project holds")
+    i.add_argument("project", metavar="PROJECT.h5")
+    i.add_argument("--json", action="store_true")
+    return p
+
+
+def _add_reader_options(p: argparse.ArgumentParser, with_defaults: bool = True) -> None:
+    p.add_argument("--format", choices=("auto", "table", "long", "wide", "physionet2012"), default="auto")
+    p.add_argument("--id-col", metavar="C")
+    p.add_argument("--time-col", metavar="C")
+    p.add_argument("--var-col", metavar="C", help="long format: the column naming the variable")
+    p.add_argument("--value-col", metavar="C", help="long format: the column holding the value")
+    p.add_argument("--features", metavar="A,B,..", type=_names)
+    p.add_argument("--labels", metavar="A,B,..", type=_names)
+    p.add_argument("--time-step", type=float, metavar="X", help="regular grid step in time units")
+    p.add_argument("--aggregate", choices=("last", "mean"), default="last")
+    p.add_argument("--max-time-steps", type=_positive_int, metavar="N", help="keep each patient's first N steps")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _grid(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise InputError(f"--grid must look like 8x8 (height x width); got {text!r}") from None
+    return h, w
+
+
+# --------------------------------------------------------------------------- helpers
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _read(args, path: str):
+    from .data.demo import demo_icu, demo_table
+    from .data.readers import read_data
+
+    if path in DEMOS:
+        return demo_table() if path == "demo:table" else demo_icu("test" if path.endswith("test") else "demo")
+    ds = read_data(path, format=args.format, id_col=args.id_col, time_col=args.time_col, var_col=args.var_col,
+                   value_col=args.value_col, features=args.features, labels=args.labels,
+                   time_step=args.time_step, aggregate=args.aggregate, max_steps=args.max_time_steps)
+    for w in ds.warnings:
+        _say(f"dpsom: note: {w}")
+    return ds
+
+
+def _load(path: str):
+    from .io.project_h5 import load_project
+    from .workflow import ModelRun
+
+    project = load_project(path)
+    return project, ModelRun.from_project(project)
+
+
+def _save(path: str, run) -> None:
+    from .io.project_h5 import save_project
+
+    save_project(path, run.to_project())
+
+
+class _ProgressBar:
+    """A one-line terminal progress bar (plain periodic lines when not on a terminal)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, p) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.tty else 10.0) and p.fraction < 1.0:
+            return
+        self.last = now
+        width = 28
+        filled = int(width * p.fraction)
+        eta = p.eta
+        left = f"{eta:5.0f}s left" if eta is not None else "  ..."
+        loss = p.losses.get("total", float("nan"))
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {100 * p.fraction:5.1f}% {p.phase:<10} "
+                f"epoch {p.epoch + 1}/{p.n_epochs} loss {loss:10.4f} {left}")
+        if self.tty:
+            sys.stderr.write("\r" + line)
+            sys.stderr.flush()
+        else:
+            _say(line)
+
+    def close(self) -> None:
+        if self.tty and not self.quiet and self.last:
+            sys.stderr.write("\n")
+
+
+def _train_loop(run, path: str, *, resume: bool, autosave: float, quiet: bool) -> None:
+    """Drive training with a progress bar and periodic atomic checkpoints to ``path``."""
+    bar = _ProgressBar(quiet)
+    last_save = time.monotonic()
+    gen = run.iter_train(resume=resume)
+    try:
+        for p in gen:
+            bar.update(p)
+            if autosave > 0 and time.monotonic() - last_save >= autosave:
+                _save(path, run)
+                last_save = time.monotonic()
+    except KeyboardInterrupt:
+        gen.close()
+        bar.close()
+        if run.is_fitted:
+            _save(path, run)
+            _say(f"dpsom: interrupted; progress saved to {path} (continue with 'dpsom resume {path}')")
+        raise SystemExit(130) from None
+    finally:
+        gen.close()
+        bar.close()
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_train(args) -> int:
+    from .workflow import ModelRun, propose_config
+
+    out = Path(args.out)
+    if out.exists() and out.is_dir():
+        raise InputError("--out names a folder; give a file name such as project.h5", path=str(out))
+    if not out.parent.exists():
+        raise InputError("the folder for --out does not exist; create it first", path=str(out))
+    ds = _read(args, args.data)
+    model = args.model or ("tdpsom" if ds.is_series else "dpsom")
+    if model == "tdpsom" and not ds.is_series:
+        raise InputError("--model tdpsom needs time series: give --id-col and --time-col", path=args.data)
+    if model == "dpsom" and ds.is_series:
+        raise InputError("this data was read as time series; use --model tdpsom, or read it as a table "
+                         "with --format table", path=args.data)
+    cfg = propose_config(ds, args.preset, device=args.device)
+    if args.parity is not None and args.parity != cfg.parity:
+        from .config import make_config
+
+        cfg = make_config(model, args.preset, parity=args.parity).replace(
+            **{"grid.height": cfg.grid.height, "grid.width": cfg.grid.width, "train.device": args.device,
+               "train.batch_size": cfg.train.batch_size})
+    changes: dict = {"train.seed": args.seed, "train.deterministic": bool(args.deterministic)}
+    if args.grid:
+        changes["grid.height"], changes["grid.width"] = _grid(args.grid)
+    if args.topology:
+        changes["grid.topology"] = args.topology
+    if args.toroidal is not None:
+        changes["grid.toroidal"] = args.toroidal
+    if args.epochs:
+        changes["train.epochs_joint"] = args.epochs
+    if args.batch_size:
+        changes["train.batch_size"] = args.batch_size
+    if args.latent_dim:
+        changes["network.latent_dim"] = args.latent_dim
+    if args.max_steps:
+        changes["train.max_steps"] = args.max_steps
+    try:
+        cfg = cfg.replace(**changes).validate()
+        from .training import select_device
+
+        device = select_device(args.device)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    run = ModelRun(ds, cfg, {"scaling": args.scaling})
+    run.validate()
+    est = run.estimate()
+    if not args.quiet:
+        kind = "time series" if ds.is_series else "table"
+        _say(f"dpsom: training {model.upper()} {cfg.grid.height}x{cfg.grid.width} ({cfg.grid.topology}, "
+             f"{'toroidal' if cfg.grid.toroidal else 'flat'}) on {ds.n_samples} "
+             f"{'patients' if ds.is_series else 'rows'} x {ds.n_features} features ({kind}), preset "
+             f"{cfg.preset}, device {device}; about {est['steps']} steps, ~{_duration(est['seconds'])}")
+    _train_loop(run, str(out), resume=False, autosave=args.autosave, quiet=args.quiet)
+    _save(str(out), run)
+    state = "complete" if run.is_complete else f"stopped at step {run.estimator.n_iter_}"
+    print(f"saved {out} ({state})")
+    return EXIT_OK
+
+
+def cmd_resume(args) -> int:
+    project, run = _load(args.project)
+    if run.estimator is None:
+        raise InputError("this project holds no trained model yet; train it with 'dpsom train'", path=args.project)
+    if args.device:
+        from .training import select_device
+
+        try:
+            select_device(args.device)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        run.config = run.config.replace(**{"train.device": args.device})
+    if args.epochs:
+        run.extend(args.epochs)
+    # A step limit given to 'train' was for that trial only; here only --max-steps limits.
+    run.set_max_steps(args.max_steps)
+    if run.is_complete and not args.epochs:
+        print(f"{args.project}: training is already complete (use --epochs N to train longer)")
+        return EXIT_OK
+    _train_loop(run, args.project, resume=True, autosave=args.autosave, quiet=args.quiet)
+    _save(args.project, run)
+    print(f"saved {args.project} ({'complete' if run.is_complete else f'step {run.estimator.n_iter_}'})")
+    return EXIT_OK
+
+
+def _require_model(run, path: str) -> None:
+    if run.estimator is None:
+        raise InputError("this project holds no trained model; train it first with 'dpsom train'", path=path)
+
+
+def cmd_apply(args) -> int:
+    from .io.export import assignments_frame, write_csv
+
+    project, run = _load(args.project)
+    _require_model(run, args.project)
+    if args.id_col is None and run.dataset.id_col and run.temporal:
+        args.id_col, args.time_col = run.dataset.id_col, run.dataset.time_col
+    ds = _read(args, args.data)
+    if ds.is_series != run.temporal:
+        need = "time series (give --id-col and --time-col)" if run.temporal else "a table"
+        raise InputError(f"this model was trained on {need}; the new data does not match", path=args.data)
+    if ds.feature_names != run.preprocessor.feature_names_:
+        missing = [f for f in run.preprocessor.feature_names_ if f not in ds.feature_names]
+        if missing:
+            raise InputError(f"the new data lacks the model's features {', '.join(missing[:6])}; "
+                             "export them with the same column names", path=args.data)
+        order = [ds.feature_names.index(f) for f in run.preprocessor.feature_names_]
+        ds.values, ds.mask = ds.values[..., order], ds.mask[..., order]
+        ds.feature_names = list(run.preprocessor.feature_names_)
+        ds.units = [ds.units[i] for i in order]
+    a = run.assignments(ds)
+    df = assignments_frame(bmu=a["bmu"], grid=run.grid, proba=a["proba"], dataset=ds,
+                           next_node_pred=a.get("next_node_pred"), probabilities=args.probabilities)
+    write_csv(df, args.assignments)
+    print(f"wrote {len(df)} assignments to {args.assignments}")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .analysis import hit_map, label_enrichment, transition_matrix
+    from .io.export import assignments_frame, node_summary_frame, transition_frame, write_csv
+
+    if not (args.assignments or args.nodes or args.transitions):
+        raise UsageError("say what to export: --assignments OUT.csv, --nodes NODES.csv and/or --transitions T.csv")
+    project, run = _load(args.project)
+    _require_model(run, args.project)
+    a = run.assignments()
+    ds = run.dataset
+    if args.assignments:
+        df = assignments_frame(bmu=a["bmu"], grid=run.grid, proba=a["proba"], dataset=ds,
+                               next_node_pred=a.get("next_node_pred"), probabilities=args.probabilities)
+        write_csv(df, args.assignments)
+        print(f"wrote {len(df)} assignments to {args.assignments}")
+    if args.nodes:
+        bmu = a["bmu"]
+        valid = bmu >= 0
+        means = {}
+        for name, values in ds.labels.items():
+            try:
+                means[name] = label_enrichment(bmu[valid], np.asarray(values)[valid], run.grid.n_nodes).mean
+            except InputError:
+                continue  # text labels have no mean
+        df = node_summary_frame(run.grid, counts=hit_map(bmu[valid], run.grid.n_nodes), label_means=means,
+                                prototypes=run.decoded_prototypes(), feature_names=ds.feature_names,
+                                annotations=project.annotations)
+        write_csv(df, args.nodes)
+        print(f"wrote {len(df)} nodes to {args.nodes}")
+    if args.transitions:
+        if not run.temporal:
+            raise InputError("transitions need a T-DPSOM model trained on time series", path=args.project)
+        m = transition_matrix(a["bmu"], ds.lengths, run.grid.n_nodes)
+        write_csv(transition_frame(m), args.transitions)
+        print(f"wrote the {run.grid.n_nodes}x{run.grid.n_nodes} transition matrix to {args.transitions}")
+    return EXIT_OK
+
+
+def evaluate_run(run, label: str) -> dict:
+    """All quality figures of a trained run against one label (used by ``dpsom evaluate``)."""
+    from .analysis import (cluster_metrics, collapse_check, label_enrichment, mean_jump, morans_i,
+                           quantisation_error, topographic_error)
+    from .analysis.metrics import assignment_entropy
+
+    ds = run.dataset
+    if label not in ds.labels:
+        have = ", ".join(sorted(ds.labels)) or "none"
+        raise InputError(f"no label named {label!r} in this project (labels: {have})")
+    a = run.assignments()
+    bmu = a["bmu"]
+    valid = bmu >= 0
+    y = np.asarray(ds.labels[label])[valid]
+    b = bmu[valid]
+    out = {"label": label, "points": int(valid.sum())}
+    out.update(cluster_metrics(y, b))
+    z = run.latent()
+    protos = run.prototypes()
+    out["quantisation_error"] = quantisation_error(z, protos)
+    out["topographic_error"] = topographic_error(z, protos, run.grid)
+    out["mean_entropy"] = float(assignment_entropy(a["proba"][valid]).mean())
+    out["nodes_used"] = int(len(np.unique(b)))
+    collapsed, message = collapse_check(b, run.grid.n_nodes, y)
+    out["collapsed"], out["collapse_message"] = bool(collapsed), message
+    try:
+        enr = label_enrichment(b, y, run.grid.n_nodes)
+        out["morans_i"] = float(morans_i(enr.mean, run.grid, counts=enr.count))
+    except InputError:
+        out["morans_i"] = None
+    if run.temporal:
+        out["mean_jump"] = float(mean_jump(bmu, ds.lengths, run.grid))
+    return out
+
+
+def cmd_evaluate(args) -> int:
+    project, run = _load(args.project)
+    _require_model(run, args.project)
+    res = evaluate_run(run, args.label)
+    if args.json:
+        print(json.dumps(res, indent=2, default=float))
+        return EXIT_OK
+    rows = [
+        ("label", res["label"]),
+        ("points evaluated", res["n_samples"]),
+        ("points without this label", res["n_missing_labels"]),
+        ("NMI (geometric)", res["nmi_geometric"]),
+        ("NMI (arithmetic)", res["nmi_arithmetic"]),
+        ("AMI", res["ami"]),
+        ("purity", res["purity"]),
+        ("quantisation error", res["quantisation_error"]),
+        ("topographic error", res["topographic_error"]),
+        ("mean assignment entropy", res["mean_entropy"]),
+        ("nodes used", f"{res['nodes_used']} of {run.grid.n_nodes}"),
+        ("Moran's I of the label", res["morans_i"] if res["morans_i"] is not None else "n/a (text label)"),
+    ]
+    if "mean_jump" in res:
+        rows.append(("mean node jump per step", res["mean_jump"]))
+    for name, value in rows:
+        print(f"{name:<28} {value:.4f}" if isinstance(value, float) else f"{name:<28} {value}")
+    if res["collapsed"]:
+        _say(f"dpsom: warning: {res['collapse_message']}")
+    return EXIT_OK
+
+
+def cmd_info(args) -> int:
+    from .io.project_h5 import project_summary
+
+    summary = project_summary(args.project)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return EXIT_OK
+    cfg = summary.get("config") or {}
+    grid = cfg.get("grid", {})
+    lines = [
+        ("file", args.project),
+        ("format", f"{summary.get('format')} v{summary.get('schema_version')}"),
+        ("saved by", f"DPSOM Studio {summary.get('app_version')} on {summary.get('modified')}"),
+        ("model", f"{str(cfg.get('model', '?')).upper()} ({cfg.get('preset')} preset"
+                  f"{', parity' if cfg.get('parity') else ''})"),
+        ("map", f"{grid.get('height')}x{grid.get('width')} {grid.get('topology')}, "
+                f"{'toroidal' if grid.get('toroidal') else 'flat'}"),
+    ]
+    for key in ("data_kind", "data_shape", "labels", "has_model_state", "has_train_state", "history_rows"):
+        if key in summary:
+            lines.append((key.replace("_", " "), summary[key]))
+    for name, value in lines:
+        print(f"{name:<18} {value}")
+    return EXIT_OK
+
+
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "apply": cmd_apply, "export": cmd_export,
+            "evaluate": cmd_evaluate, "info": cmd_info}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def log_dir() -> Path:
+    """Where internal-error logs go: ``$DPSOM_LOG_DIR``, else the user's state folder."""
+    env = os.environ.get("DPSOM_LOG_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "dpsom-studio" / "logs"
+
+
+def _write_crash_log(exc: BaseException) -> Path:
+    """Write the traceback (never any data values) to a new log file and return its path."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = f"dpsom {__version__} internal error at {stamp}\n" + "".join(traceback.format_exception(exc))
+    for folder in (log_dir(), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"dpsom-error-{stamp}-{os.getpid()}.log"
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    raise exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``dpsom``; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        _say(f"dpsom: error: {exc}")
+        return EXIT_USAGE
+    except (InputError, ProjectFileError) as exc:
+        _say(f"dpsom: error: {exc}")
+        return EXIT_USAGE
+    except TrainingDiverged as exc:
+        _say(f"dpsom: training failed: {exc}")
+        return EXIT_INTERNAL
+    except SystemExit as exc:  # --help, --version, interrupted training
+        return int(exc.code or 0) if isinstance(exc.code, int) else 0
+    except DPSOMError as exc:
+        _say(f"dpsom: error: {exc}")
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        path = _write_crash_log(exc)
+        _say(f"dpsom: internal error: {type(exc).__name__}; the details are in {path}")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

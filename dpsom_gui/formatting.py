@@ -31,9 +31,13 @@ def format_bytes(n: float | None) -> str:
 
 
 def device_label(device: dict) -> str:
-    """A device record (``name``, ``label``, ``memory_bytes``) as one line for a menu."""
-    label = device.get("label") or device.get("name", "?")
+    """A device record (``name``, ``label``, ``memory_bytes``) as one line for a menu: its
+    label (which names a GPU and its memory), or the name and memory when it has none."""
+    label = device.get("label")
+    if label:
+        return str(label)
+    label = str(device.get("name", "?"))
     memory = device.get("memory_bytes")
-    if memory and device.get("name") not in ("cpu", "auto"):
+    if memory and label not in ("cpu", "auto"):
         label = f"{label} ({format_bytes(memory)})"
     return label

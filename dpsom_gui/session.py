@@ -120,11 +120,13 @@ class Session(QObject):
 
     @property
     def can_resume(self) -> bool:
-        """A stopped or paused training that can continue."""
+        """A paused training, or a stopped one whose schedule is not complete."""
         if self.state == "paused":
             return True
-        return (self.state == "idle" and self.run is not None and not self.run.is_fitted
-                and bool(self.history))
+        run = self.run
+        if self.state != "idle" or run is None or not run.is_fitted:
+            return False
+        return not run.is_complete
 
     @property
     def title(self) -> str:
@@ -317,7 +319,9 @@ class Session(QObject):
         if config is not None:
             self.set_config(config)
         self.config.validate()
-        self.run = self.engine.make_run(self.dataset, self.config, self.preprocessing)
+        run = self.engine.make_run(self.dataset, self.config, self.preprocessing)
+        run.validate()  # data that cannot suit this model or grid is refused before starting
+        self.run = run
         self.history, self.results = [], {}
         self.model_changed.emit()
         self._start_worker(resume=False)

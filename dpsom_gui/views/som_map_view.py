@@ -186,10 +186,11 @@ class SomMapView(QWidget):
     def set_levels_locked(self, locked: bool) -> None:
         """While locked (during training) the colour range only widens, so colours do not
         flicker from frame to frame; unlocking fits it to the data again."""
+        if bool(locked) == self._levels_locked:
+            return
         self._levels_locked = bool(locked)
-        if not locked:
-            self._levels = None
-            self._throttle.request()
+        if not locked and self._current is not None:
+            self._throttle.request()  # the next frame fits the range to the data again
 
     def set_selected_node(self, node: int | None) -> None:
         self._cells.set_selected(node)

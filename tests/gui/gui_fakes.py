@@ -99,7 +99,7 @@ class FakeRun:
                                             grid=SOMGrid(4, 4, "rect", False))
         self.preprocessing = preprocessing
         self.grid = self.config.grid
-        self.is_fitted = False
+        self.is_complete = False
         self.fake_options = fake_options
         self.resumed_from = []
         self._done_steps = 0
@@ -110,7 +110,18 @@ class FakeRun:
         for p in fake_steps(n_prototypes=self.grid.n_nodes, start_step=start, **self.fake_options):
             self._done_steps = p.step
             yield p
-        self.is_fitted = True
+        self.is_complete = True
+
+    @property
+    def is_fitted(self):
+        """As ``ModelRun``: True once at least one step has run."""
+        return self._done_steps > 0
+
+    def validate(self):
+        if (self.config.model == "tdpsom") != self.dataset.is_series:
+            from core.errors import InputError
+
+            raise InputError("the model does not suit these data")
 
     def umatrix(self):
         k = np.arange(self.grid.n_nodes, dtype=float)
@@ -139,8 +150,9 @@ class FakeProjectRun(FakeRun):
         from core.io.project_h5 import Project
 
         return Project(config=self.config.to_dict(), dataset=self.dataset, preprocessor=self.preprocessing,
-                       model_state={"done_steps": np.array(self._done_steps), "fitted": np.array(self.is_fitted)},
-                       assignments=self.assignments() if self.is_fitted else None)
+                       model_state={"done_steps": np.array(self._done_steps), "complete": np.array(self.is_complete)},
+                       assignments=self.assignments() if self.is_fitted else None,
+                       history=[])
 
     @classmethod
     def from_project(cls, project, **options):
@@ -148,7 +160,7 @@ class FakeProjectRun(FakeRun):
 
         run = cls(project.dataset, Config.from_dict(project.config), project.preprocessor, **options)
         run._done_steps = int(project.model_state["done_steps"])
-        run.is_fitted = bool(project.model_state["fitted"])
+        run.is_complete = bool(project.model_state["complete"])
         return run
 
 

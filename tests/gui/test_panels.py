@@ -106,11 +106,12 @@ def test_temporal_settings_only_for_t_dpsom(qtbot):
 
 def test_devices_list_names_the_gpu_with_its_memory(qtbot):
     panel = make_panel(qtbot)
-    panel.set_devices([{"name": "cpu", "label": "Processor (CPU)", "memory_bytes": 0},
-                       {"name": "cuda:0", "label": "NVIDIA H200", "memory_bytes": 141 * 2**30}])
+    panel.set_devices([{"name": "cpu", "label": "CPU (2 cores)", "memory_bytes": 0},
+                       {"name": "cuda:0", "label": "NVIDIA H200 (141 GB)", "memory_bytes": 141 * 2**30},
+                       {"name": "cuda:1", "label": "", "memory_bytes": 8 * 2**30}])
     box = panel.binder.widget("train.device")
     texts = [box.itemText(i) for i in range(box.count())]
-    assert texts[0] == "Automatic" and "NVIDIA H200 (141.0 GB)" in texts and "Processor (CPU)" in texts
+    assert texts == ["Automatic", "CPU (2 cores)", "NVIDIA H200 (141 GB)", "cuda:1 (8.0 GB)"]
     box.setCurrentIndex(box.findData("cuda:0"))
     assert panel.config().train.device == "cuda:0"
 

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after N optimiser steps (a quick trial; resume later)")
     t.add_argument("--autosave", type=float, default=300.0, metavar="SECONDS",
                    help="save a checkpoint to the project this often while training (0: only at the end)")
+    t.add_argument("--no-embed", action="store_true",
+                   help="store only a reference to DATA (with a content hash) instead of a copy")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     r = sub.add_parser("resume", help="continue training a saved project exactly where it stopped")
@@ -148,17 +150,26 @@ def _say(message: str) -> None:
 
 
 def _read(args, path: str):
+    ds, _ = _read_with_options(args, path)
+    return ds
+
+
+def _read_with_options(args, path: str):
+    """Read DATA; also return the reader options that re-create it (None for demos)."""
     from .data.demo import demo_icu, demo_table
     from .data.readers import read_data
 
     if path in DEMOS:
-        return demo_table() if path == "demo:table" else demo_icu("test" if path.endswith("test") else "demo")
-    ds = read_data(path, format=args.format, id_col=args.id_col, time_col=args.time_col, var_col=args.var_col,
+        ds = demo_table() if path == "demo:table" else demo_icu("test" if path.endswith("test") else "demo")
+        return ds, None
+    options = dict(format=args.format, id_col=args.id_col, time_col=args.time_col, var_col=args.var_col,
                    value_col=args.value_col, features=args.features, labels=args.labels,
                    time_step=args.time_step, aggregate=args.aggregate, max_steps=args.max_time_steps)
+    ds = read_data(path, **options)
     for w in ds.warnings:
         _say(f"dpsom: note: {w}")
-    return ds
+    options["path"] = str(Path(path).resolve())
+    return ds, options
 
 
 def _load(path: str):
@@ -166,13 +177,13 @@ def _load(path: str):
     from .workflow import ModelRun
 
     project = load_project(path)
-    return project, ModelRun.from_project(project)
+    return project, ModelRun.from_project(project, base_dir=Path(path).resolve().parent)
 
 
 def _save(path: str, run) -> None:
     from .io.project_h5 import save_project
 
-    save_project(path, run.to_project())
+    save_project(path, run.to_project(), embed_data=run.embed_data)
 
 
 class _ProgressBar:
@@ -240,7 +251,9 @@ def cmd_train(args) -> int:
         raise InputError("--out names a folder; give a file name such as project.h5", path=str(out))
     if not out.parent.exists():
         raise InputError("the folder for --out does not exist; create it first", path=str(out))
-    ds = _read(args, args.data)
+    ds, read_options = _read_with_options(args, args.data)
+    if args.no_embed and read_options is None:
+        raise InputError("--no-embed needs a data file to refer to; the built-in demo is always embedded")
     model = args.model or ("tdpsom" if ds.is_series else "dpsom")
     if model == "tdpsom" and not ds.is_series:
         raise InputError("--model tdpsom needs time series: give --id-col and --time-col", path=args.data)
@@ -277,6 +290,8 @@ def cmd_train(args) -> int:
     except ValueError as exc:
         raise InputError(str(exc)) from None
     run = ModelRun(ds, cfg, {"scaling": args.scaling})
+    run.read_options = read_options
+    run.embed_data = not args.no_embed
     run.validate()
     est = run.estimate()
     if not args.quiet:

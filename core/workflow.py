@@ -112,6 +112,11 @@ class ModelRun:
         self._cache: dict = {}
         self.warnings: list[str] = list(dataset.warnings)
         self.metadata: dict = {}
+        #: Reader arguments (path included) that re-create ``dataset`` from its file; saved with
+        #: the project so that a project which only references its data can read it again.
+        self.read_options: dict | None = None
+        #: Store the data inside the project (True) or only a reference with a content hash.
+        self.embed_data: bool = True
 
     # ------------------------------------------------------------------ properties
     @property
@@ -349,6 +354,8 @@ class ModelRun:
             a = self.assignments()
             assignments = {k: np.asarray(v) for k, v in a.items()}
         metadata = dict(self.metadata)
+        if self.read_options is not None:
+            metadata["read_options"] = dict(self.read_options)
         metadata.update({"seed": self.config.train.seed, "parity": self.config.parity, "preset": self.config.preset,
                          "model": self.config.model, "engine_version": __version__})
         return Project(
@@ -364,7 +371,7 @@ class ModelRun:
         )
 
     @classmethod
-    def from_project(cls, project: Project, *, device: str | None = None) -> "ModelRun":
+    def from_project(cls, project: Project, *, device: str | None = None, base_dir=None) -> "ModelRun":
         """Rebuild a run from a loaded project (trained, partly trained or untrained).
 
         Parameters
@@ -372,13 +379,24 @@ class ModelRun:
         project : Project
         device : str, optional
             Train or infer on this device instead of the saved choice.
+        base_dir : path, optional
+            Folder against which a relative data reference is resolved (the project's folder).
+
+        Raises
+        ------
+        InputError
+            The project only references its data and that file is missing or has changed.
         """
-        if project.dataset is None:
-            raise InputError("this project does not embed its data; open the data file it refers to")
+        dataset = project.dataset
+        read_options = (project.metadata or {}).get("read_options")
+        if dataset is None:
+            dataset = _read_referenced(project, read_options, base_dir)
         config = Config.from_dict(project.config)
         if device is not None:
             config = config.replace(**{"train.device": device})
-        run = cls(project.dataset, config, project.preprocessor)
+        run = cls(dataset, config, project.preprocessor)
+        run.read_options = read_options
+        run.embed_data = project.dataset is not None
         run.warnings = list(project.warnings)
         run.metadata = dict(project.metadata)
         if project.model_state is not None:
@@ -389,6 +407,21 @@ class ModelRun:
             if project.assignments:
                 run._cache["assignments"] = {k: np.asarray(v) for k, v in project.assignments.items()}
         return run
+
+
+def _read_referenced(project: Project, read_options: dict | None, base_dir) -> Dataset:
+    """Read the data a project refers to (not embedded), after checking its content hash."""
+    from .io.project_h5 import check_data_ref
+    from .data.readers import read_data
+
+    if project.data_ref is None or not read_options:
+        raise InputError("this project holds neither its data nor a reference to it; import the data again")
+    problem = check_data_ref(project, base_dir=base_dir)
+    if problem:
+        raise InputError(problem)
+    options = dict(read_options)
+    path = options.pop("path", project.data_ref["path"])
+    return read_data(path, **options)
 
 
 def _phase_epochs(cfg: Config, name: str) -> int:

@@ -185,3 +185,23 @@ def test_entry_point_runs_and_internal_errors_leave_a_log(tmp_path):
     assert "Traceback" not in res.stderr and "internal error" in res.stderr
     logs = list((tmp_path / "logs").glob("dpsom-error-*.log"))
     assert len(logs) == 1 and "RuntimeError: unexpected" in logs[0].read_text()
+
+
+def test_project_can_reference_its_data_instead_of_embedding_it(table_csv, tmp_path, capsys):
+    project = tmp_path / "ref.h5"
+    code, _, err = run_cli(capsys, "train", table_csv, "--out", project, "--grid", "3x3", "--max-steps", "8",
+                           "--no-embed", *FAST)
+    assert code == 0, err
+    from core.io.project_h5 import load_project
+
+    loaded = load_project(project)
+    assert loaded.dataset is None and loaded.data_ref["size"] == table_csv.stat().st_size
+    assert run_cli(capsys, "export", project, "--assignments", tmp_path / "a.csv")[0] == 0
+    assert len(pd.read_csv(tmp_path / "a.csv")) == 240
+    # The referenced file changes: the project says so instead of using different data.
+    table_csv.write_text(table_csv.read_text().replace("P0001", "P9999"))
+    code, _, err = run_cli(capsys, "export", project, "--assignments", tmp_path / "b.csv")
+    assert code == 2 and "changed" in err
+    table_csv.unlink()
+    code, _, err = run_cli(capsys, "export", project, "--assignments", tmp_path / "b.csv")
+    assert code == 2 and "missing" in err

@@ -313,6 +313,49 @@ class ModelRun:
             f.sample_features = self.preprocessor.inverse_transform(f.sample_features)
         return f
 
+    def stability(self, seeds=(1, 2, 3), *, label: str | None = None, callback=None) -> dict:
+        """Train afresh with several seeds and report how much the maps agree.
+
+        Every run uses this run's configuration and preprocessing; only the seed changes.
+        Agreement of assignments is the adjusted Rand index between runs; agreement of the
+        layout compares grid distances between the nodes of the same pairs of points.
+
+        Parameters
+        ----------
+        seeds : sequence of int
+        label : str, optional
+            A label whose AMI flags collapsed runs.
+        callback : callable, optional
+            Called with ``(seed_index, progress)`` during each training; returning False
+            stops that run early.
+
+        Returns
+        -------
+        dict
+            As :func:`core.analysis.run_stability`.
+        """
+        from .analysis import run_stability
+
+        if self.preprocessor is None:
+            opts = {k: self._prep_options.get(k) for k in DEFAULT_PREPROCESSING}
+            self.preprocessor = Preprocessor(**opts).fit(self.dataset)
+        X, mask, lengths = self.model_inputs()
+        valid = self.dataset.step_mask
+        seeds = list(seeds)
+
+        def fit_predict(seed: int) -> np.ndarray:
+            cfg = self.config.replace(**{"train.seed": int(seed)})
+            est = (TDPSOM if self.temporal else DPSOM)(config=cfg)
+            index = seeds.index(seed)
+            for progress in est.iter_fit(X, mask=mask, lengths=lengths):
+                if callback is not None and callback(index, progress) is False:
+                    break
+            return est.predict(X, lengths=lengths) if self.temporal else est.predict(X)
+
+        labels = None if label is None else np.asarray(self.dataset.labels[label])
+        return run_stability(fit_predict, seeds, grid=self.grid, labels=labels,
+                             sample_mask=valid if self.temporal else None, on_error="record")
+
     # ------------------------------------------------------------------ estimates
     def estimate(self) -> dict:
         """Rough time and memory needed to train, before starting.

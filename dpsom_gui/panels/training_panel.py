@@ -242,7 +242,7 @@ class TrainingPanel(QWidget):
         bottom.addWidget(self.progress_bar)
         bottom.addWidget(self._detail)
         layout.addLayout(bottom)
-        self.setMinimumSize(300, 420)
+        self.setMinimumSize(340, 420)
 
         b.changed.connect(self._on_binder_changed)
         self._update_enabled()

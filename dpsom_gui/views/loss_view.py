@@ -19,6 +19,7 @@ TERM_TITLES = {
     "som": ("map order", "Whether neighbouring cells of the map stay similar to each other."),
     "smooth": ("smoothness", "Whether patients move to nearby cells from one time step to the next."),
     "pred": ("forecast", "How well the next health state is predicted."),
+    "pred_step": ("forecast per step", "The forecast term of a single time step, before weighting."),
     "init": ("map start-up", "Placing the cells of the map before joint training."),
 }
 

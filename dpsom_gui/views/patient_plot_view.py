@@ -104,8 +104,10 @@ class PatientPlotView(QWidget):
 
     def set_assignments(self, bmu) -> None:
         """Map cell of every patient step, ``(n_patients, n_steps)`` int, or None to hide."""
+        had_track = self._bmu is not None
         self._bmu = None if bmu is None else np.asarray(bmu)
-        self._build_plots()
+        if had_track != (self._bmu is not None):  # plots are rebuilt only to add or drop the track
+            self._build_plots()
         if self._patient is not None:
             self.show_patient(self._patient)
 

@@ -134,6 +134,9 @@ class SomMapView(QWidget):
     # ------------------------------------------------------------------ input
     def set_grid(self, grid) -> None:
         """Draw the cells of a :class:`core.grid.SOMGrid`; forgets all layers."""
+        if grid == self._grid:
+            self.clear_layers()
+            return
         self._grid = grid
         self._centres = np.asarray(grid.positions(), dtype=float)
         width, height = grid.extent()

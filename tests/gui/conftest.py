@@ -3,45 +3,29 @@ fake training runs, and a guard that fails any test leaving a thread running."""
 
 from __future__ import annotations
 
-import threading
-import time
-import weakref
-
 import pytest
 from gui_fakes import FakeEngine, make_series, make_table
-from PySide6.QtCore import QThread
+from thread_guard import ThreadGuard
 
 
 # ---------------------------------------------------------------- thread guard
 @pytest.fixture(autouse=True)
-def _no_dangling_threads(monkeypatch):
+def _no_dangling_threads():
     """Fail a test that leaves a QThread or a Python thread running after it ends."""
-    started: list[weakref.ref] = []
-    original = QThread.start
-
-    def recording_start(self, *args):
-        started.append(weakref.ref(self))
-        return original(self, *args)
-
-    monkeypatch.setattr(QThread, "start", recording_start)
-    before = set(threading.enumerate())
-    yield
-    running = [t for t in (ref() for ref in started) if t is not None and t.isRunning()]
+    guard = ThreadGuard()
+    guard.install()
+    try:
+        yield
+    finally:
+        guard.uninstall()
+    running = guard.running_qthreads()
     for thread in running:  # clean up so one failure does not cascade into the next tests
         thread.quit()
         thread.wait(5000)
     if running:
         pytest.fail(f"test left {len(running)} QThread(s) running: "
                     + ", ".join(t.objectName() or "unnamed" for t in running))
-    deadline = time.monotonic() + 2.0
-    extra = []
-    while time.monotonic() < deadline:
-        extra = [t for t in threading.enumerate()
-                 if t not in before and t.is_alive() and not t.daemon
-                 and not isinstance(t, threading._DummyThread)]
-        if not extra:
-            break
-        time.sleep(0.02)
+    extra = guard.new_python_threads()
     if extra:
         pytest.fail("test left Python threads running: " + ", ".join(t.name for t in extra))
 

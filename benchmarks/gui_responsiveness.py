@@ -1,0 +1,123 @@
+"""How responsive the window stays while a model trains in the background.
+
+Opens the real main window (offscreen unless a display is set), loads the demo cohort,
+and trains the ``quick`` preset in the training worker thread. Meanwhile a heartbeat
+``QTimer`` in the GUI thread fires every few milliseconds and records how late each beat
+is: that lateness is what a user feels as a frozen window. The live views (map, loss
+curves, progress) redraw as they do for a user.
+
+Prints the 50th and 99th percentiles and the maximum of the heartbeat delay, with the
+training speed. Targets: p99 < 50 ms, max < 200 ms. Nothing is asserted; run it on the
+machine you care about::
+
+    python benchmarks/gui_responsiveness.py                 # demo cohort, 60 s of training
+    python benchmarks/gui_responsiveness.py --size test --seconds 20
+    python benchmarks/gui_responsiveness.py --max-steps 300 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=("demo", "test"), default="demo", help="demo cohort size")
+    parser.add_argument("--seconds", type=float, default=60.0, help="stop training after this long")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    parser.add_argument("--beat-ms", type=int, default=10, help="heartbeat interval in milliseconds")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads for training (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="training device (cpu, cuda, auto)")
+    return parser.parse_args(argv)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import torch
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from dpsom_gui.app import create_window
+    from dpsom_gui.settings import Preferences
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    app = QApplication.instance() or QApplication([])
+    prefs = Preferences.open(Path(tempfile.mkdtemp(prefix="dpsom-bench-")) / "prefs.ini")
+    window = create_window(prefs)
+    window.resize(1280, 820)
+    window.show()
+    session = window.session
+    session.open_demo(args.size)
+    config = session.config.replace(**{"train.device": args.device, "train.max_steps": args.max_steps})
+    print(f"data: {session.dataset.values.shape} ({args.size}); grid {config.grid.height}x{config.grid.width}; "
+          f"batch {config.train.batch_size}; torch threads {torch.get_num_threads()}; "
+          f"Qt platform {app.platformName()}")
+
+    delays: list[float] = []
+    clock = QElapsedTimer()
+    last = [0.0]
+
+    def beat() -> None:
+        now = clock.nsecsElapsed() / 1e6
+        delays.append(max(0.0, now - last[0] - args.beat_ms))
+        if delays[-1] > 50 and os.environ.get("DPSOM_BENCH_DEBUG"):
+            print(f"  late beat at {now / 1000:.2f} s: {delays[-1]:.0f} ms")
+        last[0] = now
+
+    heartbeat = QTimer()
+    heartbeat.setTimerType(heartbeat.timerType().PreciseTimer)
+    heartbeat.setInterval(args.beat_ms)
+    heartbeat.timeout.connect(beat)
+    reports = [0]
+    session.training_progress.connect(lambda records: reports.__setitem__(0, reports[0] + 1))
+    loop = QEventLoop()
+    for signal in (session.training_finished, session.training_cancelled):
+        signal.connect(loop.quit)
+    session.training_failed.connect(lambda text: (print("training failed:", text[:300]), loop.quit()))
+
+    started = time.perf_counter()
+    session.start_training(config)
+    clock.start()
+    heartbeat.start()
+    deadline = QTimer()
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(session.cancel_training)
+    deadline.start(int(args.seconds * 1000))
+    loop.exec()  # the real event loop, as in the application
+    heartbeat.stop()
+    elapsed = time.perf_counter() - started
+    steps = session.history[-1]["step"] if session.history else 0
+    session.shutdown()
+    window.session._set_dirty(False)
+    window.close()
+
+    print(f"trained {steps} steps in {elapsed:.1f} s ({steps / max(elapsed, 1e-9):.1f} steps/s), "
+          f"{reports[0]} progress reports, {len(delays)} heartbeats of {args.beat_ms} ms")
+    print(f"heartbeat delay: p50 {percentile(delays, 50):.1f} ms, p99 {percentile(delays, 99):.1f} ms, "
+          f"max {max(delays, default=float('nan')):.1f} ms, mean {statistics.fmean(delays) if delays else 0:.1f} ms")
+    print("targets: p99 < 50 ms, max < 200 ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

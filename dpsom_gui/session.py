@@ -124,9 +124,10 @@ class Session(QObject):
         if self.state == "paused":
             return True
         run = self.run
-        if self.state != "idle" or run is None or not run.is_fitted:
+        if self.state != "idle" or run is None or not run.is_fitted or run.is_complete:
             return False
-        return not run.is_complete
+        # Changed settings mean a new model: resuming would train the old one.
+        return self.config is None or self.config.to_dict() == run.config.to_dict()
 
     @property
     def title(self) -> str:
@@ -272,12 +273,14 @@ class Session(QObject):
 
     # ============================================================== settings
     def set_config(self, config) -> None:
-        """Settings for the next training (ignored while a model trains)."""
+        """Settings for the next training (ignored while a model trains). Settings that differ
+        from a stopped run's make the next start a new training instead of a resume."""
         if self.is_training:
             return
         if self.config is None or config.to_dict() != self.config.to_dict():
             self.config = config
             self._set_dirty(self.dataset is not None or self.dirty)
+            self.training_state_changed.emit(self.state)  # resumability may have changed
 
     def preset_config(self, model: str, preset: str):
         """Settings of a model kind and preset, sized for the current data."""

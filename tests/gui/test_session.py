@@ -234,3 +234,42 @@ def test_new_project_forgets_everything(session, qtbot):
         session.new_project()
     assert blocker.args == [None]
     assert session.dataset is None and session.state == "no_data" and not session.dirty
+
+
+def test_a_stopped_training_resumes_after_saving_and_reopening(prefs, qtbot, tmp_path):
+    session = Session(prefs, FakeEngine(delay=0.005))
+    try:
+        session.load_dataset(make_series())
+        session.start_training()
+        qtbot.waitUntil(lambda: len(session.history) >= 4, timeout=5000)
+        with qtbot.waitSignal(session.training_cancelled, timeout=10000):
+            session.cancel_training()
+        stopped_at = session.history[-1]["step"]
+        session.save_project(str(tmp_path / "half.h5"))
+    finally:
+        session.shutdown()
+    engine = FakeEngine()
+    reopened = Session(prefs, engine)
+    reopened.open_project(str(tmp_path / "half.h5"))
+    assert reopened.can_resume
+    with qtbot.waitSignal(reopened.training_finished, timeout=10000):
+        reopened.resume_training()
+    assert engine.runs[-1].resumed_from == [stopped_at]
+    assert reopened.history[-1]["step"] == TOTAL
+
+
+def test_changed_settings_turn_resume_into_a_new_training(prefs, qtbot):
+    session = Session(prefs, FakeEngine(delay=0.005))
+    try:
+        session.load_dataset(make_series())
+        session.start_training()
+        qtbot.waitUntil(lambda: len(session.history) >= 2, timeout=5000)
+        with qtbot.waitSignal(session.training_cancelled, timeout=10000):
+            session.cancel_training()
+        assert session.can_resume
+        session.set_config(session.config.replace(**{"grid.height": 5}))
+        assert not session.can_resume
+        with pytest.raises(RuntimeError, match="no stopped training"):
+            session.resume_training()
+    finally:
+        session.shutdown()

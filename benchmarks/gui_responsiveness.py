@@ -37,6 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads for training (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="training device (cpu, cuda, auto)")
+    parser.add_argument("--cold", action="store_true",
+                        help="skip the engine warm-up the application does at start-up (shows the stutter "
+                             "of importing torch's optimiser stack in the training thread)")
     return parser.parse_args(argv)
 
 
@@ -67,6 +70,8 @@ def main(argv=None) -> int:
     window.resize(1280, 820)
     window.show()
     session = window.session
+    if not args.cold:
+        session.engine.warm_up()  # what the application does in the background at start-up
     session.open_demo(args.size)
     config = session.config.replace(**{"train.device": args.device, "train.max_steps": args.max_steps})
     print(f"data: {session.dataset.values.shape} ({args.size}); grid {config.grid.height}x{config.grid.width}; "

@@ -15,9 +15,10 @@ import logging
 import logging.handlers
 import sys
 import threading
+import time
 from pathlib import Path
 
-__all__ = ["main", "parse_args", "setup_logging", "install_excepthooks", "create_window"]
+__all__ = ["main", "parse_args", "setup_logging", "install_excepthooks", "create_window", "start_warm_up"]
 
 log = logging.getLogger("dpsom_gui")
 
@@ -81,6 +82,23 @@ def install_excepthooks(report):
     return relay
 
 
+def start_warm_up(engine) -> threading.Thread:
+    """Run :meth:`Engine.warm_up` in a daemon thread, so the first training starts smoothly."""
+
+    def warm() -> None:
+        started = time.perf_counter()
+        try:
+            engine.warm_up()
+        except Exception as exc:  # noqa: BLE001 - training imports again later and reports then
+            log.warning("engine warm-up failed: %s", type(exc).__name__)
+        else:
+            log.info("engine ready after %.1f s", time.perf_counter() - started)
+
+    thread = threading.Thread(target=warm, name="engine-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def create_window(prefs, engine=None, log_path: str | None = None):
     """The main window around a new session (used by :func:`main` and by tests)."""
     from .main_window import MainWindow
@@ -111,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     log_path = setup_logging(prefs.log_directory())
     log.info("DPSOM Studio starting")
     window = create_window(prefs, log_path=str(log_path))
+    start_warm_up(window.session.engine)
 
     def report(exc: BaseException) -> None:
         import traceback

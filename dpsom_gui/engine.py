@@ -14,6 +14,21 @@ __all__ = ["Engine"]
 class Engine:
     """Everything :class:`dpsom_gui.session.Session` asks of :mod:`core`."""
 
+    # ---------------------------------------------------------------- set-up
+    def warm_up(self) -> None:
+        """Import the training stack ahead of time.
+
+        Creating the first torch optimiser imports several hundred modules (torch's compiler
+        stack). Done inside the training thread, those imports hold the interpreter lock for
+        up to a few hundred milliseconds at a time and the window stutters as training
+        starts; :func:`dpsom_gui.app.main` calls this in the background at start-up instead.
+        """
+        import torch
+
+        import core.workflow  # noqa: F401
+
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
     # ---------------------------------------------------------------- models
     def make_run(self, dataset, config, preprocessing=None):
         """A new, untrained ``core.workflow.ModelRun``."""

@@ -133,6 +133,7 @@ class TrainingWorker(QObject):
                 if important or due:
                     self._flush(pending)
                 self._maybe_save()
+                time.sleep(0)  # hand the interpreter lock to the GUI thread between steps
                 if self._cancel.is_set():
                     break
                 if not self._running.is_set():

@@ -112,3 +112,18 @@ def test_main_starts_and_closes_cleanly(qtbot, tmp_path, restore_hooks, monkeypa
     assert windows and windows[0].windowTitle().startswith("Untitled project")
     assert settings.exists()
     assert (tmp_path / "logs" / "dpsom-studio.log").exists()
+
+
+def test_engine_warm_up_runs_in_a_daemon_thread_and_logs(log_file):
+    from dpsom_gui.app import start_warm_up
+
+    class Engine:
+        calls = 0
+
+        def warm_up(self):
+            Engine.calls += 1
+
+    thread = start_warm_up(Engine())
+    thread.join(10)
+    assert thread.daemon and not thread.is_alive() and Engine.calls == 1
+    assert "engine ready" in log_file.read_text()

@@ -154,7 +154,7 @@ def import_data(window, path: str | None = None, confirmed: bool = False) -> boo
     if not path:
         return False
     _remember_directory(window, path)
-    dialog = ImportDialog(path, window.session.engine, window)
+    dialog = ImportDialog(path, window.session.engine, window, log_path=window.log_path)
     window.import_dialog = dialog
     accepted = dialog.exec() == ImportDialog.DialogCode.Accepted
     window.import_dialog = None

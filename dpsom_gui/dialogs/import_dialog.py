@@ -120,7 +120,8 @@ class ImportDialog(QDialog):
 
     check_finished = Signal(bool)
 
-    def __init__(self, path: str, engine, parent: QWidget | None = None, auto_check: bool = True) -> None:
+    def __init__(self, path: str, engine, parent: QWidget | None = None, auto_check: bool = True,
+                 log_path: str | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Import {Path(path).name}")
         self.resize(900, 680)
@@ -133,6 +134,9 @@ class ImportDialog(QDialog):
         self._job_options: dict | None = None
         self._outcome: tuple[str, object] = ("none", None)
         self.role_boxes: dict[str, QComboBox] = {}
+        self.log_path = log_path
+        self.error_dialog = None
+        self._failure: tuple[str, str] | None = None
 
         self._detected = QLabel("")
         self._detected.setWordWrap(True)
@@ -189,6 +193,12 @@ class ImportDialog(QDialog):
         report_layout.addWidget(self.status)
         report_layout.addWidget(self.progress)
         report_layout.addWidget(self.report, 1)
+        self.details_button = QPushButton("Technical details…")
+        self.details_button.setToolTip("Show the technical details of the problem and where the log is, "
+                                       "for whoever supports you.")
+        self.details_button.setVisible(False)
+        self.details_button.clicked.connect(self._on_details_button_clicked)
+        report_layout.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignRight)
 
         self.check_button = QPushButton("Check again")
         self.check_button.setToolTip("Read the whole file with these choices and report what happens.")
@@ -315,6 +325,8 @@ class ImportDialog(QDialog):
         options, problem = self.read_options()
         if problem:
             return
+        self._failure = None
+        self.details_button.setVisible(False)
         if self._job is not None:  # one read at a time; start again once it ends
             self._job.worker.cancel()
             self._debounce.start()
@@ -354,11 +366,22 @@ class ImportDialog(QDialog):
             self._show_report(payload)
             self.check_finished.emit(True)
         elif kind == "failed":
-            message, _details = split_failure(payload)
+            message, details = split_failure(payload)
+            self._failure = (message, details)
             self.status.setText("The file cannot be imported with these choices.")
             self.report.setPlainText(message)
+            self.details_button.setVisible(True)
             self.check_finished.emit(False)
         self._update_buttons()
+
+    def _on_details_button_clicked(self) -> None:
+        from .error_dialog import ErrorDialog
+
+        if self._failure is None:
+            return
+        message, details = self._failure
+        self.error_dialog = ErrorDialog("The file cannot be imported", message, details, self.log_path, self)
+        self.error_dialog.show()
 
     def _show_report(self, dataset) -> None:
         if dataset.is_series:

@@ -134,6 +134,9 @@ class TrainingPanel(QWidget):
             0, 10000, "Passes over the data while the map and the summary are trained together.")))
         form.addRow("Forecast passes", b.bind("train.epochs_pred", _spin(
             0, 10000, "Passes that train the forecast of the next health state (T-DPSOM only).")))
+        form.addRow("Summary size", b.bind("network.latent_dim", _spin(
+            2, 1024, "Latent size: how many numbers the model uses to summarise each sample or "
+                     "time point. Larger can capture more detail but trains slower.")))
         form.addRow("Batch size", b.bind("train.batch_size", _spin(
             1, 100000, "How many samples (or patients) the model looks at per step. Larger is "
                        "faster but needs more memory.")))
@@ -153,9 +156,6 @@ class TrainingPanel(QWidget):
         self._advanced_button.toggled.connect(self._on_advanced_button_toggled)
         self._advanced = QGroupBox("Advanced")
         form = QFormLayout(self._advanced)
-        form.addRow("Latent size", b.bind("network.latent_dim", _spin(
-            2, 1024, "Length of the internal summary of each sample; larger can capture more "
-                     "detail but trains slower.")))
         form.addRow("Learning rate", b.bind("train.lr", _dspin(
             1e-6, 1.0, 6, "How big a step each update takes.", step=1e-4)))
         weights = (

@@ -22,7 +22,7 @@ def wide_csv(tmp_path):
 
 
 def open_dialog(qtbot, path, **kwargs):
-    dialog = ImportDialog(str(path), Engine(), **kwargs)
+    dialog = ImportDialog(str(path), Engine(), log_path="/tmp/dpsom-studio.log", **kwargs)
     qtbot.addWidget(dialog)
     return dialog
 
@@ -80,6 +80,9 @@ def test_a_refused_file_shows_the_reason_with_line_and_column(qtbot, tmp_path):
     assert "bad.csv, line 4, column 'hr'" in text
     assert "cannot be imported" in dialog.status.text()
     assert not dialog.import_button.isEnabled() and dialog.dataset is None
+    dialog.details_button.click()  # details on demand, in a non-modal message
+    assert dialog.error_dialog.isVisible() and not dialog.error_dialog.isModal()
+    assert "Traceback" in dialog.error_dialog.details.toPlainText()
 
 
 def test_an_unreadable_file_is_explained_in_the_dialog(qtbot, tmp_path):

@@ -8,7 +8,6 @@ from dpsom_gui import actions
 from dpsom_gui.app import create_window
 from dpsom_gui.engine import Engine
 
-pytest.importorskip("core.workflow")
 
 
 @pytest.fixture

@@ -387,7 +387,12 @@ def make_config(
         else:
             cfg.grid = SOMGrid(8, 8, "rect", True)
             net.hidden, net.latent_dim, net.lstm_dim = (128, 128), 16, 64
-            tr.batch_size, tr.epochs_pretrain, tr.epochs_joint, tr.epochs_pred = 32, 10, 15, 5
+            # 16 patients per batch rather than 32: a step costs about half as much (the LSTM's
+            # loop over time dominates small batches), so an epoch costs the same but takes
+            # twice the optimiser steps. On the synthetic ICU cohort (300 patients, 4 seeds)
+            # this raised NMI with the true state from 0.32-0.36 to 0.35-0.47 and took the
+            # 6-step forecast from 0.93-0.99 to 0.89-0.93 of the same-state baseline's error.
+            tr.batch_size, tr.epochs_pretrain, tr.epochs_joint, tr.epochs_pred = 16, 10, 15, 5
             tr.som_init_epochs, tr.som_init_lrs = (3, 3), (0.1, 0.01)
             tr.target_chunks = 1
         tr.decay_steps = 2000

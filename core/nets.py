@@ -16,6 +16,9 @@ import torch.nn.functional as F
 from .config import NetworkConfig
 
 __all__ = [
+    "Linear",
+    "FAST_CPU_LINEAR",
+    "onednn_linear_available",
     "AffineBN",
     "Posterior",
     "MLPEncoder",
@@ -30,6 +33,90 @@ __all__ = [
 ]
 
 
+# ------------------------------------------------------------------ float32 linear layers on the CPU
+def _find_onednn_linear():
+    """oneDNN's dense-tensor linear kernel, or None where this PyTorch build lacks it."""
+    try:
+        if not torch.backends.mkldnn.is_available():
+            return None
+        return torch.ops.mkldnn._linear_pointwise
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_ONEDNN_LINEAR = _find_onednn_linear()
+
+#: Route float32 CPU linear layers through oneDNN (see :class:`Linear`). Set to False to use
+#: torch's default GEMM instead (the results agree to float32 rounding).
+FAST_CPU_LINEAR = _ONEDNN_LINEAR is not None
+
+# Below this many multiply-adds a call's fixed cost outweighs the faster kernel.
+_MIN_FAST_MACS = 1 << 20
+
+
+def onednn_linear_available() -> bool:
+    """Whether this PyTorch build offers the oneDNN linear kernel used by :class:`Linear`."""
+    return _ONEDNN_LINEAR is not None
+
+
+def _onednn(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """``x @ w.T + b`` by oneDNN; ``x (n, k)`` and ``w (m, k)`` may be transposed views."""
+    return _ONEDNN_LINEAR(x, w, b, "none", [], "")
+
+
+class _OneDNNLinearFn(torch.autograd.Function):
+    """``y = x W^T + b`` with the forward and both backward products done by oneDNN.
+
+    The backward products are written as linear layers of transposed views, which oneDNN
+    reads in place: ``dx = dy W`` is ``linear(dy, W^T)`` and ``dW = dy^T x`` is
+    ``linear(dy^T, x^T)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn(x, weight, bias)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()  # e.g. an expanded gradient from a sum
+        gx = _onednn(grad, weight.t(), None) if ctx.needs_input_grad[0] else None
+        gw = _onednn(grad.t(), x.t(), None) if ctx.needs_input_grad[1] else None
+        gb = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # PyTorch before 2.4 had no device argument
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` whose float32 CPU products use oneDNN rather than torch's default GEMM.
+
+    On CPUs where the default BLAS takes a slow generic path (AMD processors with MKL, for
+    one), oneDNN's kernel is about twice as fast in float32 for the layer sizes of this
+    model, forward and backward. Same parameters, same initialisation and the same results
+    up to float32 rounding. Other devices and dtypes, autocast (whose bf16 products already go
+    to oneDNN), inputs that are not 2-D and tiny layers take the ordinary path.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (FAST_CPU_LINEAR and x.dim() == 2 and x.shape[1] == self.in_features
+                and x.device.type == "cpu" and x.dtype == torch.float32
+                and self.weight.dtype == torch.float32
+                and x.shape[0] * self.in_features * self.out_features >= _MIN_FAST_MACS
+                and not _autocast_on("cpu")):
+            return _OneDNNLinearFn.apply(x.contiguous(), self.weight, self.bias)
+        return super().forward(x)
+
+
+# ------------------------------------------------------------------ layers
 class AffineBN(nn.Module):
     """The reference's batch norm as it actually ran: ``y = gamma * h / sqrt(1 + 1e-3) + beta``.
 
@@ -44,7 +131,8 @@ class AffineBN(nn.Module):
         self._scale = 1.0 / math.sqrt(1.0 + 1e-3)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h * (self.weight * self._scale) + self.bias
+        # One fused multiply-add over the activations instead of a product and a sum.
+        return torch.addcmul(self.bias, h, self.weight * self._scale)
 
 
 def _norm(mode: str, n: int) -> nn.Module:
@@ -96,22 +184,28 @@ class _PosteriorHead(nn.Module):
         super().__init__()
         self.kind, self.d, self.std_floor = kind, latent_dim, std_floor
         n_out = latent_dim + latent_dim * (latent_dim + 1) // 2 if kind == "full" else 2 * latent_dim
-        self.linear = nn.Linear(in_dim, n_out)
+        self.linear = Linear(in_dim, n_out)
         if kind == "full":
+            # Packed order is row-major over the lower triangle (torch.tril_indices).
             rows, cols = torch.tril_indices(latent_dim, latent_dim)
-            self.register_buffer("_rows", rows, persistent=False)
-            self.register_buffer("_cols", cols, persistent=False)
-            self.register_buffer("_is_diag", rows == cols, persistent=False)
+            self.register_buffer("_flat", rows * latent_dim + cols, persistent=False)  # (d(d+1)/2,)
+            self.register_buffer("_diag", torch.nonzero(rows == cols).squeeze(1), persistent=False)  # (d,)
 
     def forward(self, h: torch.Tensor) -> Posterior:
-        out = self.linear(h).float()  # (B, n_out); float32 even under autocast
+        return self.posterior_from_output(self.linear(h).float())  # float32 even under autocast
+
+    def posterior_from_output(self, out: torch.Tensor) -> Posterior:
+        """The posterior from the layer's raw output ``out (B, n_out)``."""
         mean, raw = out[:, : self.d], out[:, self.d:]
         if self.kind == "diag":
             return Posterior(mean, std=F.softplus(raw) + self.std_floor)
-        # Diagonal entries pass through softplus (+ floor); off-diagonal ones stay free.
-        packed = torch.where(self._is_diag, F.softplus(raw) + self.std_floor, raw)  # (B, d(d+1)/2)
-        tril = out.new_zeros(out.shape[0], self.d, self.d)
-        tril[:, self._rows, self._cols] = packed
+        # Diagonal entries pass through softplus (+ floor); off-diagonal ones stay free. Only
+        # the d diagonal columns need the softplus, not all d(d+1)/2.
+        packed = raw.index_copy(1, self._diag, F.softplus(raw.index_select(1, self._diag)) + self.std_floor)
+        # Scatter into a flat (B, d*d) along one axis: its backward is a plain column gather,
+        # far cheaper than indexing (B, d, d) with separate row and column indices.
+        b = out.shape[0]
+        tril = out.new_zeros(b, self.d * self.d).index_copy(1, self._flat, packed).view(b, self.d, self.d)
         return Posterior(mean, scale_tril=tril)
 
 
@@ -123,7 +217,7 @@ class MLPEncoder(nn.Module):
         layers: list[nn.Module] = []
         prev = in_dim
         for width in cfg.hidden:
-            layers += [nn.Linear(prev, width), nn.LeakyReLU(cfg.leaky_slope)]
+            layers += [Linear(prev, width), nn.LeakyReLU(cfg.leaky_slope)]
             if cfg.dropout > 0:
                 layers.append(nn.Dropout(cfg.dropout))
             layers.append(_norm(cfg.bn_mode, width))
@@ -150,10 +244,10 @@ class MLPDecoder(nn.Module):
         layers: list[nn.Module] = []
         prev = cfg.latent_dim
         for width in reversed(cfg.hidden):
-            layers += [nn.Linear(prev, width), nn.LeakyReLU(cfg.leaky_slope), _norm(cfg.bn_mode, width)]
+            layers += [Linear(prev, width), nn.LeakyReLU(cfg.leaky_slope), _norm(cfg.bn_mode, width)]
             prev = width
         self.body = nn.Sequential(*layers)
-        self.out = nn.Linear(prev, out_dim * (2 if likelihood == "gaussian" else 1))
+        self.out = Linear(prev, out_dim * (2 if likelihood == "gaussian" else 1))
         _glorot(self)
 
     def forward(self, z: torch.Tensor):  # z: (B, d)
@@ -206,7 +300,7 @@ class ConvDecoder(nn.Module):
         self.q = side // 4
         slope = cfg.leaky_slope
         self.likelihood = "bernoulli"
-        self.dense = nn.Sequential(nn.Linear(cfg.latent_dim, 256 * self.q * self.q), nn.LeakyReLU(slope))
+        self.dense = nn.Sequential(Linear(cfg.latent_dim, 256 * self.q * self.q), nn.LeakyReLU(slope))
         self.body = nn.Sequential(
             nn.ConvTranspose2d(256, 128, 3, padding=1), nn.LeakyReLU(slope), _norm2d(cfg.bn_mode, 128),
             nn.ConvTranspose2d(128, 64, 3, padding=1), nn.LeakyReLU(slope), _norm2d(cfg.bn_mode, 64),

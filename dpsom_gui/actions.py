@@ -22,6 +22,8 @@ from .resources import icon
 __all__ = ["ACTIONS", "ActionSpec", "build_actions", "new_project", "open_project", "save_project",
            "save_project_as", "import_data", "open_demo", "start_or_resume", "pause_training",
            "stop_training", "show_preferences", "confirm_discard", "ask_save_changes",
+           "export_assignments", "export_node_summary", "export_selection", "export_view_picture",
+           "export_animation", "show_user_guide", "show_about", "ask_export_path", "PICTURE_VIEWS",
            "PROJECT_FILTER", "DATA_FILTER"]
 
 PROJECT_FILTER = "DPSOM projects (*.h5)"
@@ -219,12 +221,151 @@ def show_preferences(window) -> None:
         window.apply_preferences()
 
 
-def show_about(window) -> None:
-    from core import __version__
+def show_about(window):
+    """The About box with the versions of the application and its libraries."""
+    from .dialogs.about_dialog import AboutDialog
 
-    QMessageBox.about(window, "About DPSOM Studio",
-                      f"<b>DPSOM Studio</b> {__version__}<br>Deep probabilistic self-organising maps "
-                      "for patient health states. Everything runs on this computer; no data leaves it.")
+    dialog = AboutDialog(window)
+    window.about_dialog = dialog
+    dialog.show()
+    return dialog
+
+
+def show_user_guide(window):
+    """The user guide in its own (non-modal) window."""
+    from .dialogs.help_dialog import HelpDialog
+
+    dialog = getattr(window, "help_dialog", None)
+    if dialog is None:
+        dialog = HelpDialog(window)
+        window.help_dialog = dialog
+    dialog.show()
+    dialog.raise_()
+    return dialog
+
+
+# ------------------------------------------------------------------------- export
+#: Views that can be saved as pictures: name -> (title, how to find the widget).
+PICTURE_VIEWS = {
+    "map": ("The map", lambda w: w.map_view),
+    "trajectories": ("Journeys over time", lambda w: w.exploration.trajectories.canvas),
+    "transitions": ("Moves between cells", lambda w: w.exploration.transitions),
+    "inspector": ("Selected cells", lambda w: w.exploration.inspector),
+    "metrics": ("Map quality", lambda w: w.exploration.metrics),
+    "losses": ("Training curves", lambda w: w.loss_view),
+    "patients": ("Patients over time", lambda w: w.patient_view),
+}
+
+
+def ask_export_path(window, title: str, file_filter: str, name: str) -> str | None:
+    """Ask where to save an export (the file's suffix follows the chosen filter)."""
+    start = str(Path(window.prefs.get("last_directory") or ".") / name)
+    path, chosen = QFileDialog.getSaveFileName(window, title, start, file_filter)
+    if not path:
+        return None
+    if not Path(path).suffix:
+        suffix = chosen[chosen.find("*.") + 1: chosen.find(")")] if "*." in chosen else ""
+        path += suffix
+    return path
+
+
+def _explorer(window):
+    explorer = window.exploration.explorer
+    if explorer is None:
+        window.statusBar().showMessage("Train a model (or open a trained project) first.", 6000)
+    return explorer
+
+
+def _export(window, what: str, path: str | None, file_filter: str, name: str, write) -> bool:
+    path = path or ask_export_path(window, f"Save {what}", file_filter, name)
+    if not path:
+        return False
+    _remember_directory(window, path)
+    try:
+        count = write(path)
+    except Exception as exc:  # noqa: BLE001 - a failed export is reported, the app carries on
+        window.show_error(f"The {what} could not be saved", f"{exc}. Try another folder or file name.",
+                          _traceback(exc))
+        return False
+    window.statusBar().showMessage(f"Saved {what} to {Path(path).name}" + (f" ({count} lines)" if count else ""), 8000)
+    return True
+
+
+def export_assignments(window, path: str | None = None) -> bool:
+    """Every point's cell and certainty as CSV (as ``dpsom export --assignments``)."""
+    from . import exporting
+
+    explorer = _explorer(window)
+    return explorer is not None and _export(window, "assignments", path, exporting.CSV_FILTER, "assignments.csv",
+                                            lambda p: exporting.export_assignments(explorer, p))
+
+
+def export_node_summary(window, path: str | None = None) -> bool:
+    """One line per cell: size, outcome means, typical profile, group names (CSV)."""
+    from . import exporting
+
+    explorer = _explorer(window)
+    return explorer is not None and _export(
+        window, "cell summary", path, exporting.CSV_FILTER, "cells.csv",
+        lambda p: exporting.export_node_summary(explorer, p, window.session.annotations))
+
+
+def export_selection(window, path: str | None = None) -> bool:
+    """The assignments of the points in the cells selected on the map (CSV)."""
+    from . import exporting
+
+    explorer = _explorer(window)
+    nodes = window.map_view.selected_nodes()
+    if explorer is None:
+        return False
+    if not nodes:
+        window.statusBar().showMessage("Select cells on the map first.", 6000)
+        return False
+    return _export(window, "selected lines", path, exporting.CSV_FILTER, "selected-cells.csv",
+                   lambda p: exporting.export_assignments(explorer, p, nodes=nodes))
+
+
+def export_view_picture(window, view: str | None = None, path: str | None = None) -> bool:
+    """A picture (PNG or SVG) of one view; asks which when ``view`` is not given."""
+    from PySide6.QtWidgets import QInputDialog
+
+    from . import exporting
+
+    if view is None:
+        titles = [title for title, _ in PICTURE_VIEWS.values()]
+        title, ok = QInputDialog.getItem(window, "Save a picture", "Which view?", titles, 0, False)
+        if not ok:
+            return False
+        view = next(k for k, (t, _) in PICTURE_VIEWS.items() if t == title)
+    widget = PICTURE_VIEWS[view][1](window)
+
+    def write(p) -> None:
+        exporting.save_widget_picture(widget, p)
+
+    return _export(window, f"picture of {PICTURE_VIEWS[view][0].lower()}", path, exporting.PICTURE_FILTER,
+                   f"{view}.png", write)
+
+
+def export_animation(window, path: str | None = None) -> bool:
+    """The journeys of the chosen patients from the first to the last step as a GIF."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from . import exporting
+
+    view = window.exploration.trajectories
+    if not view.patients:
+        window.statusBar().showMessage("Choose patients in the journeys view first.", 6000)
+        return False
+
+    def write(p):
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            return exporting.export_animation(view, p)
+        finally:
+            QApplication.restoreOverrideCursor()
+
+    return _export(window, "animation", path, exporting.GIF_FILTER, "journeys.gif", write)
 
 
 def _traceback(exc: BaseException) -> str:
@@ -270,7 +411,20 @@ ACTIONS = (
                pause_training, "F6", "pause"),
     ActionSpec("stop", "&Training", "S&top", "Stop training after the current step; it can be resumed later.",
                stop_training, "Shift+F5", "stop"),
-    ActionSpec("about", "&Help", "&About DPSOM Studio", "Version and privacy information.", show_about),
+    ActionSpec("export_assignments", "E&xport", "&Assignments as CSV…",
+               "Every row or patient time point with its cell and how sure the model is.", export_assignments),
+    ActionSpec("export_nodes", "E&xport", "&Cell summary as CSV…",
+               "One line per cell: how many points, outcome rates, typical values and group names.",
+               export_node_summary),
+    ActionSpec("export_selection", "E&xport", "&Selected cells as CSV…",
+               "The rows or time points in the cells selected on the map.", export_selection),
+    ActionSpec("export_picture", "E&xport", "&Picture of a view…",
+               "Save the map or another view as a PNG picture or an SVG drawing.", export_view_picture, "Ctrl+E"),
+    ActionSpec("export_animation", "E&xport", "&Animation of journeys…",
+               "Save the journeys of the chosen patients as an animated GIF.", export_animation),
+    ActionSpec("guide", "&Help", "&User guide", "How to use DPSOM Studio, with pictures.", show_user_guide,
+               QKeySequence.StandardKey.HelpContents),
+    ActionSpec("about", "&Help", "&About DPSOM Studio", "Versions and privacy information.", show_about),
 )
 
 
@@ -294,7 +448,7 @@ def build_actions(window) -> dict:
         if spec.menu not in menus:
             menus[spec.menu] = window.menuBar().addMenu(spec.menu)
         menus[spec.menu].addAction(action)
-        if spec.name in ("demo", "save_as", "preferences"):
+        if spec.name in ("demo", "save_as", "preferences", "export_selection"):
             menus[spec.menu].addSeparator()
         actions[spec.name] = action
     window.recent_menu = menus["&File"].addMenu("Open &recent")

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QStackedWidget, 
 from . import actions
 from .data_summary import summarise_variables
 from .dialogs.error_dialog import ErrorDialog
+from .exploration import Exploration
 from .panels.start_panel import StartPanel
 from .panels.training_panel import TrainingPanel
 from .resources import icon
@@ -88,8 +89,10 @@ class MainWindow(QMainWindow):
                                    Qt.DockWidgetArea.RightDockWidgetArea),
         }
         self.tabifyDockWidget(self.docks["losses"], self.docks["data"])
+        self.exploration = Exploration(self)
+        self.exploration.arrange()
         self.docks["losses"].raise_()
-        for dock in self.docks.values():
+        for dock in self.all_docks():
             dock.setVisible(False)
 
         # ----------------------------------------------------- menus, toolbar
@@ -110,6 +113,7 @@ class MainWindow(QMainWindow):
         self._estimate_timer.timeout.connect(self._on_estimate_timer_timeout)
 
         self._connect()
+        self.exploration.attach()
         self.training_panel.set_devices(session.devices())
         self.refresh_recent_files()
         self._update_title()
@@ -119,6 +123,14 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1280, 820)
+
+    def all_docks(self) -> list[QDockWidget]:
+        """Every dock: the window's own and the exploring views'."""
+        return list(self.docks.values()) + list(self.exploration.docks.values())
+
+    def add_dock(self, name: str, title: str, widget: QWidget, area) -> QDockWidget:
+        """A closable, movable dock named ``dock_<name>`` holding ``widget``."""
+        return self._dock(name, title, widget, area)
 
     def _dock(self, name: str, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -134,7 +146,7 @@ class MainWindow(QMainWindow):
         from PySide6.QtWidgets import QMenu
 
         menu = QMenu("&View", self)
-        for dock in self.docks.values():
+        for dock in self.all_docks():
             menu.addAction(dock.toggleViewAction())
         return menu
 
@@ -173,8 +185,10 @@ class MainWindow(QMainWindow):
         if self._workspace_shown:
             return
         self._workspace_shown = True
-        for dock in self.docks.values():
+        for dock in self.all_docks():
             dock.setVisible(True)
+        self.docks["patients"].raise_()
+        self.docks["losses"].raise_()
         state = self.prefs.window_state()
         if state is not None:
             self.restoreState(state)
@@ -227,7 +241,7 @@ class MainWindow(QMainWindow):
     def _on_session_project_loaded(self) -> None:
         if self.session.dataset is None:
             self.stack.setCurrentWidget(self.start_panel)
-            for dock in self.docks.values():
+            for dock in self.all_docks():
                 dock.setVisible(False)
             self._workspace_shown = False
         else:

@@ -66,6 +66,13 @@ class Session(QObject):
         Unsaved changes, and the project file name.
     message(str)
         A short notice for the status bar (e.g. "Autosaved").
+    annotations_changed(object)
+        The project's annotations (supercluster grouping and names) changed; the new dict.
+    analysis_started(str), analysis_progress(str, object)
+        A background analysis ("metrics", "stability") began; its latest progress value.
+    analysis_finished(str, object), analysis_failed(str, str), analysis_cancelled(str)
+        Emitted after the analysis thread has ended: (name, result), (name, failure text),
+        (name).
     """
 
     project_loaded = Signal()
@@ -85,6 +92,12 @@ class Session(QObject):
     dirty_changed = Signal(bool)
     path_changed = Signal(str)
     message = Signal(str)
+    annotations_changed = Signal(object)
+    analysis_started = Signal(str)
+    analysis_progress = Signal(str, object)
+    analysis_finished = Signal(str, object)
+    analysis_failed = Signal(str, str)
+    analysis_cancelled = Signal(str)
 
     def __init__(self, prefs: Preferences, engine: Engine | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -97,11 +110,16 @@ class Session(QObject):
         self.column_roles: dict = {}
         self.history: list[dict] = []
         self.results: dict = {}
+        #: JSON annotations saved with the project (``superclusters``, ``supercluster_names``).
+        self.annotations: dict = {}
         self.path: str | None = None
         self.dirty = False
         self.state = "no_data"
         self._training: WorkerThread | None = None
         self._import: WorkerThread | None = None
+        self._analysis: WorkerThread | None = None
+        self._analysis_name = ""
+        self._analysis_outcome: tuple[str, object] = ("cancelled", None)
         self._outcome: tuple[str, str] | None = None
         self._import_outcome: tuple[str, str] = ("cancelled", "")
         self._loaded_import: tuple | None = None
@@ -117,6 +135,10 @@ class Session(QObject):
     @property
     def is_importing(self) -> bool:
         return self._import is not None
+
+    @property
+    def is_analysing(self) -> bool:
+        return self._analysis is not None
 
     @property
     def can_resume(self) -> bool:
@@ -138,8 +160,9 @@ class Session(QObject):
     def new_project(self) -> None:
         """Forget data, model and file name."""
         self._require_idle("start a new project")
+        self.cancel_analysis(wait=True)
         self.dataset = self.run = self.config = self.preprocessing = None
-        self.column_roles, self.history, self.results = {}, [], {}
+        self.column_roles, self.history, self.results, self.annotations = {}, [], {}, {}
         self._set_path(None)
         self._set_state("no_data")
         self._set_dirty(False)
@@ -150,6 +173,7 @@ class Session(QObject):
     def open_project(self, path: str) -> None:
         """Load a project file; raises :class:`core.errors.ProjectFileError` if unreadable."""
         self._require_idle("open a project")
+        self.cancel_analysis(wait=True)
         from core.config import Config
 
         started = time.perf_counter()
@@ -162,6 +186,7 @@ class Session(QObject):
         self.preprocessing = project.preprocessor
         self.column_roles = dict(project.column_roles or {})
         self.history = list(project.history or [])
+        self.annotations = dict(project.annotations or {})
         self.results = self._results_of(run, project.assignments)
         self._set_path(str(path))
         self.prefs.add_recent_file(path)
@@ -200,6 +225,8 @@ class Session(QObject):
             project.column_roles = dict(self.column_roles)
         if self.history and not project.history:
             project.history = [dict(row) for row in self.history]
+        if self.annotations:
+            project.annotations = dict(self.annotations)
         return project
 
     def _after_save(self, path: str) -> None:
@@ -213,10 +240,11 @@ class Session(QObject):
     def set_dataset(self, dataset, preprocessing: dict | None = None, column_roles: dict | None = None) -> None:
         """Use new data: proposes settings for it and drops any trained model."""
         self._require_idle("change the data")
+        self.cancel_analysis(wait=True)
         self.dataset = dataset
         self.preprocessing = preprocessing
         self.column_roles = dict(column_roles or {})
-        self.run, self.history, self.results = None, [], {}
+        self.run, self.history, self.results, self.annotations = None, [], {}, {}
         self.config = self.engine.propose_config(dataset, "quick")
         log.info("data loaded: shape %s", tuple(dataset.values.shape))
         self._set_state("idle")
@@ -317,6 +345,7 @@ class Session(QObject):
     def start_training(self, config=None) -> None:
         """Train a new model from scratch with ``config`` (default: the current settings)."""
         self._require_idle("start training")
+        self.cancel_analysis(wait=True)
         if self.dataset is None:
             raise RuntimeError("import data before training")
         if config is not None:
@@ -352,7 +381,7 @@ class Session(QObject):
         """Stop every background task and wait for it (bounded); True if all ended."""
         ok = True
         self._autosave.stop()
-        for name in ("_training", "_import"):
+        for name in ("_training", "_import", "_analysis"):
             job = getattr(self, name)
             if job is not None:
                 job.stopped.disconnect()
@@ -363,6 +392,8 @@ class Session(QObject):
         return ok
 
     def _start_worker(self, resume: bool) -> None:
+        self.cancel_analysis(wait=True)
+        self._drop_groupings()  # training moves the prototypes: a saved grouping no longer fits
         run = self.run
         worker = TrainingWorker(
             partial(run.iter_train, resume=resume),
@@ -452,6 +483,68 @@ class Session(QObject):
             folder.mkdir(parents=True, exist_ok=True)
             path = str(folder / f"untitled-{time.strftime('%Y%m%d-%H%M%S')}.h5")
         self._training.worker.request_save(path)
+
+    # ============================================================ annotations
+    def set_annotations(self, **changes) -> None:
+        """Change the project's annotations (a value of None removes the key); marks the
+        project unsaved and emits ``annotations_changed``."""
+        new = dict(self.annotations)
+        for key, value in changes.items():
+            if value is None:
+                new.pop(key, None)
+            else:
+                new[key] = value
+        if new != self.annotations:
+            self.annotations = new
+            self._set_dirty(True)
+            self.annotations_changed.emit(dict(new))
+
+    def _drop_groupings(self) -> None:
+        if "superclusters" in self.annotations or "supercluster_names" in self.annotations:
+            self.set_annotations(superclusters=None, supercluster_names=None)
+
+    # ============================================================== analyses
+    def start_analysis(self, name: str, task) -> None:
+        """Run ``task(report)`` (see :class:`~dpsom_gui.analysis_workers.AnalysisWorker`) in
+        the background; one analysis at a time, never while a model trains."""
+        from .analysis_workers import AnalysisWorker
+
+        self._require_idle("analyse the map")
+        if self._analysis is not None:
+            raise RuntimeError("another analysis is still running; wait for it or stop it first")
+        worker = AnalysisWorker(task)
+        worker.progress.connect(lambda value: self.analysis_progress.emit(name, value))
+        worker.result.connect(lambda value: setattr(self, "_analysis_outcome", ("finished", value)))
+        worker.failed.connect(lambda text: setattr(self, "_analysis_outcome", ("failed", text)))
+        self._analysis_outcome = ("cancelled", None)
+        self._analysis_name = name
+        self._analysis = WorkerThread(worker, self)
+        self._analysis.stopped.connect(self._on_analysis_stopped)
+        log.info("analysis %s started", name)
+        self.analysis_started.emit(name)
+        self._analysis.start()
+
+    def cancel_analysis(self, wait: bool = False) -> None:
+        """Stop the running analysis at its next progress report (and wait for it if asked)."""
+        job = self._analysis
+        if job is None:
+            return
+        if wait:
+            job.stop()
+        else:
+            job.worker.cancel()
+
+    def _on_analysis_stopped(self) -> None:
+        self._analysis = None
+        name, (outcome, value) = self._analysis_name, self._analysis_outcome
+        self._analysis_outcome = ("cancelled", None)
+        log.info("analysis %s ended: %s", name, outcome)
+        if outcome == "finished":
+            self.analysis_finished.emit(name, value)
+        elif outcome == "failed":
+            self.analysis_failed.emit(name, str(value))
+        else:
+            self.analysis_cancelled.emit(name)
 
     # =============================================================== results
     def _results_of(self, run, stored=None) -> dict:

@@ -1,0 +1,121 @@
+"""Background analyses of a trained run (quality figures, stability across seeds).
+
+:class:`AnalysisWorker` runs one task on its own thread through
+:class:`dpsom_gui.workers.WorkerThread`, like training and importing: only the task's
+result and small progress tuples cross the thread boundary, and the task stops at its next
+progress report once cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from .workers import DETAILS_SEPARATOR, loggable_traceback
+
+__all__ = ["AnalysisWorker", "stability_task", "metrics_task"]
+
+log = logging.getLogger(__name__)
+
+
+class AnalysisWorker(QObject):
+    """Runs ``task(report)`` in the worker thread.
+
+    Parameters
+    ----------
+    task : callable
+        ``task(report) -> result``. It calls ``report(value)`` now and then with a small
+        progress value; ``report`` returns False once the analysis was cancelled, and the
+        task should then stop as soon as it can.
+    min_interval : float
+        Shortest time in seconds between two ``progress`` signals.
+
+    Signals
+    -------
+    progress(object)
+        The latest progress value given to ``report``.
+    result(object)
+        The task's return value, emitted just before ``finished``.
+    cancelled, failed(str), finished
+        Terminal; exactly one per run. ``failed`` carries the message and the traceback
+        (see :func:`dpsom_gui.workers.split_failure`).
+    """
+
+    progress = Signal(object)
+    result = Signal(object)
+    cancelled = Signal()
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(self, task: Callable, min_interval: float = 0.1) -> None:
+        super().__init__()
+        self._task = task
+        self._cancel = threading.Event()
+        self._min_interval = float(min_interval)
+        self._last = 0.0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def _report(self, value) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self._min_interval:
+            self._last = now
+            self.progress.emit(value)
+        time.sleep(0)  # let the GUI thread have the interpreter lock
+        return not self._cancel.is_set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            value = self._task(self._report)
+        except Exception as exc:  # noqa: BLE001 - reported, never raised in a thread
+            if self._cancel.is_set():
+                self.cancelled.emit()
+                return
+            log.error("analysis failed:\n%s", loggable_traceback(exc))
+            details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            message = str(exc) or f"An unexpected problem occurred ({type(exc).__name__})."
+            self.failed.emit(message + DETAILS_SEPARATOR + details)
+            return
+        if self._cancel.is_set():
+            self.cancelled.emit()
+            return
+        self.result.emit(value)
+        self.finished.emit()
+
+
+def stability_task(run, seeds, label: str | None = None) -> Callable:
+    """A task training ``run``'s settings afresh with each seed (``ModelRun.stability``).
+
+    Progress values are ``(seed_index, n_seeds, step, total_steps)``.
+    """
+    seeds = [int(s) for s in seeds]
+
+    def task(report):
+        def callback(index, progress):
+            return report((index, len(seeds), int(getattr(progress, "step", 0)),
+                           int(getattr(progress, "total_steps", 0) or 0)))
+
+        return run.stability(seeds, label=label or None, callback=callback)
+
+    return task
+
+
+def metrics_task(explorer, label: str) -> Callable:
+    """A task computing :meth:`dpsom_gui.explore.MapExplorer.metrics` for ``label``."""
+
+    def task(report):
+        report(("metrics", label))
+        return explorer.metrics(label)
+
+    return task

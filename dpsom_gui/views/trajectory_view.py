@@ -1,0 +1,674 @@
+"""Patients moving over the map through time: trails, soft assignment, forecasts, a linked plot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox,
+                               QSplitter, QToolButton, QVBoxLayout, QWidget)
+
+from ..resources import icon
+from .map_layers import label_title
+from .map_overlays import ForecastItem, HeatItem, TrailsItem, patient_colour
+from .som_map_view import SomMapView
+
+__all__ = ["TrajectoryView", "SPEEDS", "MAX_FORECAST_PATIENTS"]
+
+#: Playback speeds offered, in time steps per second.
+SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+#: Forecasts are computed for at most this many of the chosen patients (the first ones).
+MAX_FORECAST_PATIENTS = 5
+_SLIDER_SCALE = 10  # slider ticks per time step, so scrubbing is smooth
+
+
+class TrajectoryView(QWidget):
+    """Plays chosen patients' journeys over the map.
+
+    Each patient is a coloured marker that moves from cell to cell with a fading trail (paths
+    cross a toroidal map's edge as two pieces, never as a line across the map). The soft
+    assignment of the chosen patients at the current step glows in orange, and the model's
+    forecast of the next steps is drawn ahead of each of the first patients: a dashed path
+    and rings where sampled futures land (bigger rings: more samples). Below, the first
+    variable plot shows the chosen patients' measurements with a cursor at the current time
+    and the forecast ahead of it (line and 10-90 % band).
+
+    A ``QTimer`` advances the time by wall clock at the chosen speed (steps per second);
+    markers are created once and only their data change from frame to frame.
+
+    The view draws what its *source* (a :class:`dpsom_gui.explore.MapExplorer`) computes:
+    tracks, soft assignments, forecasts and patient filters.
+
+    Signals
+    -------
+    time_changed(float)
+        The time index (in steps, fractional while playing) moved.
+    playing_changed(bool)
+    patients_changed(list)
+        The chosen patients (dataset indices).
+    patient_activated(int)
+        A patient was double-clicked in the list (to show all their measurements elsewhere).
+    export_requested
+        The user asked to save the animation as a GIF.
+    """
+
+    time_changed = Signal(float)
+    playing_changed = Signal(bool)
+    patients_changed = Signal(list)
+    patient_activated = Signal(int)
+    export_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None, fps: float = 30.0) -> None:
+        super().__init__(parent)
+        self._source = None
+        self._patients: list[int] = []
+        self._tracks: list = []
+        self._time = 0.0
+        self._end = 0.0
+        self._speed = 2.0
+        self._forecast_step: int | None = None
+        self._forecast = None
+        self._lines = np.zeros((0, 4))
+        self._t0 = self._t1 = np.zeros(0)
+        self._owner = np.zeros(0, dtype=int)
+        self.frames_drawn = 0
+
+        # ------------------------------------------------------------ patient picker
+        self._search = QLineEdit()
+        self._search.setPlaceholderText("Find patient by id…")
+        self._search.setClearButtonEnabled(True)
+        self._search.setToolTip("Type part of a patient identifier to narrow the list.")
+        self._outcome_box = QComboBox()
+        self._outcome_box.setToolTip("Only list patients in whom this outcome happened at some time.")
+        self._node_box = QComboBox()
+        self._node_box.addItem("anywhere on the map", "")
+        self._node_box.addItem("through the cells selected on this map", "selected")
+        self._node_box.setToolTip("Only list patients who passed through the cells you selected on the map "
+                                  "above (click or drag on it).")
+        self._list = QListWidget()
+        self._list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self._list.setToolTip("Choose one or several patients (Ctrl or Shift to choose more). "
+                              "Double-click to see all of a patient's measurements.")
+        self._list_count = QLabel("")
+        self._list_count.setProperty("role", "hint")
+        for widget in (self._search,):
+            widget.textChanged.connect(self._on_filters_changed)
+        self._outcome_box.currentIndexChanged.connect(self._on_filters_changed)
+        self._node_box.currentIndexChanged.connect(self._on_filters_changed)
+        self._list.itemSelectionChanged.connect(self._on_list_selection_changed)
+        self._list.itemDoubleClicked.connect(lambda item: self.patient_activated.emit(int(item.data(Qt.ItemDataRole.UserRole))))
+        picker = QWidget()
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow(self._search)
+        form.addRow("Who had", self._outcome_box)
+        form.addRow("Passing", self._node_box)
+        left = QVBoxLayout(picker)
+        left.setContentsMargins(0, 0, 0, 0)
+        left.addLayout(form)
+        left.addWidget(self._list, 1)
+        left.addWidget(self._list_count)
+
+        # ------------------------------------------------------------------- map
+        self.map = SomMapView(hz=fps)
+        self.map.setMinimumSize(240, 220)
+        self.map.set_compact(True)
+        self._heat = HeatItem()
+        self._heat.setZValue(10)
+        self._trails = TrailsItem()
+        self._trails.setZValue(20)
+        self._forecast_item = ForecastItem()
+        self._forecast_item.setZValue(25)
+        self._markers = pg.ScatterPlotItem(size=14, pxMode=True, symbol="o", pen=pg.mkPen("w", width=1.5))
+        self._markers.setZValue(30)
+        self._brushes: list = []
+        self.map.selection_changed.connect(lambda _nodes: self._on_filters_changed())
+        self.map.layer_requested.connect(self._on_map_layer_requested)
+        #: The project's annotations (saved supercluster names), kept up to date by the window.
+        self.annotations: dict = {}
+
+        # -------------------------------------------------------------- transport
+        self.play_button = QToolButton()
+        self.play_button.setCheckable(True)
+        self.play_button.setIcon(icon("start"))
+        self.play_button.setToolTip("Play or pause the journey (Space).")
+        self.play_button.setShortcut(Qt.Key.Key_Space)
+        self.play_button.toggled.connect(self._on_play_button_toggled)
+        self.back_button = QToolButton()
+        self.back_button.setText("◀")
+        self.back_button.setToolTip("One time step back.")
+        self.back_button.clicked.connect(lambda: self.step(-1))
+        self.forward_button = QToolButton()
+        self.forward_button.setText("▶")
+        self.forward_button.setToolTip("One time step forward.")
+        self.forward_button.clicked.connect(lambda: self.step(1))
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setToolTip("Drag to move through time.")
+        self.slider.valueChanged.connect(self._on_slider_value_changed)
+        self.speed_box = QComboBox()
+        for s in SPEEDS:
+            self.speed_box.addItem(f"{s:g} steps/s", s)
+        self.speed_box.setCurrentIndex(SPEEDS.index(2.0))
+        self.speed_box.setToolTip("How many time steps play per second.")
+        self.speed_box.currentIndexChanged.connect(lambda i: self.set_speed(self.speed_box.itemData(i)))
+        self._time_label = QLabel("")
+        self._time_label.setMinimumWidth(130)
+        self.trail_box = QSpinBox()
+        self.trail_box.setRange(1, 48)
+        self.trail_box.setValue(6)
+        self.trail_box.setSuffix(" steps")
+        self.trail_box.setToolTip("How far back the fading trail reaches.")
+        self.trail_box.valueChanged.connect(lambda _v: self._draw_frame())
+        self.heat_check = QCheckBox("Soft assignment")
+        self.heat_check.setChecked(True)
+        self.heat_check.setToolTip("Glow over the cells the model finds likely for the chosen patients now "
+                                   "(its soft assignment).")
+        self.heat_check.toggled.connect(lambda _on: self._draw_frame())
+        self.forecast_check = QCheckBox("Forecast")
+        self.forecast_check.setChecked(True)
+        self.forecast_check.setToolTip(f"Draw the model's forecast of the next steps for the first "
+                                       f"{MAX_FORECAST_PATIENTS} chosen patients: a dashed path and rings where "
+                                       "sampled futures land.")
+        self.forecast_check.toggled.connect(lambda _on: self._draw_frame(force_forecast=True))
+        self.horizon_box = QSpinBox()
+        self.horizon_box.setRange(1, 24)
+        self.horizon_box.setValue(6)
+        self.horizon_box.setSuffix(" steps ahead")
+        self.horizon_box.setToolTip("How many steps the forecast looks ahead.")
+        self.horizon_box.valueChanged.connect(lambda _v: self._draw_frame(force_forecast=True))
+        self.export_button = QPushButton("Save as GIF…")
+        self.export_button.setToolTip("Save the animation from the first to the last step as an animated picture.")
+        self.export_button.clicked.connect(self.export_requested)
+        transport = QHBoxLayout()
+        for w in (self.back_button, self.play_button, self.forward_button):
+            transport.addWidget(w)
+        transport.addWidget(self.slider, 1)
+        transport.addWidget(self._time_label)
+        transport.addWidget(self.speed_box)
+        options = QHBoxLayout()
+        options.addWidget(QLabel("Trail"))
+        options.addWidget(self.trail_box)
+        options.addWidget(self.heat_check)
+        options.addWidget(self.forecast_check)
+        options.addWidget(self.horizon_box)
+        options.addStretch(1)
+        options.addWidget(self.export_button)
+
+        # ------------------------------------------------------------ linked plot
+        self.variable_box = QComboBox()
+        self.variable_box.setToolTip("The measurement shown in the plot below the map.")
+        self.variable_box.currentIndexChanged.connect(lambda _i: self._rebuild_curves())
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.plot.setMinimumHeight(120)
+        self.plot.getAxis("left").setWidth(52)
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setPen(pg.mkPen("#90a4ae"))
+            self.plot.getAxis(axis).setTextPen(pg.mkPen("#37474f"))
+        self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#e6503c", width=1.5))
+        self.plot.addItem(self.cursor)
+        self._curves: list[pg.PlotDataItem] = []
+        self._forecast_curves: list[pg.PlotDataItem] = []
+        self._band_lo = pg.PlotCurveItem(pen=pg.mkPen(None))
+        self._band_hi = pg.PlotCurveItem(pen=pg.mkPen(None))
+        self._band = pg.FillBetweenItem(self._band_lo, self._band_hi, brush=pg.mkBrush(255, 109, 0, 50))
+        for item in (self._band_lo, self._band_hi, self._band):
+            self.plot.addItem(item)
+
+        # ----------------------------------------------------------------- layout
+        self.canvas = QSplitter(Qt.Orientation.Vertical)
+        plot_box = QWidget()
+        plot_layout = QVBoxLayout(plot_box)
+        plot_layout.setContentsMargins(0, 0, 0, 0)
+        plot_head = QHBoxLayout()
+        plot_head.addWidget(QLabel("Plot:"))
+        plot_head.addWidget(self.variable_box, 1)
+        plot_layout.addLayout(plot_head)
+        plot_layout.addWidget(self.plot, 1)
+        self.canvas.addWidget(self.map)
+        self.canvas.addWidget(plot_box)
+        self.canvas.setStretchFactor(0, 3)
+        self.canvas.setStretchFactor(1, 1)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.canvas, 1)
+        right_layout.addLayout(transport)
+        right_layout.addLayout(options)
+        splitter = QSplitter()
+        splitter.addWidget(picker)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([170, 520])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(splitter)
+        self.setMinimumSize(420, 360)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(int(1000 / max(1.0, fps)))
+        self._timer.timeout.connect(self._on_timer_timeout)
+        self._clock = QElapsedTimer()
+        self._set_enabled(False)
+
+    # ==================================================================== input
+    def set_source(self, source) -> None:
+        """Show the patients of a :class:`~dpsom_gui.explore.MapExplorer` (None clears)."""
+        self.pause()
+        self._source = source
+        series = source is not None and source.series
+        for item in (self._heat, self._trails, self._forecast_item, self._markers):
+            self.map.remove_overlay(item)
+        self._patients, self._tracks = [], []
+        self.variable_box.blockSignals(True)
+        self.variable_box.clear()
+        self._outcome_box.blockSignals(True)
+        self._outcome_box.clear()
+        self._outcome_box.addItem("any outcome or none", "")
+        if series:
+            grid = source.grid
+            self.map.set_grid(grid)
+            self.map.set_layer_choices(source.layer_choices())
+            if "umatrix" in source.results:
+                self.map.set_map_layer(source.layer("umatrix"), show=True)
+            else:
+                self.map.set_map_layer(source.layer("hits"), show=True)
+            width, height = grid.extent()
+            for item in (self._heat, self._trails, self._forecast_item):
+                item.set_extent(width, height)
+            self._heat.set_geometry(grid.positions(), grid.cell_polygon())
+            for item in (self._heat, self._trails, self._forecast_item, self._markers):
+                self.map.add_overlay(item)
+            ds = source.dataset
+            for j, name in enumerate(ds.feature_names):
+                unit = ds.units[j] if j < len(ds.units) else ""
+                self.variable_box.addItem(f"{name} ({unit})" if unit else name, j)
+            for name in source.labels():
+                self._outcome_box.addItem(label_title(name), name)
+        self.variable_box.blockSignals(False)
+        self._outcome_box.blockSignals(False)
+        self._set_enabled(series)
+        self._fill_list()
+        if series and self._list.count():
+            self.set_patients([int(self._list.item(0).data(Qt.ItemDataRole.UserRole))])
+        else:
+            self.set_patients([])
+
+    def set_patients(self, patients) -> None:
+        """Animate these patients (dataset indices); the list selection follows."""
+        src = self._source
+        patients = [int(p) for p in patients] if src is not None and src.series else []
+        self._patients = patients
+        self._tracks = [src.track(p) for p in patients]
+        self._end = float(max((t.length for t in self._tracks), default=1) - 1)
+        self._forecast_step, self._forecast = None, None
+        owner, lines, t0, t1 = [], [], [], []
+        for i, track in enumerate(self._tracks):
+            lines.append(track.lines)
+            t0.append(track.t0)
+            t1.append(track.t1)
+            owner.append(np.full(track.t0.size, i))
+        self._lines = np.concatenate(lines) if lines else np.zeros((0, 4))
+        self._t0 = np.concatenate(t0) if t0 else np.zeros(0)
+        self._t1 = np.concatenate(t1) if t1 else np.zeros(0)
+        self._owner = np.concatenate(owner).astype(int) if owner else np.zeros(0, dtype=int)
+        self._brushes = [pg.mkBrush(patient_colour(i)) for i in range(len(patients))]
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, int(round(self._end * _SLIDER_SCALE)))
+        self.slider.blockSignals(False)
+        self._select_in_list(patients)
+        self._rebuild_curves()
+        self.set_time(min(self._time, self._end))
+        self.patients_changed.emit(list(patients))
+
+    def set_time(self, t: float) -> None:
+        """Move to time index ``t`` (in steps; clamped to the longest chosen stay)."""
+        t = float(min(max(t, 0.0), self._end))
+        self._time = t
+        self.slider.blockSignals(True)
+        self.slider.setValue(int(round(t * _SLIDER_SCALE)))
+        self.slider.blockSignals(False)
+        self._draw_frame()
+        self.time_changed.emit(t)
+
+    def step(self, n: int = 1) -> None:
+        """Pause and move ``n`` whole steps (from the current step)."""
+        self.pause()
+        base = np.floor(self._time + 1e-9) if n > 0 else np.ceil(self._time - 1e-9)
+        self.set_time(base + n)
+
+    def set_speed(self, steps_per_second: float) -> None:
+        self._speed = float(steps_per_second)
+        index = self.speed_box.findData(self._speed)
+        if index >= 0 and index != self.speed_box.currentIndex():
+            self.speed_box.setCurrentIndex(index)
+
+    def play(self) -> None:
+        """Start playing from the current time (from the start when at the end)."""
+        if not self._tracks:
+            return
+        if self._time >= self._end:
+            self.set_time(0.0)
+        if not self._timer.isActive():
+            self._clock.start()
+            self._timer.start()
+            self._set_play_button(True)
+            self.playing_changed.emit(True)
+
+    def pause(self) -> None:
+        if self._timer.isActive():
+            self._timer.stop()
+            self._set_play_button(False)
+            self.playing_changed.emit(False)
+            self._draw_frame()
+
+    def tick(self, seconds: float) -> None:
+        """Advance the time as ``seconds`` of wall clock would while playing (the timer
+        calls this with the measured time since its previous tick)."""
+        t = self._time + float(seconds) * self._speed
+        if t >= self._end:
+            self.set_time(self._end)
+            self.pause()
+        else:
+            self.set_time(t)
+
+    # =================================================================== output
+    @property
+    def time(self) -> float:
+        return self._time
+
+    @property
+    def end_time(self) -> float:
+        return self._end
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    @property
+    def is_playing(self) -> bool:
+        return self._timer.isActive()
+
+    @property
+    def patients(self) -> list[int]:
+        return list(self._patients)
+
+    def listed_patients(self) -> list[int]:
+        return [int(self._list.item(i).data(Qt.ItemDataRole.UserRole)) for i in range(self._list.count())]
+
+    def marker_positions(self) -> np.ndarray:
+        """Where the markers are drawn now, ``(n_patients, 2)`` map coordinates."""
+        x, y = self._markers.getData()
+        return np.column_stack([x, y]) if x is not None and len(x) else np.zeros((0, 2))
+
+    @property
+    def trails_item(self) -> TrailsItem:
+        return self._trails
+
+    @property
+    def heat_item(self) -> HeatItem:
+        return self._heat
+
+    @property
+    def forecast_item(self) -> ForecastItem:
+        return self._forecast_item
+
+    @property
+    def forecast(self):
+        """The forecast drawn now (:class:`~dpsom_gui.explore.ForecastData`) or None."""
+        return self._forecast
+
+    def curve_data(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self._curves[index].getData()
+        return (np.zeros(0) if x is None else np.asarray(x)), (np.zeros(0) if y is None else np.asarray(y))
+
+    def render_frames(self, fps: float = 10.0, max_frames: int = 200, start: float = 0.0,
+                      stop: float | None = None) -> list[np.ndarray]:
+        """Frames of the animation from ``start`` to ``stop`` (default: the end) at the current
+        speed, as ``(H, W, 3)`` uint8 pictures of the map and plot; the time is restored after."""
+        from PySide6.QtGui import QImage
+
+        self.pause()
+        stop = self._end if stop is None else min(stop, self._end)
+        duration = max(0.0, (stop - start) / self._speed)
+        n = int(min(max_frames, max(1, round(duration * fps) + 1)))
+        saved = self._time
+        frames = []
+        for t in np.linspace(start, stop, n):
+            self.set_time(float(t))
+            self.map.flush()
+            image = self.canvas.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+            h, w = image.height(), image.width()
+            data = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
+            frames.append(data.reshape(h, image.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy())
+        self.set_time(saved)
+        return frames
+
+    # ================================================================= drawing
+    def _draw_frame(self, force_forecast: bool = False) -> None:
+        self.frames_drawn += 1
+        src = self._source
+        if src is None or not self._tracks:
+            self._markers.setData([])
+            self._trails.set_lines(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+            self._heat.set_values(np.zeros(0))
+            self._forecast_item.set_forecasts([], [])
+            self._time_label.setText("")
+            return
+        t = self._time
+        lengths = np.array([tr.length for tr in self._tracks], dtype=float)
+        tau = np.minimum(t, lengths - 1)
+        positions = np.array([tr.position(x) for tr, x in zip(self._tracks, tau)])
+        self._markers.setData(pos=positions, brush=self._brushes)
+
+        trail = float(self.trail_box.value())
+        if self._lines.size:
+            tl = tau[self._owner]
+            keep = (self._t0 < tl) & (self._t1 > tl - trail)
+            lines = self._lines[keep].copy()
+            a, b, tk = self._t0[keep], self._t1[keep], tl[keep]
+            f = np.clip(np.where(b > a, (tk - a) / np.where(b > a, b - a, 1.0), 1.0), 0.0, 1.0)
+            lines[:, 2] = lines[:, 0] + f * (lines[:, 2] - lines[:, 0])
+            lines[:, 3] = lines[:, 1] + f * (lines[:, 3] - lines[:, 1])
+            age = tk - np.minimum(b, tk)
+            self._trails.set_lines(lines, self._owner[keep], np.clip(1.0 - age / trail, 0.08, 1.0))
+        else:
+            self._trails.set_lines(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+
+        step = int(np.floor(t + 1e-9))
+        self._heat.setVisible(self.heat_check.isChecked())
+        if self.heat_check.isChecked():
+            self._heat.set_values(src.soft_at(self._patients, int(round(t))))
+        self._update_forecast(step, force_forecast)
+        x_time = self._time_axis_value(0, t)
+        self.cursor.setValue(x_time)
+        ds = src.dataset
+        unit = f" {ds.time_unit}" if ds.time_unit else ""
+        self._time_label.setText(f"{ds.time_col or 'time'} {x_time:.4g}{unit} (step {step + 1} of {int(self._end) + 1})")
+
+    def _update_forecast(self, step: int, force: bool) -> None:
+        src = self._source
+        show = self.forecast_check.isChecked() and src.can("forecast")
+        self._forecast_item.setVisible(show)
+        self._band.setVisible(show)
+        for c in self._forecast_curves:
+            c.setVisible(show)
+        if not show:
+            return
+        if step == self._forecast_step and not force:
+            return
+        self._forecast_step = step
+        patients = self._patients[:MAX_FORECAST_PATIENTS]
+        try:
+            fc = src.forecast(patients, step, n_steps=self.horizon_box.value())
+        except Exception:  # noqa: BLE001 - no forecast is better than a broken view
+            fc = None
+        self._forecast = fc
+        paths, rings = [], []
+        centres = src.grid.positions()
+        if fc is not None:
+            for i, p in enumerate(patients):
+                track = self._tracks[i]
+                current = int(track.nodes[min(step, track.length - 1)])
+                paths.append((i, src.forecast_pieces(current, fc.nodes[i])))
+                if fc.sample_nodes is not None:
+                    s = fc.sample_nodes[i]
+                    for h in range(s.shape[1]):
+                        nodes, counts = np.unique(s[:, h], return_counts=True)
+                        for node, c in zip(nodes, counts):
+                            rings.append((i, *centres[int(node)], c / s.shape[0]))
+        self._forecast_item.set_forecasts(paths, rings)
+        self._draw_forecast_curves(fc, step)
+
+    def _draw_forecast_curves(self, fc, step: int) -> None:
+        j = self.variable_box.currentData()
+        if fc is None or j is None:
+            for c in self._forecast_curves:
+                c.setData([], [])
+            self._band_lo.setData([], [])
+            self._band_hi.setData([], [])
+            return
+        for i, curve in enumerate(self._forecast_curves):
+            if i >= fc.features.shape[0]:
+                curve.setData([], [])
+                continue
+            start = int(fc.start[i])
+            xs = np.array([self._time_axis_value(i, start - 1 + h) for h in range(fc.features.shape[1] + 1)])
+            last = self._last_value(i, start - 1, j)
+            ys = np.concatenate([[last], fc.features[i, :, j]])
+            curve.setData(xs, ys)
+            if i == 0 and fc.sample_features is not None:
+                lo = np.percentile(fc.sample_features[0, :, :, j], 10, axis=0)
+                hi = np.percentile(fc.sample_features[0, :, :, j], 90, axis=0)
+                self._band_lo.setData(xs, np.concatenate([[last], lo]))
+                self._band_hi.setData(xs, np.concatenate([[last], hi]))
+
+    def _last_value(self, i: int, step: int, j: int) -> float:
+        ds = self._source.dataset
+        p = self._patients[i]
+        step = max(0, min(step, int(ds.lengths[p]) - 1))
+        seen = np.flatnonzero(ds.mask[p, : step + 1, j])
+        return float(ds.values[p, seen[-1], j]) if seen.size else np.nan
+
+    def _time_axis_value(self, i: int, t: float) -> float:
+        """The data's time at fractional step ``t`` of chosen patient ``i`` (steps extrapolate)."""
+        if not self._patients:
+            return float(t)
+        ds = self._source.dataset
+        p = self._patients[i]
+        if ds.times is None:
+            return float(t)
+        n = int(ds.lengths[p])
+        times = np.asarray(ds.times[p, :n], dtype=float)
+        if n < 2:
+            return float(times[0] + t) if n else float(t)
+        dt = float(np.median(np.diff(times)))
+        if t <= n - 1:
+            return float(np.interp(t, np.arange(n), times))
+        return float(times[-1] + (t - (n - 1)) * dt)
+
+    def _rebuild_curves(self) -> None:
+        for c in self._curves + self._forecast_curves:
+            self.plot.removeItem(c)
+        self._curves, self._forecast_curves = [], []
+        src = self._source
+        j = self.variable_box.currentData()
+        if src is None or j is None:
+            return
+        ds = src.dataset
+        for i, p in enumerate(self._patients):
+            n = int(ds.lengths[p])
+            seen = ds.mask[p, :n, j]
+            times = ds.times[p, :n] if ds.times is not None else np.arange(n, dtype=float)
+            colour = patient_colour(i)
+            curve = self.plot.plot(times[seen], ds.values[p, :n, j][seen].astype(float),
+                                   pen=pg.mkPen(colour, width=1.5), symbol="o", symbolSize=4, symbolBrush=colour,
+                                   symbolPen=None)
+            self._curves.append(curve)
+            if i < MAX_FORECAST_PATIENTS:
+                self._forecast_curves.append(self.plot.plot([], [], pen=pg.mkPen(colour, width=2,
+                                                                                 style=Qt.PenStyle.DashLine)))
+        unit = ds.units[j] if j < len(ds.units) else ""
+        self.plot.setLabel("left", f"{ds.feature_names[j]} ({unit})" if unit else ds.feature_names[j])
+        tl = ds.time_col or "time"
+        self.plot.setLabel("bottom", f"{tl} ({ds.time_unit})" if ds.time_unit else tl)
+        self._forecast_step = None
+        self._draw_frame()
+
+    # ================================================================== picker
+    def _fill_list(self) -> None:
+        self._list.blockSignals(True)
+        self._list.clear()
+        src = self._source
+        if src is not None and src.series:
+            nodes = self.map.selected_nodes() if self._node_box.currentData() == "selected" else None
+            if nodes is not None and not nodes:
+                nodes = None
+            matching = src.patients_matching(self._search.text().strip(), self._outcome_box.currentData() or "",
+                                             nodes)
+            ids = src.patient_ids()
+            lengths = src.dataset.lengths
+            for p in matching:
+                item = QListWidgetItem(f"{ids[p]}  ·  {int(lengths[p])} steps")
+                item.setData(Qt.ItemDataRole.UserRole, int(p))
+                self._list.addItem(item)
+                if int(p) in self._patients:
+                    item.setSelected(True)
+            self._list_count.setText(f"{len(matching)} of {len(ids)} patients listed")
+        else:
+            self._list_count.setText("Patients appear here once a model of time series is trained.")
+        self._list.blockSignals(False)
+
+    def _select_in_list(self, patients) -> None:
+        wanted = set(int(p) for p in patients)
+        self._list.blockSignals(True)
+        for i in range(self._list.count()):
+            item = self._list.item(i)
+            item.setSelected(int(item.data(Qt.ItemDataRole.UserRole)) in wanted)
+        self._list.blockSignals(False)
+
+    def _on_filters_changed(self, *_args) -> None:
+        self._fill_list()
+
+    def _on_list_selection_changed(self) -> None:
+        chosen = [int(item.data(Qt.ItemDataRole.UserRole)) for item in self._list.selectedItems()]
+        order = {p: i for i, p in enumerate(self.listed_patients())}
+        chosen.sort(key=lambda p: order.get(p, 0))
+        if chosen and chosen != self._patients:
+            self.set_patients(chosen)
+
+    # ================================================================== events
+    def _on_timer_timeout(self) -> None:
+        elapsed = self._clock.restart() / 1000.0
+        self.tick(elapsed)
+
+    def _on_map_layer_requested(self, kind: str, option: str) -> None:
+        if self._source is not None:
+            try:
+                layer = self._source.layer(kind, option, self.annotations)
+            except Exception:  # noqa: BLE001 - the background stays as it was
+                return
+            self.map.set_map_layer(layer, show=True)
+
+    def _on_play_button_toggled(self, on: bool) -> None:
+        if on and not self.is_playing:
+            self.play()
+        elif not on and self.is_playing:
+            self.pause()
+
+    def _set_play_button(self, playing: bool) -> None:
+        self.play_button.blockSignals(True)
+        self.play_button.setChecked(playing)
+        self.play_button.setIcon(icon("pause" if playing else "start"))
+        self.play_button.blockSignals(False)
+
+    def _on_slider_value_changed(self, value: int) -> None:
+        self.pause()
+        self.set_time(value / _SLIDER_SCALE)
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.play_button, self.back_button, self.forward_button, self.slider, self.speed_box,
+                  self.export_button, self._search, self._outcome_box, self._node_box):
+            w.setEnabled(on)

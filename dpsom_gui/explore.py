@@ -482,7 +482,8 @@ class MapExplorer:
 
     def node_summary(self, annotations: dict | None = None):
         """``core.io.export.node_summary_frame`` of the run: counts, label means, decoded
-        prototypes and the project's annotations (as ``dpsom export --nodes`` writes it)."""
+        prototypes and the project's annotations (as ``dpsom export --nodes`` writes it), plus
+        a ``supercluster_name`` column when the groups have names."""
         from core.io.export import node_summary_frame
 
         means = {}
@@ -492,8 +493,15 @@ class MapExplorer:
             except Exception:  # noqa: BLE001 - a label that cannot be averaged is left out, as the CLI does
                 continue
         decoded = self.decoded() if self.can("decoded_prototypes") else None
-        return node_summary_frame(self.grid, counts=self.hits(), label_means=means, prototypes=decoded,
-                                  feature_names=self.dataset.feature_names, annotations=annotations or {})
+        annotations = annotations or {}
+        frame = node_summary_frame(self.grid, counts=self.hits(), label_means=means, prototypes=decoded,
+                                   feature_names=self.dataset.feature_names, annotations=annotations)
+        names = annotations.get("supercluster_names")
+        if names and "supercluster" in frame.columns:
+            where = frame.columns.get_loc("supercluster") + 1
+            frame.insert(where, "supercluster_name", [names[int(g)] if 0 <= int(g) < len(names) else ""
+                                                      for g in frame["supercluster"]])
+        return frame
 
     def _cohort_stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         def make():
@@ -628,6 +636,10 @@ class MapExplorer:
             np.logical_or.at(inside, self.point_patient, self.point_mask(nodes))
             keep &= inside
         return np.flatnonzero(keep)
+
+    def has_forecast(self, patients, step: int, n_steps: int = 6, n_samples: int = 16) -> bool:
+        """Whether :meth:`forecast` with these arguments is already computed."""
+        return (tuple(int(p) for p in patients), int(step), int(n_steps), int(n_samples)) in self._forecasts
 
     def forecast(self, patients, step: int, n_steps: int = 6, n_samples: int = 16) -> ForecastData | None:
         """The model's forecast after ``step`` (history ``step + 1``) for ``patients``, cached.

@@ -32,7 +32,7 @@ def save_widget_picture(widget, path) -> Path:
             raise ValueError(f"could not write {path}; choose another folder")
         return path
     if suffix == ".svg":
-        from PySide6.QtCore import QRect, QSize
+        from PySide6.QtCore import QPoint, QRect, QSize
         from PySide6.QtGui import QPainter
         from PySide6.QtSvg import QSvgGenerator
 
@@ -47,7 +47,7 @@ def save_widget_picture(widget, path) -> Path:
         if not painter.begin(generator):
             raise ValueError(f"could not write {path}; choose another folder")
         try:
-            widget.render(painter)
+            widget.render(painter, QPoint(0, 0))
         finally:
             painter.end()
         return path

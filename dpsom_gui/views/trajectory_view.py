@@ -14,12 +14,14 @@ from .map_layers import label_title
 from .map_overlays import ForecastItem, HeatItem, TrailsItem, patient_colour
 from .som_map_view import SomMapView
 
-__all__ = ["TrajectoryView", "SPEEDS", "MAX_FORECAST_PATIENTS"]
+__all__ = ["TrajectoryView", "SPEEDS", "MAX_FORECAST_PATIENTS", "FORECAST_SAMPLES"]
 
 #: Playback speeds offered, in time steps per second.
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 #: Forecasts are computed for at most this many of the chosen patients (the first ones).
 MAX_FORECAST_PATIENTS = 5
+#: Sampled futures per forecast (their spread shows the uncertainty).
+FORECAST_SAMPLES = 12
 _SLIDER_SCALE = 10  # slider ticks per time step, so scrubbing is smooth
 
 
@@ -68,6 +70,7 @@ class TrajectoryView(QWidget):
         self._end = 0.0
         self._speed = 2.0
         self._forecast_step: int | None = None
+        self._rendering = False
         self._forecast = None
         self._lines = np.zeros((0, 4))
         self._t0 = self._t1 = np.zeros(0)
@@ -169,7 +172,8 @@ class TrajectoryView(QWidget):
         self.forecast_check.setChecked(True)
         self.forecast_check.setToolTip(f"Draw the model's forecast of the next steps for the first "
                                        f"{MAX_FORECAST_PATIENTS} chosen patients: a dashed path and rings where "
-                                       "sampled futures land.")
+                                       "sampled futures land. While the journey plays, the expected path is "
+                                       "drawn alone; pause, step or scrub to see the sampled futures.")
         self.forecast_check.toggled.connect(lambda _on: self._draw_frame(force_forecast=True))
         self.horizon_box = QSpinBox()
         self.horizon_box.setRange(1, 24)
@@ -436,13 +440,17 @@ class TrajectoryView(QWidget):
         n = int(min(max_frames, max(1, round(duration * fps) + 1)))
         saved = self._time
         frames = []
-        for t in np.linspace(start, stop, n):
-            self.set_time(float(t))
-            self.map.flush()
-            image = self.canvas.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
-            h, w = image.height(), image.width()
-            data = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
-            frames.append(data.reshape(h, image.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy())
+        self._rendering = True
+        try:
+            for t in np.linspace(start, stop, n):
+                self.set_time(float(t))
+                self.map.flush()
+                image = self.canvas.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+                h, w = image.height(), image.width()
+                data = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
+                frames.append(data.reshape(h, image.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy())
+        finally:
+            self._rendering = False
         self.set_time(saved)
         return frames
 
@@ -495,14 +503,21 @@ class TrajectoryView(QWidget):
         self._band.setVisible(show)
         for c in self._forecast_curves:
             c.setVisible(show)
-        if not show:
+        if not show or not self.isVisible():
+            self._forecast_step = None  # computed when shown again
             return
         if step == self._forecast_step and not force:
             return
-        self._forecast_step = step
         patients = self._patients[:MAX_FORECAST_PATIENTS]
+        samples = FORECAST_SAMPLES
+        if (self.is_playing or self._rendering) and not src.has_forecast(patients, step, self.horizon_box.value(),
+                                                                          samples):
+            # Sampled futures take longer than a frame: while the journey plays, the expected
+            # path is drawn alone; pausing, stepping or scrubbing adds the samples.
+            samples = 0
+        self._forecast_step = step
         try:
-            fc = src.forecast(patients, step, n_steps=self.horizon_box.value())
+            fc = src.forecast(patients, step, n_steps=self.horizon_box.value(), n_samples=samples)
         except Exception:  # noqa: BLE001 - no forecast is better than a broken view
             fc = None
         self._forecast = fc
@@ -544,6 +559,9 @@ class TrajectoryView(QWidget):
                 hi = np.percentile(fc.sample_features[0, :, :, j], 90, axis=0)
                 self._band_lo.setData(xs, np.concatenate([[last], lo]))
                 self._band_hi.setData(xs, np.concatenate([[last], hi]))
+            elif i == 0:
+                self._band_lo.setData([], [])
+                self._band_hi.setData([], [])
 
     def _last_value(self, i: int, step: int, j: int) -> float:
         ds = self._source.dataset
@@ -651,6 +669,11 @@ class TrajectoryView(QWidget):
             except Exception:  # noqa: BLE001 - the background stays as it was
                 return
             self.map.set_map_layer(layer, show=True)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._tracks:
+            self._draw_frame(force_forecast=True)
 
     def _on_play_button_toggled(self, on: bool) -> None:
         if on and not self.is_playing:

@@ -9,7 +9,7 @@ from PySide6.QtGui import QImageReader
 from PySide6.QtCore import Qt
 
 from dpsom_gui.exporting import export_animation
-from dpsom_gui.views.trajectory_view import MAX_FORECAST_PATIENTS, TrajectoryView
+from dpsom_gui.views.trajectory_view import FORECAST_SAMPLES, MAX_FORECAST_PATIENTS, TrajectoryView
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_forecast_drawn_ahead_for_the_first_patients_and_cached(view, explorer):
     view.set_time(3.0)
     f = view.forecast
     assert f is not None and f.patients == tuple(range(MAX_FORECAST_PATIENTS))
-    assert run.forecast_calls[-1] == (tuple(range(MAX_FORECAST_PATIENTS)), 4, 6, 16)  # history = step + 1
+    assert run.forecast_calls[-1] == (tuple(range(MAX_FORECAST_PATIENTS)), 4, 6, FORECAST_SAMPLES)  # history = step + 1
     assert view.forecast_item.n_paths == MAX_FORECAST_PATIENTS and view.forecast_item.n_rings > 0
     calls = len(run.forecast_calls)
     view.set_time(3.6)  # same step: nothing recomputed
@@ -121,6 +121,33 @@ def test_forecast_drawn_ahead_for_the_first_patients_and_cached(view, explorer):
     assert view.forecast.nodes.shape == (MAX_FORECAST_PATIENTS, 2)
     view.forecast_check.setChecked(False)
     assert not view.forecast_item.isVisible()
+
+
+def test_while_playing_only_the_expected_path_is_computed(view, explorer):
+    run = explorer.run
+    view.set_patients([0, 1])
+    view.set_time(2.0)  # paused: with samples
+    assert run.forecast_calls[-1] == ((0, 1), 3, 6, FORECAST_SAMPLES)
+    view.play()
+    view.tick(0.5)  # to step 3: the quick forecast without samples
+    assert run.forecast_calls[-1] == ((0, 1), 4, 6, 0)
+    assert view.forecast.sample_nodes is None and view.forecast_item.n_rings == 0
+    view.set_time(2.2)  # back at step 2 while playing: the sampled one is cached and drawn
+    assert view.forecast.sample_nodes is not None
+    view.pause()
+    view.step(1)  # paused at step 3: now with samples
+    assert run.forecast_calls[-1] == ((0, 1), 4, 6, FORECAST_SAMPLES) and view.forecast_item.n_rings > 0
+
+
+def test_no_forecast_is_computed_while_the_view_is_hidden(view, explorer):
+    run = explorer.run
+    view.hide()
+    calls = len(run.forecast_calls)
+    view.set_patients([3])
+    view.set_time(4.0)
+    assert len(run.forecast_calls) == calls
+    view.show()
+    assert run.forecast_calls[-1] == ((3,), 5, 6, FORECAST_SAMPLES)
 
 
 def test_linked_plot_shows_measurements_and_a_cursor_at_the_time(view, explorer):

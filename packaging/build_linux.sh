@@ -12,7 +12,7 @@
 #   --no-deb        stop after the .tar.gz
 #
 # Environment: TORCH=cpu|cuda (for --fresh-venv, default cpu), DEB_MAINTAINER,
-# DEB_COMPRESSION: zstd (default; dpkg >= 1.21.18: Debian 12, Ubuntu 22.04), xz (25 % smaller,
+# DEB_COMPRESSION: zstd (default; dpkg >= 1.21.18: Debian 12, Ubuntu 22.04), xz (20 % smaller,
 # ~25x slower to build, any dpkg) or gzip.
 #
 # Outputs, all under dist/:

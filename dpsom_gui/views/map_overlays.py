@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPolygonF, QRadialGradient
+from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPixmap, QPolygonF, QRadialGradient
+from PySide6.QtWidgets import QGraphicsItem
 
 __all__ = ["FlowArrowsItem", "TrailsItem", "HeatItem", "ForecastItem", "PATIENT_COLOURS", "patient_colour"]
 
@@ -138,7 +139,8 @@ class TrailsItem(_MapItem):
         lines = np.asarray(lines, dtype=float).reshape(-1, 4)
         self.n_lines = lines.shape[0]
         level = np.clip(np.ceil(np.asarray(opacity, float) * _ALPHA_LEVELS), 1, _ALPHA_LEVELS).astype(int)
-        keys = np.asarray(colour_index, dtype=int) * (_ALPHA_LEVELS + 1) + level
+        colour = np.asarray(colour_index, dtype=int) % len(PATIENT_COLOURS)
+        keys = colour * (_ALPHA_LEVELS + 1) + level
         self._groups = []
         for key in np.unique(keys):
             colour, lv = divmod(int(key), _ALPHA_LEVELS + 1)
@@ -160,46 +162,65 @@ class TrailsItem(_MapItem):
 
 class HeatItem(_MapItem):
     """A soft glow on the cells the model finds likely: a blurred disc per cell whose size and
-    strength grow with the probability, so the map's own colours stay visible around it."""
+    strength grow with the probability, so the map's own colours stay visible around it.
+
+    The disc is one pre-drawn sprite, scaled and faded per cell, and the item is cached as a
+    picture that is only redrawn when the probabilities change (once per time step).
+    """
 
     def __init__(self, colour: str = "#ff6d00") -> None:
         super().__init__()
         self._centres = np.zeros((0, 2))
-        self._colour = QColor(colour)
         self._alpha = np.zeros(0)
+        self._radius = 0.5
+        self._sprite = self._make_sprite(QColor(colour))
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+    @staticmethod
+    def _make_sprite(colour: QColor, size: int = 64) -> QPixmap:
+        sprite = QPixmap(size, size)
+        sprite.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(sprite)
+        gradient = QRadialGradient(QPointF(size / 2, size / 2), size / 2)
+        outer = QColor(colour)
+        outer.setAlpha(0)
+        gradient.setColorAt(0.0, colour)
+        gradient.setColorAt(0.55, colour)
+        gradient.setColorAt(1.0, outer)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QBrush(gradient))
+        painter.drawEllipse(QRectF(0, 0, size, size))
+        painter.end()
+        return sprite
 
     def set_geometry(self, centres: np.ndarray, polygon: np.ndarray) -> None:
         self._centres = np.asarray(centres, dtype=float)
         self._radius = float(np.hypot(*np.asarray(polygon, float).T).min())  # the cell's inner radius
         self._alpha = np.zeros(len(self._centres))
+        self.update()
 
     def set_values(self, values: np.ndarray) -> None:
         """Probabilities ``(K,)``; the largest is drawn biggest and most opaque."""
         v = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
         top = v.max() if v.size else 0.0
-        self._alpha = np.sqrt(v / top) * 0.75 if top > 0 else np.zeros_like(v)
-        self.update()
+        alpha = np.sqrt(v / top) * 0.75 if top > 0 else np.zeros_like(v)
+        if alpha.shape != self._alpha.shape or not np.array_equal(alpha, self._alpha):
+            self._alpha = alpha
+            self.update()
 
     def opacity_of(self, node: int) -> float:
         return float(self._alpha[node]) if node < self._alpha.size else 0.0
 
     def paint(self, painter: QPainter, *args) -> None:
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        source = QRectF(self._sprite.rect())
         for (x, y), a in zip(self._centres, self._alpha):
             if a < 0.03:
                 continue
             r = self._radius * (0.35 + 0.65 * a / 0.75)
-            centre = QPointF(float(x), float(y))
-            gradient = QRadialGradient(centre, r)
-            inner, outer = QColor(self._colour), QColor(self._colour)
-            inner.setAlphaF(float(a))
-            outer.setAlphaF(0.0)
-            gradient.setColorAt(0.0, inner)
-            gradient.setColorAt(0.55, inner)
-            gradient.setColorAt(1.0, outer)
-            painter.setBrush(QBrush(gradient))
-            painter.drawEllipse(centre, r, r)
+            painter.setOpacity(float(a))
+            painter.drawPixmap(QRectF(float(x) - r, float(y) - r, 2 * r, 2 * r), self._sprite, source)
+        painter.setOpacity(1.0)
 
 
 class ForecastItem(_MapItem):

@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPolygonF
-from PySide6.QtWidgets import (QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QToolTip, QVBoxLayout,
+from PySide6.QtWidgets import (QComboBox, QGraphicsItem, QGraphicsRectItem, QHBoxLayout, QLabel, QToolTip, QVBoxLayout,
                                QWidget)
 
 from ._throttle import RedrawThrottle
@@ -145,6 +145,8 @@ class SomMapView(QWidget):
         self._viewbox.invertY(True)
         self._viewbox.setMenuEnabled(False)
         self._cells = _CellsItem()
+        # Cached as a picture: overlays animating on top then cost a blit, not 100s of polygons.
+        self._cells.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._cells.on_drag = self._on_cells_drag
         self._viewbox.addItem(self._cells)
         self._band = QGraphicsRectItem()
@@ -160,6 +162,7 @@ class SomMapView(QWidget):
                                          width=14, colorMapMenu=False, pen=pg.mkPen("#90a4ae"))
         self._colorbar.axis.setTextPen(pg.mkPen("#37474f"))
         self._colorbar.axis.setPen(pg.mkPen("#90a4ae"))
+        self._colorbar.axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._plot.addItem(self._colorbar, row=0, col=1)
         self._plot.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self._plot.scene().sigMouseMoved.connect(self._on_scene_moved)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QGraphicsItem, QHBoxLayout,
+                               QLabel,
                                QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox,
                                QSplitter, QToolButton, QVBoxLayout, QWidget)
 
@@ -14,7 +15,7 @@ from .map_layers import label_title
 from .map_overlays import ForecastItem, HeatItem, TrailsItem, patient_colour
 from .som_map_view import SomMapView
 
-__all__ = ["TrajectoryView", "SPEEDS", "MAX_FORECAST_PATIENTS", "FORECAST_SAMPLES"]
+__all__ = ["TrajectoryView", "SPEEDS", "MAX_FORECAST_PATIENTS", "FORECAST_SAMPLES", "MAX_PLOT_PATIENTS"]
 
 #: Playback speeds offered, in time steps per second.
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -22,6 +23,8 @@ SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 MAX_FORECAST_PATIENTS = 5
 #: Sampled futures per forecast (their spread shows the uncertainty).
 FORECAST_SAMPLES = 12
+#: The linked plot shows the measurements of at most this many chosen patients (the first ones).
+MAX_PLOT_PATIENTS = 10
 _SLIDER_SCALE = 10  # slider ticks per time step, so scrubbing is smooth
 
 
@@ -34,7 +37,7 @@ class TrajectoryView(QWidget):
     forecast of the next steps is drawn ahead of each of the first patients: a dashed path
     and rings where sampled futures land (bigger rings: more samples). Below, the first
     variable plot shows the chosen patients' measurements with a cursor at the current time
-    and the forecast ahead of it (line and 10-90 % band).
+    and the forecast ahead of it (line and 10-90 % band) for the first ten patients.
 
     A ``QTimer`` advances the time by wall clock at the chosen speed (steps per second);
     markers are created once and only their data change from frame to frame.
@@ -211,6 +214,8 @@ class TrajectoryView(QWidget):
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setPen(pg.mkPen("#90a4ae"))
             self.plot.getAxis(axis).setTextPen(pg.mkPen("#37474f"))
+            # the moving cursor touches the axes every frame; a cached picture is a cheap blit
+            self.plot.getAxis(axis).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#e6503c", width=1.5))
         self.plot.addItem(self.cursor)
         self._curves: list[pg.PlotDataItem] = []
@@ -494,7 +499,10 @@ class TrajectoryView(QWidget):
         self.cursor.setValue(x_time)
         ds = src.dataset
         unit = f" {ds.time_unit}" if ds.time_unit else ""
-        self._time_label.setText(f"{ds.time_col or 'time'} {x_time:.4g}{unit} (step {step + 1} of {int(self._end) + 1})")
+        text = (f"{ds.time_col or 'time'} {self._time_axis_value(0, min(step, self._end)):.4g}{unit} "
+                f"(step {step + 1} of {int(self._end) + 1})")
+        if text != self._time_label.text():  # once per step, not per frame: a new text re-lays out the row
+            self._time_label.setText(text)
 
     def _update_forecast(self, step: int, force: bool) -> None:
         src = self._source
@@ -596,14 +604,16 @@ class TrajectoryView(QWidget):
         if src is None or j is None:
             return
         ds = src.dataset
-        for i, p in enumerate(self._patients):
+        shown = self._patients[:MAX_PLOT_PATIENTS]
+        dots = len(shown) <= 5  # markers on every measurement only while few lines share the plot
+        for i, p in enumerate(shown):
             n = int(ds.lengths[p])
             seen = ds.mask[p, :n, j]
             times = ds.times[p, :n] if ds.times is not None else np.arange(n, dtype=float)
             colour = patient_colour(i)
             curve = self.plot.plot(times[seen], ds.values[p, :n, j][seen].astype(float),
-                                   pen=pg.mkPen(colour, width=1.5), symbol="o", symbolSize=4, symbolBrush=colour,
-                                   symbolPen=None)
+                                   pen=pg.mkPen(colour, width=1.5), symbol="o" if dots else None, symbolSize=4,
+                                   symbolBrush=colour, symbolPen=None)
             self._curves.append(curve)
             if i < MAX_FORECAST_PATIENTS:
                 self._forecast_curves.append(self.plot.plot([], [], pen=pg.mkPen(colour, width=2,

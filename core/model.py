@@ -46,7 +46,7 @@ class _SOMEstimator:
         parity: bool | None = None,
         weights: dict | None = None,
         input_kind: str = "table",
-        random_state: int | None = 2020,
+        random_state: int | None = None,
         device: str = "auto",
         deterministic: bool = False,
         max_steps: int | None = None,
@@ -106,8 +106,8 @@ class _SOMEstimator:
             changes["train.epochs_joint"] = int(self.n_epochs)
         for k, v in (self.weights or {}).items():
             changes[f"weights.{k}"] = float(v)
-        if self.random_state is not None or self.config is None:
-            changes["train.seed"] = self.random_state
+        if self.random_state is not None:
+            changes["train.seed"] = int(self.random_state)
         if self.device != "auto" or self.config is None:
             changes["train.device"] = self.device
         if self.deterministic:
@@ -394,7 +394,8 @@ class DPSOM(_SOMEstimator):
         Loss weights by name: ``vae, kl, cah, som`` (METHOD.md section 1).
     input_kind : {"table", "image"}
     random_state : int or None
-        Seed of every random generator; the same seed gives the same fit on the CPU.
+        Seed of every random generator; the same seed gives the same fit on the CPU. None
+        keeps the configuration's seed (the presets use 2020).
     device : str
         "auto", "cpu", "cuda", "cuda:N" or "mps".
     deterministic : bool

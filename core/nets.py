@@ -348,7 +348,7 @@ class HardSigmoidLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None):
         """``x (N, T, d_in)`` -> outputs ``(N, T, H)`` and the final ``(h, c)``, each ``(N, H)``."""
-        n, t, _ = x.shape
+        n = x.shape[0]
         if state is None:
             h = x.new_zeros(n, self.hidden_size)
             c = x.new_zeros(n, self.hidden_size)
@@ -357,8 +357,10 @@ class HardSigmoidLSTM(nn.Module):
         # The input projection of every step at once; only the recurrence loops over time.
         gates_x = x @ self.weight_ih.T + self.bias  # (N, T, 4H)
         outs = []
-        for step in range(t):
-            gates = gates_x[:, step] + h @ self.weight_hh.T
+        # unbind() instead of gates_x[:, step]: the backward of indexing allocates a zero tensor
+        # the size of all of gates_x for every step, which made the loop quadratic in T.
+        for gx in gates_x.unbind(dim=1):
+            gates = gx + h @ self.weight_hh.T
             i, f, g, o = gates.chunk(4, dim=1)
             i, f, o = (torch.clamp(0.2 * v + 0.5, 0.0, 1.0) for v in (i, f, o))
             c = f * c + i * torch.tanh(g)

@@ -287,3 +287,10 @@ def test_tdpsom_refuses_bad_lengths():
     x, _ = _series()
     with pytest.raises(InputError, match="lengths"):
         _tiny_tdpsom().fit(x, lengths=np.zeros(16, int))
+
+
+def test_config_seed_is_used_unless_random_state_is_given():
+    cfg = _tiny_dpsom().resolved_config().replace(**{"train.seed": 11})
+    assert DPSOM(config=cfg).resolved_config().train.seed == 11
+    assert DPSOM(config=cfg, random_state=4).resolved_config().train.seed == 4
+    assert DPSOM().resolved_config().train.seed == 2020

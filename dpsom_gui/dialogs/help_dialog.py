@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QImageReader, QTextCursor
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
 __all__ = ["HelpDialog", "find_user_guide", "GUIDE_NAME"]
@@ -49,6 +49,35 @@ class HelpDialog(QDialog):
         layout.addWidget(buttons)
         self.resize(820, 720)
 
+    def fit_images(self) -> None:
+        """Scale the pictures down to the window's width (Markdown cannot give a width)."""
+        doc = self.browser.document()
+        width = max(200, self.browser.viewport().width() - 24)
+        base = self.browser.source()
+        block = doc.begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                fragment = it.fragment()
+                fmt = fragment.charFormat()
+                if fmt.isImageFormat():
+                    image = fmt.toImageFormat()
+                    size = QImageReader(base.resolved(QUrl(image.name())).toLocalFile()).size()
+                    if size.isValid() and size.width() > 0:
+                        w = min(size.width(), width)
+                        image.setWidth(w)
+                        image.setHeight(size.height() * w / size.width())
+                        cursor = QTextCursor(doc)
+                        cursor.setPosition(fragment.position())
+                        cursor.setPosition(fragment.position() + fragment.length(), QTextCursor.MoveMode.KeepAnchor)
+                        cursor.setCharFormat(image)
+                it += 1
+            block = block.next()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self.fit_images()
+
     def _on_browser_anchor_clicked(self, url: QUrl) -> None:
         if url.scheme() in ("http", "https", "mailto"):
             QDesktopServices.openUrl(url)
@@ -56,3 +85,4 @@ class HelpDialog(QDialog):
             self.browser.scrollToAnchor(url.fragment())
         else:
             self.browser.setSource(self.browser.source().resolved(url))
+            self.fit_images()

@@ -67,7 +67,8 @@ class FlowArrowsItem(_MapItem):
     with the arrowhead on the last piece. Opposite moves are offset sideways so both show.
     """
 
-    COLOUR = QColor(33, 33, 33, 200)
+    COLOUR = QColor(255, 255, 255, 235)
+    OUTLINE = QColor(33, 33, 33, 220)
 
     def __init__(self) -> None:
         super().__init__()
@@ -85,19 +86,19 @@ class FlowArrowsItem(_MapItem):
             d = pieces[0][-1] - pieces[0][0]
             n = float(np.hypot(*d)) or 1.0
             normal = np.array([-d[1], d[0]]) / n * 0.09
-            pieces = _trim([p + normal for p in pieces], 0.18, 0.22)
+            pieces = _trim([p + normal for p in pieces], 0.14, 0.14)
             path = QPainterPath()
             for p in pieces:
                 path.moveTo(QPointF(*p[0]))
                 for q in p[1:]:
                     path.lineTo(QPointF(*q))
-            width = 1.2 + 5.0 * f.count / top
+            width = 1.0 + 3.0 * f.count / top
             tip, back = pieces[-1][-1], pieces[-1][-2]
             u = tip - back
             un = float(np.hypot(*u)) or 1.0
             u = u / un
-            size = 0.1 + 0.025 * width
-            side = np.array([-u[1], u[0]]) * size * 0.6
+            size = 0.14 + 0.03 * width
+            side = np.array([-u[1], u[0]]) * size * 0.55
             base = tip - u * size
             head = QPolygonF([QPointF(*tip), QPointF(*(base + side)), QPointF(*(base - side))])
             self._paths.append((path, width, head))
@@ -108,15 +109,20 @@ class FlowArrowsItem(_MapItem):
 
     def paint(self, painter: QPainter, *args) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        # White arrows with a dark rim stay visible on light and dark cells alike.
+        outline = QPen(self.OUTLINE)
+        outline.setCosmetic(True)
+        outline.setWidthF(1.2)
         for path, width, head in self._paths:
-            pen = QPen(self.COLOUR)
-            pen.setCosmetic(True)
-            pen.setWidthF(width)
-            pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-            painter.setPen(pen)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawPath(path)
-            painter.setPen(Qt.PenStyle.NoPen)
+            for colour, extra in ((self.OUTLINE, 2.4), (self.COLOUR, 0.0)):
+                pen = QPen(colour)
+                pen.setCosmetic(True)
+                pen.setWidthF(width + extra)
+                pen.setCapStyle(Qt.PenCapStyle.FlatCap)
+                painter.setPen(pen)
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                painter.drawPath(path)
+            painter.setPen(outline)
             painter.setBrush(QBrush(self.COLOUR))
             painter.drawPolygon(head)
 
@@ -203,7 +209,7 @@ class HeatItem(_MapItem):
         """Probabilities ``(K,)``; the largest is drawn biggest and most opaque."""
         v = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
         top = v.max() if v.size else 0.0
-        alpha = np.sqrt(v / top) * 0.75 if top > 0 else np.zeros_like(v)
+        alpha = v / top * 0.75 if top > 0 else np.zeros_like(v)
         if alpha.shape != self._alpha.shape or not np.array_equal(alpha, self._alpha):
             self._alpha = alpha
             self.update()

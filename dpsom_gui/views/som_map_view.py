@@ -275,6 +275,19 @@ class SomMapView(QWidget):
         """``describe(node, layer) -> str`` gives the hover text (None: the cell and its value)."""
         self._describer = describe
 
+    def choose_layer(self, kind: str, option: str | None = None) -> None:
+        """Do what choosing ``kind`` (and ``option``) in the menus does: show it if held,
+        otherwise ask for it with ``layer_requested``."""
+        if option is None:
+            choice = self._choices.get(kind)
+            option = self._last_option.get(kind, choice.options[0][0] if choice and choice.options else "")
+        self._ensure_kind_entry(kind)
+        self._request(kind, option)
+
+    def select(self, nodes) -> None:
+        """Select these cells as a user would (emits ``selection_changed`` when it changes)."""
+        self._user_selects(nodes)
+
     def set_compact(self, compact: bool) -> None:
         """Hide the legend and the caption (where the map is a background for other drawings)."""
         self.legend.setVisible(not compact)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QGraphicsItem, QHBoxLayout,
                                QLabel,
                                QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox,
@@ -23,6 +24,8 @@ SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 MAX_FORECAST_PATIENTS = 5
 #: Sampled futures per forecast (their spread shows the uncertainty).
 FORECAST_SAMPLES = 12
+#: A cell gets a forecast ring when at least this share of the sampled futures reaches it.
+RING_MIN_SHARE = 0.15
 #: The linked plot shows the measurements of at most this many chosen patients (the first ones).
 MAX_PLOT_PATIENTS = 10
 _SLIDER_SCALE = 10  # slider ticks per time step, so scrubbing is smooth
@@ -139,7 +142,8 @@ class TrajectoryView(QWidget):
         self.play_button.setCheckable(True)
         self.play_button.setIcon(icon("start"))
         self.play_button.setToolTip("Play or pause the journey (Space).")
-        self.play_button.setShortcut(Qt.Key.Key_Space)
+        space = QShortcut(QKeySequence(Qt.Key.Key_Space), self, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        space.activated.connect(self.play_button.click)
         self.play_button.toggled.connect(self._on_play_button_toggled)
         self.back_button = QToolButton()
         self.back_button.setText("◀")
@@ -541,7 +545,8 @@ class TrajectoryView(QWidget):
                     for h in range(s.shape[1]):
                         nodes, counts = np.unique(s[:, h], return_counts=True)
                         for node, c in zip(nodes, counts):
-                            rings.append((i, *centres[int(node)], c / s.shape[0]))
+                            if c / s.shape[0] >= RING_MIN_SHARE:
+                                rings.append((i, *centres[int(node)], c / s.shape[0]))
         self._forecast_item.set_forecasts(paths, rings)
         self._draw_forecast_curves(fc, step)
 

@@ -171,6 +171,18 @@ def test_help_shows_the_user_guide_with_its_pictures(qtbot):
     assert doc.toMarkdown().count("](images/") >= 4  # the screenshots are referenced ...
     images = [f for f in (path.parent / "images").glob("*.png")]
     assert len(images) >= 4  # ... and exist
+    dialog.resize(700, 600)
+    widths = []
+    block = doc.begin()
+    while block.isValid():
+        it = block.begin()
+        while not it.atEnd():
+            fmt = it.fragment().charFormat()
+            if fmt.isImageFormat():
+                widths.append(fmt.toImageFormat().width())
+            it += 1
+        block = block.next()
+    assert len(widths) >= 4 and 0 < max(widths) <= dialog.browser.viewport().width()  # scaled to fit
 
 
 def test_help_explains_when_the_guide_is_missing(qtbot, monkeypatch):

@@ -151,9 +151,9 @@ def test_flow_arrows_draw_on_the_map(view, explorer):
 
 def test_grouped_map_looks_as_approved(view):
     choose(view, "superclusters", "3")
-    view.resize(420, 470)
+    view._plot.setFixedSize(360, 300)
     view.flush()
-    assert_image_approved(view, "part2_map_groups", tolerance=0.03)
+    assert_image_approved(view._plot, "part2_map_groups", tolerance=0.03)
 
 
 def test_outcome_map_looks_as_approved(view):

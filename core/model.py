@@ -651,10 +651,13 @@ class TDPSOM(_SOMEstimator):
         hist_mask = torch.as_tensor(np.arange(t_hist)[None, :] < lens[:, None], device=dev)
         zt = zt * hist_mask[..., None]
 
+        # The history is run through the LSTM once; every path (mean or sampled) starts there.
+        start_mean, start_std, _ = self._run_to(zt, lens)
+        start_state = self._state_at(zt, lens)
+
         def unroll(sampled: bool) -> np.ndarray:
-            mean, std, _ = self._run_to(zt, lens)
             path = []
-            cur_mean, cur_std, state = mean, std, self._state_at(zt, lens)
+            cur_mean, cur_std, state = start_mean, start_std, start_state
             for _ in range(n_steps):
                 step = cur_mean + cur_std * torch.randn(cur_mean.shape, generator=gen, device=dev) if sampled else cur_mean
                 path.append(step)

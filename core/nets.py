@@ -35,12 +35,25 @@ __all__ = [
 
 # ------------------------------------------------------------------ float32 linear layers on the CPU
 def _find_onednn_linear():
-    """oneDNN's dense-tensor linear kernel, or None where this PyTorch build lacks it."""
+    """oneDNN's dense-tensor linear kernel, or None where this PyTorch build lacks it.
+
+    The kernel is a private operator, so it is only trusted after it reproduces
+    ``F.linear`` on a small problem (including transposed views, as the backward uses them);
+    any other signature or result in a future PyTorch falls back to the default path.
+    """
     try:
         if not torch.backends.mkldnn.is_available():
             return None
-        return torch.ops.mkldnn._linear_pointwise
-    except (AttributeError, RuntimeError):
+        op = torch.ops.mkldnn._linear_pointwise
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(8, 5, generator=gen)
+        w = torch.randn(3, 5, generator=gen)
+        b = torch.randn(3, generator=gen)
+        ok = torch.allclose(op(x, w, b, "none", [], ""), F.linear(x, w, b), atol=1e-5)
+        ok = ok and torch.allclose(op(x.t().contiguous().t(), w.t().contiguous().t(), None, "none", [], ""),
+                                   F.linear(x, w), atol=1e-5)
+        return op if ok else None
+    except Exception:  # noqa: BLE001 - any failure of a private operator means "do not use it"
         return None
 
 

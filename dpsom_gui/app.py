@@ -3,6 +3,12 @@
 ``dpsom-studio [FILE] [--demo]``: FILE is a project (.h5) to open or a data file to import;
 ``--demo`` opens the built-in demo cohort.
 
+``dpsom-studio --smoke-test OUT.png [--smoke-timeout SECONDS]`` checks an installation: it
+opens the small demo cohort, trains a 4x4 map for 20 optimiser steps exactly as the Train
+button does, saves a picture of the window to OUT.png and exits with status 0; any failure
+prints one line to stderr (and the log) and exits with status 1. Unless ``--settings`` names
+one, the preferences live in a temporary folder, so the user's own are never touched.
+
 The log records events and array shapes only, never patient values: exception messages
 (which may quote a value from a file) are left out of the log; only where the error
 happened is written.
@@ -13,12 +19,15 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
-__all__ = ["main", "parse_args", "setup_logging", "install_excepthooks", "create_window", "start_warm_up"]
+__all__ = ["main", "parse_args", "setup_logging", "install_excepthooks", "create_window", "start_warm_up",
+           "SmokeTest", "SMOKE_CHANGES", "run_smoke_test"]
 
 log = logging.getLogger("dpsom_gui")
 
@@ -28,6 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("file", nargs="?", help="a project (.h5) to open, or a data file to import")
     parser.add_argument("--demo", action="store_true", help="open the built-in demo cohort")
     parser.add_argument("--settings", help=argparse.SUPPRESS)  # a private preferences file (tests)
+    parser.add_argument("--smoke-test", metavar="OUT.png",
+                        help="check the installation: train a tiny map on the demo cohort, save a "
+                             "picture of the window to OUT.png and exit (status 0 when it worked)")
+    parser.add_argument("--smoke-timeout", type=float, default=300.0, metavar="SECONDS",
+                        help="give up the smoke test after this long (default: 300)")
     return parser.parse_args(argv)
 
 
@@ -109,15 +123,143 @@ def create_window(prefs, engine=None, log_path: str | None = None):
     return window
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the application; returns the exit status."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    from PySide6.QtCore import QTimer
+#: Settings changes of the smoke test: a 4x4 map and a schedule cut to 20 optimiser steps.
+SMOKE_CHANGES = {"grid.height": 4, "grid.width": 4, "train.max_steps": 20}
+
+
+class SmokeTest:
+    """Scripted check of an installed application, driven by the Qt event loop.
+
+    Opens the "test" size of the demo cohort, trains it with :data:`SMOKE_CHANGES` through
+    the session (on the training thread, as the Train button does), saves ``window.grab()``
+    to ``out`` and ends the event loop with status 0. Any failure (the demo or the training
+    cannot start, training fails or stops, an uncaught error, or no result before the
+    deadline) writes one line to stderr and to the log, stops the background work and ends
+    the event loop with status 1.
+
+    Parameters
+    ----------
+    window : MainWindow
+        A shown main window; its session must hold no data yet.
+    out : str or Path
+        Where the PNG picture of the window goes.
+    timeout_s : float
+        Seconds from :meth:`start` after which the check gives up.
+    log_path : str, optional
+        Named in the failure line so the log can be found.
+    """
+
+    def __init__(self, window, out, timeout_s: float, log_path: str | None = None) -> None:
+        self.window = window
+        self.out = Path(out)
+        self.timeout_s = float(timeout_s)
+        self.log_path = log_path
+        #: None while running, then the exit status (0 or 1).
+        self.status: int | None = None
+        self._deadline = 0.0
+        self._timer = None
+
+    def start(self) -> None:
+        """Arm the deadline and queue the run; call before entering the event loop."""
+        from PySide6.QtCore import QTimer
+
+        self._deadline = time.monotonic() + self.timeout_s
+        self._timer = QTimer(self.window)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._on_timeout)
+        self._timer.start(max(0, int(self.timeout_s * 1000)))
+        session = self.window.session
+        session.training_finished.connect(self._on_training_finished)
+        session.training_failed.connect(self._on_training_failed)
+        session.training_cancelled.connect(self._on_training_cancelled)
+        QTimer.singleShot(0, self._train)
+
+    def fail(self, reason: str, detail: object = None) -> None:
+        """Report a failure (once) and end the event loop with status 1.
+
+        ``reason`` goes to the log and to stderr; ``detail`` (an exception or a message,
+        which may quote data) goes to stderr only.
+        """
+        if self.status is not None:
+            return
+        kind = f" ({type(detail).__name__})" if isinstance(detail, BaseException) else ""
+        log.error("smoke test failed: %s%s", reason, kind)
+        line = f"dpsom-studio: smoke test failed: {reason}"
+        if detail is not None:
+            text = f"{type(detail).__name__}: {detail}" if isinstance(detail, BaseException) else str(detail)
+            text = " ".join(text.strip().splitlines()[:1])
+            if text:
+                line += f": {text}"
+        if self.log_path:
+            line += f" (log: {self.log_path})"
+        print(line, file=sys.stderr, flush=True)
+        self._end(1)
+
+    # ------------------------------------------------------------- steps
+    def _train(self) -> None:
+        if self.status is not None:
+            return
+        session = self.window.session
+        try:
+            session.open_demo("test")
+        except Exception as exc:  # noqa: BLE001 - any failure is the answer of the check
+            self.fail("the demo cohort could not be opened", exc)
+            return
+        try:
+            config = session.config.replace(**SMOKE_CHANGES)
+            self.window.training_panel.set_config(config)
+            session.start_training(config)
+        except Exception as exc:  # noqa: BLE001
+            self.fail("training could not start", exc)
+            return
+        log.info("smoke test: training %dx%d for at most %d steps", config.grid.height, config.grid.width,
+                 config.train.max_steps)
+
+    def _on_training_finished(self) -> None:
+        if self.status is not None:
+            return
+        if time.monotonic() > self._deadline:  # the deadline timer may still be queued behind us
+            self._on_timeout()
+            return
+        from PySide6.QtWidgets import QApplication
+
+        QApplication.processEvents()  # let the views draw the trained map before the picture
+        picture = self.window.grab()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        if picture.isNull() or not picture.save(str(self.out), "PNG"):
+            self.fail(f"the picture could not be written to {self.out}")
+            return
+        log.info("smoke test passed: picture %dx%d written", picture.width(), picture.height())
+        self._end(0)
+
+    def _on_training_failed(self, text: str) -> None:
+        from .workers import split_failure
+
+        self.fail("training failed", split_failure(text)[0])
+
+    def _on_training_cancelled(self) -> None:
+        self.fail("training stopped before it finished")
+
+    def _on_timeout(self) -> None:
+        self.fail(f"no result within {self.timeout_s:g} s")
+
+    def _end(self, status: int) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        self.status = status
+        if self._timer is not None:
+            self._timer.stop()
+        # Stop and join the training thread here, while the event loop still runs.
+        if not self.window.session.shutdown(120_000):
+            log.warning("smoke test: background work did not stop")
+        QApplication.exit(status)
+
+
+def _application():
+    """The styled QApplication (created once per process)."""
     from PySide6.QtWidgets import QApplication
 
-    from . import actions
     from .resources import icon, style_sheet
-    from .settings import Preferences
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("DPSOM Studio")
@@ -125,6 +267,71 @@ def main(argv: list[str] | None = None) -> int:
     app.setStyle("Fusion")
     app.setWindowIcon(icon("app"))
     app.setStyleSheet(style_sheet())
+    return app
+
+
+def _close_log(path: Path) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "baseFilename", None) == str(path):
+            root.removeHandler(handler)
+            handler.close()
+
+
+def run_smoke_test(args: argparse.Namespace) -> int:
+    """``--smoke-test``: run :class:`SmokeTest` in a new application; returns the exit status.
+
+    Preferences and the log go next to ``args.settings`` or, without it, into a new
+    temporary folder that is removed when the check passes (and kept, for its log, when
+    it fails).
+    """
+    own_folder = None
+    settings = args.settings
+    if settings is None:
+        own_folder = Path(tempfile.mkdtemp(prefix="dpsom-smoke-"))
+        settings = own_folder / "settings.ini"
+    settings = Path(settings).resolve()
+    log_path = setup_logging(settings.parent / "logs")
+    log.info("DPSOM Studio smoke test starting")
+    try:
+        app = _application()
+        from .settings import Preferences
+
+        prefs = Preferences.open(settings)
+        window = create_window(prefs, log_path=str(log_path))
+    except Exception as exc:  # noqa: BLE001 - e.g. a module or Qt plugin missing from a bundle
+        log.error("smoke test failed: the application could not start (%s)", type(exc).__name__)
+        detail = " ".join(str(exc).strip().splitlines()[:1])
+        print(f"dpsom-studio: smoke test failed: the application could not start: {type(exc).__name__}: "
+              f"{detail} (log: {log_path})", file=sys.stderr, flush=True)
+        return 1
+    test = SmokeTest(window, args.smoke_test, args.smoke_timeout, str(log_path))
+    relay = install_excepthooks(lambda exc: test.fail("unexpected error", exc))  # noqa: F841 - keep alive
+    window.show()
+    test.start()
+    app.exec()
+    if test.status is None:  # the event loop ended some other way (the window was closed)
+        test.fail("the application closed before the check ended")
+    window.session.shutdown()
+    prefs.sync()
+    log.info("DPSOM Studio smoke test ended: status %d", test.status)
+    if test.status == 0 and own_folder is not None:
+        _close_log(log_path)
+        shutil.rmtree(own_folder, ignore_errors=True)
+    return int(test.status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the application; returns the exit status."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.smoke_test:
+        return run_smoke_test(args)
+    from PySide6.QtCore import QTimer
+
+    from . import actions
+    from .settings import Preferences
+
+    app = _application()
     prefs = Preferences.open(args.settings)
     log_path = setup_logging(prefs.log_directory())
     log.info("DPSOM Studio starting")

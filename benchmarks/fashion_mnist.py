@@ -37,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core import nets  # noqa: E402
 from core.analysis import metrics  # noqa: E402
 from core.config import make_config  # noqa: E402
 from core.data.idx import read_idx  # noqa: E402
@@ -128,10 +129,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--epochs", help="joint epochs, or PRETRAIN,SOM_STAGE,JOINT epochs")
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
+    ap.add_argument("--reference-linear", action="store_true",
+                    help="float32 CPU layers through torch's default GEMM instead of oneDNN (a rounding-only "
+                         "perturbation of the same run, to judge how far rounding alone moves the metrics)")
     ap.add_argument("--json", help="also write the results to this JSON file")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.reference_linear:
+        nets.FAST_CPU_LINEAR = False
     device = select_device(args.device)
     args.device = str(device)
     t_start = time.perf_counter()
@@ -148,7 +154,7 @@ def main(argv=None) -> dict:
           f"({cfg.network.posterior}), batch {t.batch_size}; epochs pretrain {t.epochs_pretrain}, "
           f"SOM init {t.som_init_epochs}, joint {t.epochs_joint}", flush=True)
 
-    est = DPSOM(config=cfg)
+    est = DPSOM(config=cfg, random_state=args.seed)
     steps: dict[str, list[float]] = {}
     epoch_time: dict[str, float] = {}
     t_train = time.perf_counter()
@@ -173,6 +179,7 @@ def main(argv=None) -> dict:
     collapsed, message = metrics.collapse_check(bmu, cfg.grid.n_nodes, y)
     result = {
         "preset": cfg.preset, "device": str(device), "precision": args.precision, "seed": args.seed,
+        "float32_cpu_linear": "oneDNN" if nets.FAST_CPU_LINEAR else "default GEMM",
         "n_train": int(len(d["train_x"])), "n_test": int(len(y)),
         "nmi": metrics.nmi(y, bmu), "purity": metrics.purity(y, bmu), "ami": metrics.ami(y, bmu),
         "nmi_mean_assignment": metrics.nmi(y, bmu_mean), "purity_mean_assignment": metrics.purity(y, bmu_mean),

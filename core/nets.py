@@ -186,7 +186,9 @@ class Posterior:
         """One reparameterised sample ``(B, d)``."""
         eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
         if self.scale_tril is not None:
-            return self.mean + (self.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+            # L eps as a broadcast product summed over columns: on the CPU the batched
+            # matrix-vector product's backward loops over the batch and is slower.
+            return self.mean + (self.scale_tril * eps.unsqueeze(1)).sum(dim=2)
         return self.mean + self.std * eps
 
 

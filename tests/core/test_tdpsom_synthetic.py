@@ -9,15 +9,16 @@ and 8.3; every threshold sits well inside the values measured over several seeds
 Two claims of METHOD.md do not hold for this engine and preset on this cohort, and are kept
 as strict expected failures so that they are noticed the day they start to hold:
 
-* NMI with the true state does not beat k-means with as many clusters (0.35-0.47 against
-  0.49-0.50 over five seeds). A map assigns every step from that step's features alone, as
-  k-means does, and k-means on the 2 leading principal components scores the same as on all
-  16, so there is little room above k-means without temporal information in the assignment.
-* The smoothness weight does not shorten the jumps: with the reference weights the
-  smoothness term is about 0.1 % of the encoder's gradient, because its Student-t kernel
-  (nu = 10) sits on its flat tail at the latent distances training produces (median squared
-  distance about 35 between a posterior sample and the previous step's prototype). Weights
-  1 and 0 give the same map to three decimals.
+* NMI with the true state does not beat k-means with as many clusters (about 0.45 against
+  0.50 with the quick preset, which trains without batch norm; 0.35-0.47 with it). A map
+  assigns every step from that step's features alone, as k-means does, and k-means on the 2
+  leading principal components scores the same as on all 16, so there is little room above
+  k-means without temporal information in the assignment.
+* The smoothness weight does not shorten the jumps. The encoder sees one step at a time, so
+  the smoothness term can only reshape the latent space as a whole, and at the reference
+  weight 1 it is a small share of the encoder's gradient next to the clustering term
+  (weight 50). Weights 1 and 0 give mean jumps within 0.02 of each other (1.02 against 1.01
+  with seed 0); even weight 20 moved them by less than 0.02.
 """
 
 from __future__ import annotations
@@ -145,13 +146,13 @@ def test_current_score_is_explained_better_than_the_day_ahead(cohort, bmu):
 
 
 @pytest.mark.xfail(strict=True, reason="per-step assignment gains nothing over k-means on this cohort "
-                   "(see the module notes); NMI 0.35-0.47 against 0.49-0.50")
+                   "(see the module notes); NMI about 0.45 against 0.50")
 def test_map_beats_kmeans_on_the_true_state(cohort, bmu, kmeans_nmi):
     assert A.nmi(cohort.labels["state"], bmu, sample_mask=cohort.steps) > kmeans_nmi + 0.01
 
 
-@pytest.mark.xfail(strict=True, reason="the smoothness kernel is saturated at the latent distances of "
-                   "training (see the module notes); jumps with weight 1 and 0 agree to 0.001")
+@pytest.mark.xfail(strict=True, reason="a per-step encoder barely reacts to the smoothness term at weight 1 "
+                   "(see the module notes); jumps with weight 1 and 0 agree within 0.02")
 def test_smoothness_shortens_jumps(model, cohort, bmu):
     rough = _train(cohort, smooth=0.0)
     rough_bmu = rough.predict(cohort.X, lengths=cohort.lengths)

@@ -33,9 +33,10 @@ test: $(STAMP)
 lint-imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
-# The engine must work where Qt is not installed: run its tests with Qt imports blocked.
+# The engine must work where Qt is not installed: run its tests with Qt imports blocked
+# (the long quality tests already ran above; they import no Qt either).
 test-core-without-qt: $(STAMP)
-	PYTHONPATH=tests $(PY) -m pytest -q -p no:pytest-qt -p block_qt tests/core tests/cli
+	PYTHONPATH=tests $(PY) -m pytest -q -p no:pytest-qt -p block_qt -m "not slow" tests/core tests/cli
 
 screenshots: $(STAMP)
 	xvfb-run -a -s "-screen 0 1280x1024x24" $(PY) docs/make_screenshots.py

@@ -268,15 +268,16 @@ def torch_profile(device: str, precision: str, rows: int, n_steps: int = 4, top:
     from torch.profiler import ProfilerActivity, profile
 
     x = np.random.default_rng(0).random((rows, N_FEATURES), dtype=np.float32)
-    est = DPSOM(config=reference_config(device, precision, 1))
+    est = DPSOM(config=reference_config(device, precision, 1 + n_steps // max(1, rows // 300)))
     it = est.iter_fit(x)
     for p in it:
         if p.phase == "joint":
             break
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
     with profile(activities=acts) as prof:
-        for _ in range(n_steps):
-            next(it)
+        for i, _ in enumerate(it, start=1):
+            if i >= n_steps:
+                break
     it.close()
     key = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=top)
@@ -312,6 +313,8 @@ def main(argv=None) -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if args.device != "all":
         devices = [args.device]
+    if any(d.startswith("cuda") for d in devices) and not torch.cuda.is_available():
+        raise SystemExit("CUDA was requested but this PyTorch sees no CUDA GPU; use --device cpu or all")
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     fast = getattr(nets, "FAST_CPU_LINEAR", None)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {args.clock} clock, "

@@ -40,10 +40,11 @@ def test_dpsom_clusters_digits_as_well_as_kmeans(digits, dpsom_bmu, kmeans):
     assert len(np.unique(dpsom_bmu)) >= 56  # no collapse: nearly every node is used
     # On these tiny images the two methods are level: over seeds DPSOM's NMI was 0.71-0.73
     # against 0.71-0.72 for k-means (best of 10 restarts), and its purity 0.94-0.97 against
-    # 0.96-0.97 (benchmarks/digits_quality.py). The margins below are that seed-to-seed
-    # spread; a broken model (e.g. no clustering loss, a collapsed map) lands far outside.
-    assert ours["nmi_geometric"] >= kmeans["nmi_geometric"] - 0.01
-    assert ours["purity"] >= kmeans["purity"] - 0.03
+    # 0.96-0.97 (benchmarks/digits_quality.py), and float rounding alone (another CPU's
+    # matrix kernels) moves a run by about 0.01. The margins below are that spread; a broken
+    # model (e.g. no clustering loss, a collapsed map) lands far outside them.
+    assert ours["nmi_geometric"] >= kmeans["nmi_geometric"] - 0.02
+    assert ours["purity"] >= kmeans["purity"] - 0.04
     assert ours["nmi_geometric"] > 0.65 and ours["purity"] > 0.9
 
 

@@ -687,7 +687,6 @@ class TDPSOM(_SOMEstimator):
     def _state_at(self, zt: torch.Tensor, lens: np.ndarray):
         """LSTM ``(h, c)`` after each patient's own last history step."""
         n = zt.shape[0]
-        hs, cs = [], []
         # Patients grouped by history length share one LSTM call.
         order_h = [None] * n
         order_c = [None] * n

@@ -40,7 +40,7 @@ from .progress import TrainProgress
 
 __all__ = ["TrainData", "Trainer", "select_device", "available_devices", "EncodedBatch", "encode_rows",
            "elbo_terms", "precision_context",
-           "batches_per_epoch", "schedule_steps"]
+           "batches_per_epoch", "phase_epochs", "schedule_steps"]
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -170,14 +170,22 @@ def batches_per_epoch(n_samples: int, batch_size: int, drop_last: bool) -> int:
     return full + (1 if rest > 1 or full == 0 else 0)
 
 
+def phase_epochs(config: Config) -> list[tuple[str, int]]:
+    """The phases ``config`` runs, in order, with their epoch counts (empty phases left out)."""
+    t = config.train
+    phases = [("pretrain", t.epochs_pretrain), ("som_init", sum(t.som_init_epochs)), ("joint", t.epochs_joint)]
+    if config.model == "tdpsom":
+        phases.append(("prediction", t.epochs_pred))
+    return [(name, n) for name, n in phases if n > 0]
+
+
 def schedule_steps(config: Config, n_samples: int) -> int:
     """Optimiser steps the whole schedule takes on ``n_samples`` (``max_steps`` respected)."""
     t = config.train
     per_epoch = batches_per_epoch(n_samples, t.batch_size, t.drop_last)
     temporal = config.model == "tdpsom"
-    epochs = t.epochs_pretrain + sum(t.som_init_epochs) + t.epochs_joint * (2 if temporal else 1)
-    if temporal:
-        epochs += t.epochs_pred
+    # T-DPSOM's joint phase takes two optimiser steps per batch (full objective, then L_pred).
+    epochs = sum(n * (2 if temporal and name == "joint" else 1) for name, n in phase_epochs(config))
     total = per_epoch * epochs
     return total if t.max_steps is None else min(total, int(t.max_steps))
 
@@ -246,14 +254,14 @@ class Trainer:
     # ------------------------------------------------------------------ schedule
     def _build_phases(self) -> list[_Phase]:
         t, net = self.cfg.train, self.net
-        phases = [_Phase("pretrain", t.epochs_pretrain, [t.lr_pretrain] * t.epochs_pretrain, net.vae_parameters())]
         init_lrs = [lr for n, lr in zip(t.som_init_epochs, t.som_init_lrs) for _ in range(n)]
-        phases.append(_Phase("som_init", len(init_lrs), init_lrs, [net.prototypes]))
-        phases.append(_Phase("joint", t.epochs_joint, [t.lr] * t.epochs_joint, list(net.parameters())))
-        if self.temporal:
-            phases.append(_Phase("prediction", t.epochs_pred, [t.lr] * t.epochs_pred,
-                                 list(net.predictor.parameters())))
-        return [p for p in phases if p.n_epochs > 0]
+        plan = {
+            "pretrain": ([t.lr_pretrain] * t.epochs_pretrain, net.vae_parameters()),
+            "som_init": (init_lrs, [net.prototypes]),
+            "joint": ([t.lr] * t.epochs_joint, list(net.parameters())),
+            "prediction": ([t.lr] * t.epochs_pred, list(net.predictor.parameters()) if self.temporal else []),
+        }
+        return [_Phase(name, n, *plan[name]) for name, n in phase_epochs(self.cfg)]
 
     @property
     def batches_per_epoch(self) -> int:

@@ -28,7 +28,7 @@ from .io.project_h5 import Project
 from .model import DPSOM, TDPSOM, Forecast
 from .nets import count_parameters
 from .progress import TrainProgress
-from .training import available_devices, schedule_steps, select_device
+from .training import available_devices, phase_epochs, schedule_steps, select_device
 
 __all__ = ["ModelRun", "propose_config", "suggest_grid", "available_devices", "DEFAULT_PREPROCESSING"]
 
@@ -194,7 +194,6 @@ class ModelRun:
             gen.close()
             self._cache.clear()
             if self.estimator is not None and self.estimator.is_fitted:
-                self.metadata["total_steps"] = self.estimator.trainer_.total_steps
                 self.metadata["device"] = str(self.estimator.device_)
                 self.metadata["train_seconds"] = self.metadata.get("train_seconds", 0.0) + time.time() - started
 
@@ -223,20 +222,17 @@ class ModelRun:
             est.trainer_.phases = est.trainer_._build_phases()
             state = est.trainer_.state_dict()
             state["history"] = list(est.trainer_.history)
-        names = ["pretrain", "som_init", "joint", "prediction"]
         done_joint = sum(1 for row in state.get("history", []) if row.get("phase") == "joint")
         pos = state.get("position", {})
-        phases = [n for n in names if _phase_epochs(cfg, n) > 0 and (n != "prediction" or self.temporal)]
-        joint_index = phases.index("joint")
+        joint_index = [name for name, _ in phase_epochs(cfg)].index("joint")
         if int(pos.get("phase", 0)) > joint_index and done_joint < epochs_joint:
-            new_pos = {"phase": joint_index, "epoch": done_joint, "batch": 0,
-                       "global_step": int(pos.get("global_step", 0))}
             if est.trainer_ is not None:
                 est.trainer_.phase, est.trainer_.epoch, est.trainer_.batch = joint_index, done_joint, 0
                 est.trainer_.perm = est.trainer_.target = None
             else:
                 state = dict(state)
-                state["position"] = new_pos
+                state["position"] = {"phase": joint_index, "epoch": done_joint, "batch": 0,
+                                     "global_step": int(pos.get("global_step", 0))}
                 state.pop("perm", None)
                 state.pop("target", None)
                 est._pending_train_state = state
@@ -465,12 +461,6 @@ def _read_referenced(project: Project, read_options: dict | None, base_dir) -> D
     options = dict(read_options)
     path = options.pop("path", project.data_ref["path"])
     return read_data(path, **options)
-
-
-def _phase_epochs(cfg: Config, name: str) -> int:
-    t = cfg.train
-    return {"pretrain": t.epochs_pretrain, "som_init": sum(t.som_init_epochs), "joint": t.epochs_joint,
-            "prediction": t.epochs_pred}[name]
 
 
 def _describe(ds: Dataset) -> str:

@@ -157,32 +157,24 @@ def _expected_mi(row_sums: np.ndarray, col_sums: np.ndarray, n: int, max_terms: 
 
 
 def _shrink(lo, hi, log_pmf, left: bool):
-    """Bisection for the first (left) or last (right) count with a non-underflowing pmf."""
-    lo, hi = lo.copy(), hi.copy()
-    if left:
-        # invariant: pmf(hi) is representable (hi is the mode); find smallest such k >= lo
-        ok_lo = log_pmf(lo) > _LOG_UNDERFLOW
-        a, b = lo.copy(), hi.copy()
-        for _ in range(64):
-            active = (~ok_lo) & (b - a > 1)
-            if not active.any():
-                break
-            mid = np.floor((a + b) / 2)
-            good = log_pmf(mid) > _LOG_UNDERFLOW
-            b = np.where(active & good, mid, b)
-            a = np.where(active & ~good, mid, a)
-        return np.where(ok_lo, lo, b)
-    ok_hi = log_pmf(hi) > _LOG_UNDERFLOW
+    """Bisection for the first (left) or last (right) count with a non-underflowing pmf.
+
+    The mode is the other end of the interval, so its pmf is representable; the search keeps
+    the representable end of each bracket and moves the other one.
+    """
+    edge = lo if left else hi
+    ok = log_pmf(edge) > _LOG_UNDERFLOW
     a, b = lo.copy(), hi.copy()
     for _ in range(64):
-        active = (~ok_hi) & (b - a > 1)
+        active = (~ok) & (b - a > 1)
         if not active.any():
             break
         mid = np.floor((a + b) / 2)
         good = log_pmf(mid) > _LOG_UNDERFLOW
-        a = np.where(active & good, mid, a)
-        b = np.where(active & ~good, mid, b)
-    return np.where(ok_hi, hi, a)
+        keep, move = (active & good, active & ~good) if left else (active & ~good, active & good)
+        b = np.where(keep, mid, b)
+        a = np.where(move, mid, a)
+    return np.where(ok, edge, b if left else a)
 
 
 # ------------------------------------------------------------------------ label metrics

@@ -16,6 +16,7 @@ import torch
 
 from . import losses as L
 from .config import Config, make_config
+from .distributed import Cluster
 from .errors import InputError, NotFittedError
 from .grid import SOMGrid
 from .nets import DPSOMNet, TDPSOMNet
@@ -144,7 +145,8 @@ class _SOMEstimator:
                 break
         return self
 
-    def iter_fit(self, X, *, mask=None, lengths=None, resume: bool = False) -> Iterator[TrainProgress]:
+    def iter_fit(self, X, *, mask=None, lengths=None, resume: bool = False,
+                 cluster: Cluster | None = None) -> Iterator[TrainProgress]:
         """Train step by step, yielding a :class:`~core.progress.TrainProgress` after each step.
 
         Closing the generator (or breaking out of the loop) stops at a step boundary; the
@@ -154,18 +156,28 @@ class _SOMEstimator:
         Parameters
         ----------
         X, mask, lengths
-            As in :meth:`fit`.
+            As in :meth:`fit`. ``X`` may also be an on-disk :class:`core.data.cohort.Cohort`,
+            which is read batch by batch and never held in memory (``mask`` and ``lengths``
+            then come from the file).
         resume : bool
             Continue the existing training state instead of starting afresh.
+        cluster : core.distributed.Cluster, optional
+            Train as one process of a group (see :mod:`core.distributed`): every process passes
+            the whole cohort and trains on its own shard; gradients, target frequencies and
+            reported losses are combined across processes. Default: one process.
         """
+        self._cluster = cluster if cluster is not None else Cluster.single()
         if resume:
             if not hasattr(self, "net_"):
                 raise NotFittedError("nothing to resume: this model has not been trained yet")
+            if self._cluster.distributed and self.device_ != self._cluster.device:
+                self.net_.to(self._cluster.device)
+                self.device_ = self._cluster.device
             data = self._prepare(X, mask, lengths, fitting=False)
             if self.trainer_ is None:
                 if not self._pending_train_state:
                     raise NotFittedError("this model was saved without its training state, so it cannot resume")
-                self.trainer_ = Trainer(self.net_, self.config_, data, self.device_)
+                self.trainer_ = Trainer(self.net_, self.config_, data, self.device_, self._cluster)
                 self.trainer_.load_state_dict(self._pending_train_state)
                 self.trainer_.history = list(self._pending_train_state.get("history", []))
                 self._pending_train_state = None
@@ -194,7 +206,7 @@ class _SOMEstimator:
         self.config_ = cfg
         self.grid_: SOMGrid = cfg.grid
         self.net_ = net
-        self.trainer_ = Trainer(net, cfg, data, device)
+        self.trainer_ = Trainer(net, cfg, data, device, self._cluster)
         self._pending_train_state = None
         self.n_iter_ = 0
         self.history_: list[dict] = []
@@ -249,6 +261,46 @@ class _SOMEstimator:
         observed = X[mask]
         in_unit = observed.size > 0 and float(observed.min()) >= 0.0 and float(observed.max()) <= 1.0
         return "bernoulli" if in_unit else "gaussian"
+
+    # ------------------------------------------------------------------ data in shards
+    def _choose_device(self, cfg: Config) -> None:
+        cluster = getattr(self, "_cluster", None)
+        if cluster is not None and cluster.distributed:
+            self.device_ = cluster.device  # one device per process, chosen by the process group
+        else:
+            self.device_ = select_device(cfg.train.device)
+
+    def _shard(self, n: int) -> tuple[int, int]:
+        cluster = getattr(self, "_cluster", None)
+        return cluster.shard(n) if cluster is not None else (0, n)
+
+    def _prepare_cohort(self, cohort, fitting: bool, cfg: Config | None):
+        """Training source for an on-disk cohort: this process's shard, read batch by batch."""
+        if cohort.temporal != self._temporal:
+            want = "patient time series" if self._temporal else "a table"
+            raise InputError(f"{type(self).__name__} needs {want}; this cohort file holds the other kind",
+                             path=str(cohort.path))
+        if fitting:
+            if cohort.n_samples < 2:
+                raise InputError(f"training needs at least 2 samples; the cohort has {cohort.n_samples}",
+                                 path=str(cohort.path))
+            self.n_features_in_ = int(cohort.n_features)
+            self._choose_device(cfg)
+            self.likelihood_ = self._cohort_likelihood(cfg, cohort)
+        elif cohort.n_features != self.n_features_in_:
+            raise InputError(f"the cohort has {cohort.n_features} features, but {type(self).__name__} was "
+                             f"fitted with {self.n_features_in_}", path=str(cohort.path))
+        cluster = self._cluster
+        return cohort.shard(cluster.rank, cluster.world_size, device=self.device_)
+
+    def _cohort_likelihood(self, cfg: Config, cohort) -> str:
+        if cfg.network.likelihood != "auto":
+            return cfg.network.likelihood
+        lo, hi = np.inf, -np.inf
+        for _, x, m, _ in cohort.iter_chunks():
+            if m.any():
+                lo, hi = min(lo, float(x[m].min())), max(hi, float(x[m].max()))
+        return "bernoulli" if lo >= 0.0 and hi <= 1.0 else "gaussian"
 
     # ------------------------------------------------------------------ inference helpers
     def _latent(self, x: torch.Tensor, sample: bool, gen: torch.Generator | None):
@@ -430,15 +482,18 @@ class DPSOM(_SOMEstimator):
     _model_name = "dpsom"
 
     def _prepare(self, X, mask, lengths, *, fitting: bool, cfg: Config | None = None) -> TrainData:
+        if _is_cohort(X):
+            return self._prepare_cohort(X, fitting, cfg)
         X, mask = self._as_array(X, mask, fitting)
         if fitting:
             if X.shape[0] < 2:
                 raise InputError(f"training needs at least 2 samples; got {X.shape[0]}")
-            self.device_ = select_device(cfg.train.device)
+            self._choose_device(cfg)
             self.likelihood_ = self._choose_likelihood(cfg, X, mask)
             if self.likelihood_ == "bernoulli" and ((X[mask] < 0).any() or (X[mask] > 1).any()):
                 raise InputError("a Bernoulli likelihood needs values in [0, 1]; rescale the data or use 'gaussian'")
-        return TrainData(torch.as_tensor(X, device=self.device_), torch.as_tensor(mask, device=self.device_))
+        a, b = self._shard(X.shape[0])
+        return TrainData(torch.as_tensor(X[a:b], device=self.device_), torch.as_tensor(mask[a:b], device=self.device_))
 
     def transform(self, X, *, sample: bool = False, random_state: int | None = None) -> np.ndarray:
         """Latent coordinates ``(n, d)``: the posterior mean, or one posterior sample."""
@@ -528,17 +583,20 @@ class TDPSOM(_SOMEstimator):
     _temporal = True
 
     def _prepare(self, X, mask, lengths, *, fitting: bool, cfg: Config | None = None) -> TrainData:
+        if _is_cohort(X):
+            return self._prepare_cohort(X, fitting, cfg)
         X, mask = self._as_array(X, mask, fitting)
         step_mask = self._step_mask(X, mask, lengths)
         if fitting:
             if X.shape[0] < 2:
                 raise InputError(f"training needs at least 2 patients; got {X.shape[0]}")
-            self.device_ = select_device(cfg.train.device)
+            self._choose_device(cfg)
             self.likelihood_ = self._choose_likelihood(cfg, X, mask & step_mask[..., None])
         mask = mask & step_mask[..., None]
         dev = self.device_
-        return TrainData(torch.as_tensor(X, device=dev), torch.as_tensor(mask, device=dev),
-                         torch.as_tensor(step_mask, device=dev))
+        a, b = self._shard(X.shape[0])
+        return TrainData(torch.as_tensor(X[a:b], device=dev), torch.as_tensor(mask[a:b], device=dev),
+                         torch.as_tensor(step_mask[a:b], device=dev))
 
     @staticmethod
     def _step_mask(X: np.ndarray, mask: np.ndarray, lengths) -> np.ndarray:
@@ -708,6 +766,11 @@ class TDPSOM(_SOMEstimator):
         X, mask = self._as_array(X, None, fitting=False)
         sm = self._step_mask(X, mask, lengths)
         return -self._elbo_per_row(X[sm], mask[sm])
+
+
+def _is_cohort(X) -> bool:
+    # Duck-typed, so that arrays never trigger the HDF5 import.
+    return hasattr(X, "shard") and hasattr(X, "iter_chunks") and hasattr(X, "n_features")
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ import torch
 
 from . import losses as L
 from .config import Config
+from .distributed import Cluster
 from .errors import TrainingDiverged
 from .grid import SOMGrid
 from .nets import DPSOMNet, Posterior, TDPSOMNet
@@ -40,7 +41,7 @@ from .progress import TrainProgress
 
 __all__ = ["TrainData", "Trainer", "select_device", "available_devices", "EncodedBatch", "encode_rows",
            "elbo_terms", "precision_context",
-           "batches_per_epoch", "phase_epochs", "schedule_steps"]
+           "batches_per_epoch", "phase_epochs", "schedule_steps", "rank_batch_size"]
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -115,6 +116,27 @@ class TrainData:
     def n_samples(self) -> int:
         return int(self.x.shape[0])
 
+    def rows(self, idx: torch.Tensor):
+        """Real rows of samples ``idx``: ``x (B, D)``, ``mask (B, D)`` and, for series, ``step_mask (b, T)``.
+
+        For series ``idx`` names patients and the rows are their real steps in (patient, time)
+        order. An on-disk cohort shard (:class:`core.data.cohort.CohortShard`) answers the same.
+        """
+        x, m = self.x[idx], self.mask[idx]
+        if self.step_mask is None:
+            return x, m, None
+        sm = self.step_mask[idx]  # (b, T)
+        return x[sm], m[sm], sm
+
+    def epoch_order(self, generator: torch.Generator, shuffle: bool) -> torch.Tensor:
+        """The order of samples in one epoch: a random permutation, or ``arange`` unshuffled."""
+        n = self.n_samples
+        return torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+
+    def new_store(self, tail_shape: tuple, dtype=torch.float32) -> torch.Tensor:
+        """A zeroed ``(n, *tail_shape)`` CPU array for per-sample state such as the target distribution."""
+        return torch.zeros((self.n_samples, *tail_shape), dtype=dtype)
+
 
 @dataclass
 class EncodedBatch:
@@ -179,15 +201,56 @@ def phase_epochs(config: Config) -> list[tuple[str, int]]:
     return [(name, n) for name, n in phases if n > 0]
 
 
-def schedule_steps(config: Config, n_samples: int) -> int:
-    """Optimiser steps the whole schedule takes on ``n_samples`` (``max_steps`` respected)."""
+def rank_batch_size(batch_size: int, n_samples: int, world_size: int = 1) -> int:
+    """Samples per batch on each of ``world_size`` processes.
+
+    ``batch_size`` is the global batch: every optimiser step sees about as many samples
+    whether it runs in one process or in several.
+    """
+    return max(1, min(batch_size, n_samples) // max(1, world_size))
+
+
+def schedule_steps(config: Config, n_samples: int, world_size: int = 1) -> int:
+    """Optimiser steps the whole schedule takes on ``n_samples`` (``max_steps`` respected).
+
+    With ``world_size`` processes each takes a shard of ``n_samples`` and a share of the batch.
+    """
     t = config.train
-    per_epoch = batches_per_epoch(n_samples, t.batch_size, t.drop_last)
+    smallest_shard = n_samples // max(1, world_size)
+    per_epoch = batches_per_epoch(smallest_shard, rank_batch_size(t.batch_size, n_samples, world_size), t.drop_last)
+    return _steps_for(config, per_epoch)
+
+
+def _steps_for(config: Config, per_epoch: int) -> int:
+    t = config.train
     temporal = config.model == "tdpsom"
     # T-DPSOM's joint phase takes two optimiser steps per batch (full objective, then L_pred).
     epochs = sum(n * (2 if temporal and name == "joint" else 1) for name, n in phase_epochs(config))
     total = per_epoch * epochs
     return total if t.max_steps is None else min(total, int(t.max_steps))
+
+
+#: Latent codes k-means starts from at most (gathered over all ranks); enough to place 16x16
+#: centres well while keeping the start independent of the cohort's size.
+_KMEANS_SAMPLE = 200_000
+
+
+class _Objective(torch.nn.Module):
+    """One module whose forward computes a training step's loss terms.
+
+    DistributedDataParallel synchronises gradients for the backward pass of whatever its
+    wrapped module's forward returned; the trainer computes its terms from several parts of
+    the network (encoder, decoder, prototypes, predictor), so it wraps this instead. Returns
+    ``{"terms": {name: scalar}, "total": scalar, "z_seq": (b, T, d) or None}``.
+    """
+
+    def __init__(self, net: torch.nn.Module, forward) -> None:
+        super().__init__()
+        self.net = net
+        self._compute = forward
+
+    def forward(self, kind: str, idx: torch.Tensor, z_seq: torch.Tensor | None = None) -> dict:
+        return self._compute(kind, idx, z_seq)
 
 
 class _Phase:
@@ -216,13 +279,18 @@ class Trainer:
     net : DPSOMNet or TDPSOMNet
         Already on ``device``.
     config : Config
-    data : TrainData
-        Already on ``device``.
+    data : TrainData or CohortShard
+        Already on ``device``; in a process group, this process's shard.
     device : torch.device
+    cluster : Cluster, optional
+        The process group (:mod:`core.distributed`); default one process. Every rank builds
+        its trainer with the same network initialisation, config and seed.
     """
 
-    def __init__(self, net: DPSOMNet, config: Config, data: TrainData, device: torch.device) -> None:
+    def __init__(self, net: DPSOMNet, config: Config, data: TrainData, device: torch.device,
+                 cluster: Cluster | None = None) -> None:
         self.net, self.cfg, self.data, self.device = net, config, data, device
+        self.cluster = cluster if cluster is not None else Cluster.single(device)
         self.temporal = isinstance(net, TDPSOMNet)
         grid: SOMGrid = config.grid
         self.grid = grid
@@ -234,12 +302,24 @@ class Trainer:
             net.parameters(), lr=t.lr, bias_correction="global" if t.adam == "global_step" else "per_parameter"
         )
         self.phases = self._build_phases()
-        n = data.n_samples
-        self.batch_size = max(1, min(t.batch_size, n))
-        seed = t.seed if t.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        world = self.cluster.world_size
+        n_local = data.n_samples
+        self.n_total = int(self.cluster.all_sum(torch.tensor([n_local], dtype=torch.int64)).item())
+        self.batch_size = rank_batch_size(t.batch_size, self.n_total, world)
+        # Every rank must take the same number of steps per epoch (collectives pair up step by
+        # step), so the count follows the smallest shard; the last batch takes the remainder.
+        self._n_batches = batches_per_epoch(self.cluster.all_min(n_local), self.batch_size, t.drop_last)
+        if t.seed is not None:
+            seed = t.seed
+        else:
+            seed = int(self.cluster.broadcast(torch.tensor([np.random.SeedSequence().entropy % (2**31)])).item())
         self.seed = seed
-        self.cpu_gen = torch.Generator().manual_seed(seed)
-        self.dev_gen = torch.Generator(device=device).manual_seed(seed + 1)
+        # Ranks shuffle their shards and draw posterior samples independently; rank 0 draws
+        # exactly what a single process would.
+        rank_seed = seed + 1_000_003 * self.cluster.rank
+        self.cpu_gen = torch.Generator().manual_seed(rank_seed)
+        self.dev_gen = torch.Generator(device=device).manual_seed(rank_seed + 1)
+        self._objective = self.cluster.wrap(_Objective(net, self._forward))
         # Position in the schedule: the next step to run is batch `batch` of epoch `epoch` of phase `phase`.
         self.phase, self.epoch, self.batch = 0, 0, 0
         self.global_step = 0
@@ -265,7 +345,7 @@ class Trainer:
 
     @property
     def batches_per_epoch(self) -> int:
-        return batches_per_epoch(self.data.n_samples, self.batch_size, self.cfg.train.drop_last)
+        return self._n_batches
 
     def _batch_index(self, b: int) -> torch.Tensor:
         n, size = self.data.n_samples, self.batch_size
@@ -275,7 +355,7 @@ class Trainer:
 
     @property
     def total_steps(self) -> int:
-        return schedule_steps(self.cfg, self.data.n_samples)
+        return _steps_for(self.cfg, self._n_batches)
 
     @property
     def finished(self) -> bool:
@@ -295,6 +375,8 @@ class Trainer:
                     phase = self.phases[self.phase]
                     if self.batch == 0 and self.perm is None:
                         self._start_epoch(phase)
+                    elif self.perm is None or (phase.name == "joint" and self.target is None):
+                        self._restore_epoch(phase)
                     idx = self._batch_index(self.batch)
                     lr_phase = phase.lrs[self.epoch]
                     terms, lr = self._step(phase, idx, lr_phase)
@@ -325,11 +407,7 @@ class Trainer:
             self.net.eval()
 
     def _start_epoch(self, phase: _Phase) -> None:
-        n = self.data.n_samples
-        if self.cfg.train.shuffle:
-            self.perm = torch.randperm(n, generator=self.cpu_gen)
-        else:
-            self.perm = torch.arange(n)
+        self.perm = self.data.epoch_order(self.cpu_gen, self.cfg.train.shuffle)
         # PCA / k-means starting prototypes are placed before the first phase that trains them
         # (the initialisation stages, or the joint phase when there are no such stages).
         first_proto_phase = next(p.name for p in self.phases if p.name in ("som_init", "joint", "prediction"))
@@ -337,6 +415,18 @@ class Trainer:
                 and self.cfg.train.som_init != "kohonen"):
             self._initialise_prototypes(self.cfg.train.som_init)
         if phase.name == "joint":
+            self.target = self.compute_target()
+
+    def _restore_epoch(self, phase: _Phase) -> None:
+        """Resuming mid-epoch from a state without this rank's order or target.
+
+        That happens after a distributed run (whose checkpoints leave out the per-rank target
+        distribution) or when the number of processes changed: the rest of the epoch gets a
+        fresh order and a target computed from the current network.
+        """
+        if self.perm is None or len(self.perm) != self.data.n_samples:
+            self.perm = self.data.epoch_order(self.cpu_gen, self.cfg.train.shuffle)
+        if phase.name == "joint" and self.target is None:
             self.target = self.compute_target()
 
     def _accumulate(self, terms: dict[str, float]) -> None:
@@ -370,27 +460,39 @@ class Trainer:
     def _step_unguarded(self, phase: _Phase, idx: torch.Tensor, lr_phase: float) -> tuple[dict, float]:
         self.net.train()
         idx = idx.to(self.device)
-        if phase.name == "pretrain":
-            terms = self._vae_terms(idx)
-            total = terms["elbo"]
-        elif phase.name == "som_init":
-            terms = {"init": self._init_term(idx)}
-            total = terms["init"]
-        elif phase.name == "joint":
-            terms, z_seq = self._joint_terms(idx)
-            total = sum(terms.values())
-        else:
-            terms = {"pred": self._pred_term(idx)}
-            total = terms["pred"]
-        report, lr = self._apply(phase, terms, total, lr_phase)
+        # Through the (possibly DistributedDataParallel-wrapped) objective, so that in a process
+        # group the backward pass averages the gradients over ranks.
+        out = self._objective(phase.name, idx)
+        report, lr = self._apply(phase, out["terms"], out["total"], lr_phase)
         if phase.name == "joint" and self.temporal and self.global_step < self.total_steps:
             # The reference follows every joint step with one step on L_pred alone (METHOD.md 3.4).
             # It is reported with the joint step as "pred_step" rather than as a progress record
             # of its own, so that "total" stays the joint objective.
-            pred = self.cfg.weights.pred * self._pred_from_latent(z_seq, idx)
-            extra, _ = self._apply(phase, {"pred": pred}, pred, lr_phase, params=self.net.predictor.parameters())
+            extra_out = self._objective("pred_from_latent", idx, out["z_seq"])
+            extra, _ = self._apply(phase, extra_out["terms"], extra_out["total"], lr_phase,
+                                   params=self.net.predictor.parameters())
             report["pred_step"] = extra["pred"]
         return report, lr
+
+    def _forward(self, kind: str, idx: torch.Tensor, z_seq: torch.Tensor | None = None) -> dict:
+        """The loss terms of one step of phase ``kind`` on batch ``idx`` (see :class:`_Objective`)."""
+        z_out = None
+        if kind == "pretrain":
+            terms = self._vae_terms(idx)
+            total = terms["elbo"]
+        elif kind == "som_init":
+            terms = {"init": self._init_term(idx)}
+            total = terms["init"]
+        elif kind == "joint":
+            terms, z_out = self._joint_terms(idx)
+            total = sum(terms.values())
+        elif kind == "pred_from_latent":
+            terms = {"pred": self.cfg.weights.pred * self._pred_from_latent(z_seq, idx)}
+            total = terms["pred"]
+        else:
+            terms = {"pred": self._pred_term(idx)}
+            total = terms["pred"]
+        return {"terms": terms, "total": total, "z_seq": z_out}
 
     def _apply(self, phase: _Phase, terms: dict, total: torch.Tensor, lr_phase: float, params=None):
         """Backward, check every term and the gradients for NaN/inf, then step; return floats."""
@@ -404,6 +506,9 @@ class Trainer:
         grad_sq = _sum_of_squares(grads) if grads else total.new_zeros(())
         names = list(terms)
         values = torch.stack([terms[k].detach().float() for k in names] + [total.detach().float(), grad_sq]).cpu()
+        # Reported terms are means over ranks; a non-finite value on any rank makes every
+        # rank's sum non-finite, so all ranks stop at the same step.
+        values = self.cluster.all_sum(values) / self.cluster.world_size
         finite = torch.isfinite(values)
         if not bool(finite.all()):
             bad = next((names[i] for i in range(len(names)) if not finite[i]), "gradients")
@@ -429,11 +534,7 @@ class Trainer:
     # ------------------------------------------------------------------ terms
     def _rows(self, idx: torch.Tensor):
         """Real rows of a batch: ``x (B, D)``, ``mask (B, D)`` and, for series, the step mask."""
-        x, m = self.data.x[idx], self.data.mask[idx]
-        if not self.temporal:
-            return x, m, None
-        sm = self.data.step_mask[idx]  # (b, T)
-        return x[sm], m[sm], sm
+        return self.data.rows(idx)
 
     def _elbo(self, enc: EncodedBatch, x: torch.Tensor, m: torch.Tensor, kl_weight: float) -> dict:
         return elbo_terms(self.net, enc, x, m, kl_weight, self.cfg.network.prior_sd, self._precision_ctx)
@@ -498,51 +599,98 @@ class Trainer:
         return self.cfg.weights.pred * self._pred_from_latent(z_seq, idx)
 
     # ------------------------------------------------------------------ target & init
+    def _chunks(self) -> list[tuple[int, int]]:
+        """Contiguous ``[start, stop)`` pieces of this rank's samples for whole-data passes."""
+        n = self.data.n_samples
+        size = max(1, -(-n // max(1, min(self.cfg.train.target_chunks, n))))
+        return [(a, min(n, a + size)) for a in range(0, n, size)]
+
     @torch.no_grad()
-    def compute_target(self) -> torch.Tensor:
+    def compute_target(self):
         """Target distribution over the whole training set (METHOD.md 2.5), on the CPU.
 
-        Returns ``(n, K)`` for tables or ``(N, T, K)`` for series (zeros on padding). Fresh
-        posterior samples, in evaluation mode, chunked.
+        Returns ``(n, K)`` for tables or ``(N, T, K)`` for series (zeros on padding), for this
+        rank's samples; the cluster frequencies ``f_k`` are summed over all ranks. Fresh
+        posterior samples, in evaluation mode, chunked. The result lives in the data's store:
+        in memory for arrays, in a temporary file for an on-disk cohort.
         """
         self.net.eval()
-        n = self.data.n_samples
-        chunks = torch.arange(n).chunk(max(1, min(self.cfg.train.target_chunks, n)))
-        parts = []
-        for chunk in chunks:
-            x, _, _ = self._rows(chunk.to(self.device))
+        k = self.grid.n_nodes
+        steps = self.data.step_mask.shape[1] if self.temporal else None
+        store = self.data.new_store((steps, k) if self.temporal else (k,))
+        freq = torch.zeros(k, dtype=torch.float64)
+        # Pass 1: soft assignments of every sample and their column sums.
+        for a0, a1 in self._chunks():
+            x, _, sm = self._rows(torch.arange(a0, a1, device=self.device))
             z = encode_rows(self.net, x, sample=True, generator=self.dev_gen, autocast=self._precision_ctx).z
-            parts.append(L.soft_assignment(z.float(), self.net.prototypes, self.cfg.network.nu))
-        a = torch.cat(parts)  # (rows, K)
-        g = L.target_distribution(a, a.sum(dim=0)).cpu()
+            a = L.soft_assignment(z.float(), self.net.prototypes, self.cfg.network.nu).cpu()  # (rows, K)
+            freq += a.sum(dim=0, dtype=torch.float64)
+            store[a0:a1] = _unflatten(a, sm)
+        freq = self.cluster.all_sum(freq).float()
+        # Pass 2: sharpen in place.
+        for a0, a1 in self._chunks():
+            a = store[torch.arange(a0, a1)]
+            if self.temporal:
+                sm = self.data.step_mask[a0:a1].cpu()
+                g = torch.zeros_like(a)
+                g[sm] = L.target_distribution(a[sm], freq)
+            else:
+                g = L.target_distribution(a, freq)
+            store[a0:a1] = g
         self.net.train()
-        if not self.temporal:
-            return g
-        sm = self.data.step_mask.cpu()
-        full = torch.zeros(*sm.shape, g.shape[1])
-        full[sm] = g
-        return full
+        return store
 
     @torch.no_grad()
     def _initialise_prototypes(self, how: str) -> None:
-        """Clean-preset start: prototypes on a PCA plane (or k-means centres) of the latent means."""
+        """Clean-preset start: prototypes on a PCA plane (or k-means centres) of the latent means.
+
+        The PCA plane comes from the latent mean and covariance summed over all ranks, so it
+        needs one pass and no copy of the latent codes; k-means runs on a sample of at most
+        ``_KMEANS_SAMPLE`` codes gathered from all ranks. Rank 0's result is used everywhere.
+        """
         self.net.eval()
-        zs = []
-        for chunk in torch.arange(self.data.n_samples).split(4096):
-            x, _, _ = self._rows(chunk.to(self.device))
-            zs.append(encode_rows(self.net, x, sample=False, generator=None, autocast=self._precision_ctx).z.float())
-        z = torch.cat(zs)
+        n_local = self.data.n_samples
+        take = max(1, _KMEANS_SAMPLE // self.cluster.world_size)
+        keep = None if n_local <= take else torch.randperm(n_local, generator=self.cpu_gen)[:take].sort().values
+        total = cross = None
+        count = 0
+        sample = []
+        for a0 in range(0, n_local, 4096):
+            a1 = min(n_local, a0 + 4096)
+            x, _, _ = self._rows(torch.arange(a0, a1, device=self.device))
+            z = encode_rows(self.net, x, sample=False, generator=None, autocast=self._precision_ctx).z.float()
+            if how == "pca":
+                z64 = z.double().cpu()
+                total = z64.sum(0) if total is None else total + z64.sum(0)
+                cross = z64.T @ z64 if cross is None else cross + z64.T @ z64
+                count += z64.shape[0]
+            elif self.temporal or keep is None:
+                sample.append(z.cpu())
+            else:
+                sel = keep[(keep >= a0) & (keep < a1)] - a0
+                sample.append(z.cpu()[sel])
         self.net.train()
-        k = self.grid.n_nodes
         if how == "pca":
-            protos = _pca_plane(z, self.grid)
+            moments = self.cluster.all_sum(torch.cat([total, cross.flatten(), torch.tensor([count], dtype=torch.float64)]))
+            d = total.shape[0]
+            protos = _pca_plane(moments[:d], moments[d:d + d * d].reshape(d, d), float(moments[-1]), self.grid)
         else:
-            protos = _kmeans(z, k, self.cpu_gen)
-        self.net.prototypes.copy_(protos.to(self.net.prototypes.dtype))
+            z = torch.cat(sample)
+            if z.shape[0] > take:  # series: rows are steps, sampled here
+                z = z[torch.randperm(z.shape[0], generator=self.cpu_gen)[:take]]
+            protos = _kmeans(self.cluster.all_gather_rows(z), self.grid.n_nodes, self.cpu_gen)
+        protos = self.cluster.broadcast(protos.float())
+        self.net.prototypes.copy_(protos.to(self.net.prototypes.device, self.net.prototypes.dtype))
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        """Everything needed to continue exactly where training stands, as numpy/scalars."""
+        """Everything needed to continue exactly where training stands, as numpy/scalars.
+
+        In a process group this is a collective (every rank must call it at the same step): the
+        weights and optimiser moments are the same on every rank, the random generators, epoch
+        order and loss sums are per rank and are gathered under ``"ranks"``. The per-rank target
+        distribution is left out (it scales with the cohort) and is recomputed on resuming.
+        """
         names = {id(p): n for n, p in self.net.named_parameters()}
         opt = {}
         for p, st in self.optimizer.state.items():
@@ -566,6 +714,14 @@ class Trainer:
             "epoch_sums": dict(self._epoch_sums),
             "epoch_count": self._epoch_count,
         }
+        if self.cluster.distributed:
+            own = {"rng": state.pop("rng"), "epoch_sums": state.pop("epoch_sums"),
+                   "epoch_count": state.pop("epoch_count")}
+            if self.perm is not None:
+                own["perm"] = self.perm.numpy().astype(np.int64)
+            state["world_size"] = self.cluster.world_size
+            state["ranks"] = {str(r): part for r, part in enumerate(self.cluster.gather_objects(own))}
+            return state
         if self.perm is not None:
             state["perm"] = self.perm.numpy().astype(np.int64)
         if self.target is not None:
@@ -588,14 +744,39 @@ class Trainer:
                 "exp_avg": torch.as_tensor(np.asarray(st["exp_avg"]), device=p.device).clone(),
                 "exp_avg_sq": torch.as_tensor(np.asarray(st["exp_avg_sq"]), device=p.device).clone(),
             }
+        ranks = state.get("ranks")
+        if ranks:
+            # Saved by a process group: this rank's part, or rank 0's position in the stream when
+            # the number of processes changed (the order is then redrawn, see _restore_epoch).
+            own = ranks.get(str(self.cluster.rank))
+            same_world = int(state.get("world_size", 1)) == self.cluster.world_size and own is not None
+            state = {**state, **(own if same_world else {k: v for k, v in ranks["0"].items() if k != "perm"})}
+            if not same_world:
+                state["reseed"] = _reseed(state["rng"], self.cluster.rank)
         rng = state["rng"]
-        self.cpu_gen.set_state(torch.as_tensor(np.asarray(rng["cpu"], dtype=np.uint8)))
-        self.dev_gen.set_state(torch.as_tensor(np.asarray(rng["device"], dtype=np.uint8)))
         torch.set_rng_state(torch.as_tensor(np.asarray(rng["torch"], dtype=np.uint8)))
+        if "reseed" in state:
+            self.cpu_gen.manual_seed(state["reseed"])
+            self.dev_gen.manual_seed(state["reseed"] + 1)
+        else:
+            self.cpu_gen.set_state(torch.as_tensor(np.asarray(rng["cpu"], dtype=np.uint8)))
+            self.dev_gen.set_state(torch.as_tensor(np.asarray(rng["device"], dtype=np.uint8)))
         self._epoch_sums = {k: float(v) for k, v in state.get("epoch_sums", {}).items()}
         self._epoch_count = int(state.get("epoch_count", 0))
         self.perm = torch.as_tensor(np.asarray(state["perm"])) if "perm" in state else None
         self.target = torch.as_tensor(np.asarray(state["target"])) if "target" in state else None
+        if self.perm is not None and len(self.perm) != self.data.n_samples:
+            self.perm = None
+
+
+def _reseed(rng: dict, rank: int) -> int:
+    """A seed for ``rank`` when resuming with a different number of processes.
+
+    Derived from rank 0's saved stream so that the resumed run stays repeatable, and offset
+    per rank so that ranks do not shuffle and sample alike.
+    """
+    saved = np.asarray(rng["cpu"], dtype=np.uint8)
+    return int(np.random.SeedSequence([int(b) for b in saved[:64]] + [rank]).generate_state(1)[0] % (2**31))
 
 
 # ------------------------------------------------------------------ CPU memory reuse
@@ -665,18 +846,50 @@ def _sum_of_squares(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([torch.linalg.vector_norm(t, dtype=torch.float32) for t in tensors]).pow(2).sum()
 
 
-def _pca_plane(z: torch.Tensor, grid: SOMGrid) -> torch.Tensor:
-    """Prototypes spread over the plane of the two main axes of ``z (n, d)``, ±2 std wide."""
-    mean = z.mean(dim=0)
-    zc = z - mean
-    _, s, vh = torch.linalg.svd(zc, full_matrices=False)
-    std = s[:2] / math.sqrt(max(1, z.shape[0] - 1))
-    pos = torch.as_tensor(grid.positions(), dtype=z.dtype)  # (K, 2) as (x, y)
+def _pca_plane(total: torch.Tensor, cross: torch.Tensor, count: float, grid: SOMGrid) -> torch.Tensor:
+    """Prototypes spread over the plane of the two main axes of the latent codes, ±2 std wide.
+
+    Parameters
+    ----------
+    total : Tensor (d,)
+        Sum of the codes (float64).
+    cross : Tensor (d, d)
+        Sum of their outer products ``z z^T`` (float64).
+    count : float
+        Number of codes.
+    grid : SOMGrid
+
+    Returns
+    -------
+    Tensor (K, d), float32
+    """
+    mean = total / count
+    cov = (cross - count * torch.outer(mean, mean)) / max(1.0, count - 1)
+    evals, evecs = torch.linalg.eigh(cov)  # ascending
+    order = torch.argsort(evals, descending=True)[:2]
+    axes = evecs[:, order].T  # (<=2, d)
+    # An eigenvector's sign is arbitrary; fix it (largest entry positive) so that every
+    # process and every platform lays the map out the same way.
+    big = axes.abs().argmax(dim=1)
+    axes = axes * torch.sign(axes[torch.arange(axes.shape[0]), big])[:, None]
+    std = evals[order].clamp_min(0).sqrt()
+    if axes.shape[0] == 1:
+        axes, std = torch.cat([axes, torch.zeros_like(axes)]), torch.cat([std, std])
+    pos = torch.as_tensor(grid.positions(), dtype=torch.float64)  # (K, 2) as (x, y)
     w, h = grid.extent()
     u = (pos[:, 1] / h - 0.5) * 4.0 * std[0]  # rows along the main axis
-    v = (pos[:, 0] / w - 0.5) * 4.0 * (std[1] if len(std) > 1 else std[0])
-    axes = vh[:2] if vh.shape[0] > 1 else torch.cat([vh, torch.zeros_like(vh)])
-    return mean + u[:, None] * axes[0] + v[:, None] * axes[1]
+    v = (pos[:, 0] / w - 0.5) * 4.0 * std[1]
+    return (mean + u[:, None] * axes[0] + v[:, None] * axes[1]).float()
+
+
+def _unflatten(rows: torch.Tensor, step_mask: torch.Tensor | None) -> torch.Tensor:
+    """Per-row values ``(B, ...)`` back to per-patient ``(b, T, ...)`` (zeros on padding) for series."""
+    if step_mask is None:
+        return rows
+    sm = step_mask.cpu()
+    out = rows.new_zeros((*sm.shape, *rows.shape[1:]))
+    out[sm] = rows
+    return out
 
 
 def _kmeans(z: torch.Tensor, k: int, gen: torch.Generator, iters: int = 50) -> torch.Tensor:

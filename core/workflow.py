@@ -137,12 +137,12 @@ class ModelRun:
         """True when the whole schedule has run."""
         if self.estimator is None or not self.estimator.is_fitted:
             return False
-        state = self.estimator.get_train_state()
-        pos = state.get("position", {})
-        return bool(state) and self._total_steps() <= int(pos.get("global_step", 0))
+        trainer = getattr(self.estimator, "trainer_", None)
+        step = trainer.global_step if trainer is not None else self.estimator.n_iter_
+        return self._total_steps() <= int(step)
 
     def _total_steps(self) -> int:
-        return schedule_steps(self.config, self.dataset.n_samples)
+        return schedule_steps(self.config, self.dataset.n_samples, _world_size(self.estimator))
 
     # ------------------------------------------------------------------ data
     def validate(self) -> None:
@@ -166,16 +166,18 @@ class ModelRun:
         return X, mask, (ds.lengths if ds.is_series else None)
 
     # ------------------------------------------------------------------ training
-    def iter_train(self, resume: bool = False) -> Iterator[TrainProgress]:
+    def iter_train(self, resume: bool = False, cluster=None) -> Iterator[TrainProgress]:
         """Train (or continue training), yielding progress after every optimiser step.
 
         Closing the generator stops at a step boundary; ``iter_train(resume=True)`` then
         continues exactly where it stopped, also after saving and reopening the project.
+        ``cluster`` (a :class:`core.distributed.Cluster`) trains as one process of a group,
+        on this process's shard of the data.
         """
         self._cache.clear()
         if resume and self.estimator is not None and self.estimator.is_fitted:
             X, mask, lengths = self.model_inputs()
-            gen = self.estimator.iter_fit(X, mask=mask, lengths=lengths, resume=True)
+            gen = self.estimator.iter_fit(X, mask=mask, lengths=lengths, resume=True, cluster=cluster)
         else:
             self.validate()
             self.config.validate()
@@ -184,7 +186,7 @@ class ModelRun:
             X, mask, lengths = self.model_inputs()
             cls = TDPSOM if self.temporal else DPSOM
             self.estimator = cls(config=self.config)
-            gen = self.estimator.iter_fit(X, mask=mask, lengths=lengths)
+            gen = self.estimator.iter_fit(X, mask=mask, lengths=lengths, cluster=cluster)
         started = time.time()
         try:
             for progress in gen:
@@ -384,8 +386,12 @@ class ModelRun:
                 "parameters": int(n_params)}
 
     # ------------------------------------------------------------------ projects
-    def to_project(self) -> Project:
-        """Everything needed to reopen, explain and resume this run."""
+    def to_project(self, train_state: dict | None = None) -> Project:
+        """Everything needed to reopen, explain and resume this run.
+
+        ``train_state`` is the estimator's training state when the caller already took it (in a
+        process group that is a collective every process joins; see the ``dpsom`` command).
+        """
         est = self.estimator
         fitted = est is not None and est.is_fitted
         assignments = None
@@ -402,7 +408,7 @@ class ModelRun:
             dataset=self.dataset,
             preprocessor=self.preprocessor.to_dict() if self.preprocessor is not None else dict(self._prep_options),
             model_state=est.get_state() if fitted else None,
-            train_state=est.get_train_state() if fitted else None,
+            train_state=(train_state if train_state is not None else est.get_train_state()) if fitted else None,
             history=list(est.history_) if fitted else [],
             assignments=assignments,
             warnings=list(self.warnings),
@@ -460,7 +466,21 @@ def _read_referenced(project: Project, read_options: dict | None, base_dir) -> D
         raise InputError(problem)
     options = dict(read_options)
     path = options.pop("path", project.data_ref["path"])
+    if options.get("format") == "cohort":
+        from .data.cohort import Cohort
+
+        with Cohort(path) as cohort:
+            return cohort.to_dataset()
     return read_data(path, **options)
+
+
+def _world_size(est) -> int:
+    """Processes the estimator trains (or last trained) in; read without any collective call."""
+    trainer = getattr(est, "trainer_", None) if est is not None else None
+    if trainer is not None:
+        return trainer.cluster.world_size
+    pending = getattr(est, "_pending_train_state", None) or {}
+    return int(pending.get("world_size", 1))
 
 
 def _describe(ds: Dataset) -> str:

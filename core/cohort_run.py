@@ -1,0 +1,179 @@
+"""Training straight from an on-disk cohort file, for cohorts larger than memory.
+
+:class:`CohortRun` is the out-of-core sibling of :class:`~core.workflow.ModelRun`: the data
+stay in the cohort file (:mod:`core.data.cohort`), which the trainer reads batch by batch;
+the project refers to the file by path and content hash instead of embedding it; the
+assignments are computed chunk by chunk. It answers what the ``dpsom`` command needs to
+train, checkpoint and resume (also as one process of a group, see :mod:`core.distributed`).
+Opening such a project in the app or exporting from it reads the cohort into memory as an
+ordinary dataset (through :meth:`core.data.cohort.Cohort.to_dataset`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import numpy as np
+
+from . import __version__
+from .config import Config
+from .data.cohort import Cohort
+from .data.validation import check_grid_size
+from .errors import InputError, NotFittedError
+from .io.project_h5 import Project, make_data_ref
+from .model import DPSOM, TDPSOM
+from .progress import TrainProgress
+from .training import schedule_steps
+
+__all__ = ["CohortRun"]
+
+#: Rows (or patients) per chunk when assigning the whole cohort after training.
+_ASSIGN_CHUNK = 16384
+
+
+class CohortRun:
+    """A DPSOM/T-DPSOM trained on a cohort file without loading it.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        An open cohort file (model-space values; its preprocessing is kept in the project).
+    config : Config
+        ``config.model`` must suit the cohort (``tdpsom`` for series).
+    """
+
+    def __init__(self, cohort: Cohort, config: Config) -> None:
+        self.cohort = cohort
+        self.config = config
+        self.estimator: DPSOM | TDPSOM | None = None
+        self.metadata: dict = {}
+        self.warnings: list[str] = []
+        self.read_options: dict = {"path": str(cohort.path), "format": "cohort"}
+        #: Cohorts are never copied into the project; it keeps a reference and a content hash.
+        self.embed_data = False
+        self._data_ref: dict | None = None
+        self._assignments: dict | None = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def temporal(self) -> bool:
+        return self.config.model == "tdpsom"
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.estimator is not None and self.estimator.is_fitted and self.estimator.n_iter_ > 0
+
+    @property
+    def is_complete(self) -> bool:
+        if self.estimator is None or not self.estimator.is_fitted:
+            return False
+        trainer = getattr(self.estimator, "trainer_", None)
+        world = trainer.cluster.world_size if trainer is not None else int(
+            (self.estimator._pending_train_state or {}).get("world_size", 1))
+        step = trainer.global_step if trainer is not None else self.estimator.n_iter_
+        return schedule_steps(self.config, self.cohort.n_samples, world) <= int(step)
+
+    def validate(self) -> None:
+        """Refuse a model that does not suit the cohort, or a grid larger than it (InputError)."""
+        c = self.cohort
+        if self.temporal != c.temporal:
+            want = "patient time series (T-DPSOM)" if self.temporal else "a table (DPSOM)"
+            raise InputError(f"the model needs {want}, but this cohort holds the other kind", path=str(c.path))
+        n_points = int(c.lengths.sum()) if c.temporal else c.n_samples
+        check_grid_size(n_points, self.config.grid, what=str(c.path),
+                        unit="patient time steps" if c.temporal else "rows")
+
+    # ------------------------------------------------------------------ training
+    def iter_train(self, resume: bool = False, cluster=None) -> Iterator[TrainProgress]:
+        """Train (or continue), yielding progress after every optimiser step; see ModelRun."""
+        self._assignments = None
+        if resume and self.estimator is not None and self.estimator.is_fitted:
+            gen = self.estimator.iter_fit(self.cohort, resume=True, cluster=cluster)
+        else:
+            self.validate()
+            self.config.validate()
+            self.estimator = (TDPSOM if self.temporal else DPSOM)(config=self.config)
+            gen = self.estimator.iter_fit(self.cohort, cluster=cluster)
+        started = time.time()
+        try:
+            yield from gen
+        finally:
+            gen.close()
+            if self.estimator is not None and self.estimator.is_fitted:
+                self.metadata["device"] = str(self.estimator.device_)
+                self.metadata["train_seconds"] = self.metadata.get("train_seconds", 0.0) + time.time() - started
+
+    # ------------------------------------------------------------------ results
+    def assignments(self) -> dict[str, np.ndarray]:
+        """Best-matching nodes and soft assignments of the whole cohort, chunk by chunk.
+
+        Returns
+        -------
+        dict
+            As :meth:`core.workflow.ModelRun.assignments`: ``"bmu"`` ``(n,)`` or ``(N, T)``
+            (-1 on padding), ``"proba"`` ``(n, K)`` or ``(N, T, K)``, and for T-DPSOM
+            ``"next_node_pred"`` ``(N, T)``.
+        """
+        if self._assignments is not None:
+            return self._assignments
+        est = self.estimator
+        if est is None or not est.is_fitted:
+            raise NotFittedError("this model has not been trained yet")
+        parts: dict[str, list] = {}
+        for _, x, _, lengths in self.cohort.iter_chunks(_ASSIGN_CHUNK):
+            if self.temporal:
+                out = {"bmu": est.predict(x, lengths=lengths), "proba": est.predict_proba(x, lengths=lengths),
+                       "next_node_pred": est.predict_next(x, lengths=lengths)}
+            else:
+                out = {"bmu": est.predict(x), "proba": est.predict_proba(x)}
+            for k, v in out.items():
+                parts.setdefault(k, []).append(np.asarray(v))
+        self._assignments = {k: np.concatenate(v) for k, v in parts.items()}
+        return self._assignments
+
+    # ------------------------------------------------------------------ projects
+    def data_ref(self) -> dict:
+        """Path, size and SHA-256 of the cohort file (hashed once per run)."""
+        if self._data_ref is None:
+            self._data_ref = make_data_ref(self.cohort.path)
+        return self._data_ref
+
+    def to_project(self, train_state: dict | None = None) -> Project:
+        """The project for this run: model, training state, history, assignments, data reference."""
+        est = self.estimator
+        fitted = est is not None and est.is_fitted
+        metadata = dict(self.metadata)
+        metadata["read_options"] = dict(self.read_options)
+        metadata.update({"seed": self.config.train.seed, "parity": self.config.parity, "preset": self.config.preset,
+                         "model": self.config.model, "engine_version": __version__})
+        if fitted and train_state is None:
+            train_state = est.get_train_state()
+        return Project(
+            config=self.config.to_dict(),
+            dataset=None,
+            data_ref=self.data_ref(),
+            preprocessor=self.cohort.preprocessing,
+            model_state=est.get_state() if fitted else None,
+            train_state=train_state if fitted else None,
+            history=list(est.history_) if fitted else [],
+            assignments=self.assignments() if fitted else None,
+            warnings=list(self.warnings),
+            metadata=metadata,
+        )
+
+    @classmethod
+    def from_project(cls, project: Project, cohort: Cohort, *, device: str | None = None) -> "CohortRun":
+        """Rebuild a run from a loaded project and its (already checked) cohort file."""
+        config = Config.from_dict(project.config)
+        if device is not None:
+            config = config.replace(**{"train.device": device})
+        run = cls(cohort, config)
+        run.metadata = dict(project.metadata)
+        run.warnings = list(project.warnings)
+        run._data_ref = project.data_ref
+        if project.model_state is not None:
+            state = dict(project.model_state)
+            state["config"] = config.to_dict()
+            run.estimator = (TDPSOM if config.model == "tdpsom" else DPSOM).from_state(state, project.train_state)
+        return run

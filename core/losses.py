@@ -150,6 +150,37 @@ def gaussian_nll(mean: torch.Tensor, std: torch.Tensor, x: torch.Tensor,
     return nll.sum(dim=1)
 
 
+class _TraceAndLogDet(torch.autograd.Function):
+    """``tr(L L^T) = |L|_F^2`` and ``ln det(L L^T) = 2 sum ln diag(L)`` per sample, for ``L (B, d, d)``.
+
+    The same forward operations as written out with autograd, but the backward makes one
+    pass over ``(B, d, d)``: autograd would write ``g L`` twice for the product, a zero matrix
+    with the diagonal for ``diagonal()``, and add the three. The diagonal of the gradient is
+    summed in autograd's order, so the gradient is the same to the last bit whenever nothing
+    else adds a gradient to ``L`` later in the backward pass (the training step draws its
+    sample before the KL, so the sample's gradient comes after); otherwise the same terms
+    are added in another order.
+    """
+
+    @staticmethod
+    def forward(ctx, t):
+        ctx.save_for_backward(t)
+        trace = (t * t).sum(dim=(1, 2))
+        logdet = 2.0 * torch.log(torch.diagonal(t, dim1=1, dim2=2)).sum(dim=1)
+        return trace, logdet
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_trace, g_logdet):
+        (t,) = ctx.saved_tensors
+        diag = torch.diagonal(t, dim1=1, dim2=2)  # (B, d)
+        # Unused outputs arrive as zeros (autograd materialises them), never as None.
+        grad = t * (2.0 * g_trace)[:, None, None]  # g L + g L, exactly
+        g_ll = diag * g_trace[:, None]  # one g L term on the diagonal
+        torch.diagonal(grad, dim1=1, dim2=2).copy_(((g_logdet * 2.0)[:, None] / diag + g_ll) + g_ll)
+        return grad
+
+
 def kl_full_to_isotropic(mean: torch.Tensor, scale_tril: torch.Tensor, prior_sd: float) -> torch.Tensor:
     """``KL(N(mean, L L^T) || N(0, prior_sd^2 I))`` per sample ``(B,)`` (eq. 2.8).
 
@@ -158,8 +189,7 @@ def kl_full_to_isotropic(mean: torch.Tensor, scale_tril: torch.Tensor, prior_sd:
     """
     d = mean.shape[1]
     var_p = prior_sd ** 2
-    trace = (scale_tril * scale_tril).sum(dim=(1, 2))  # cheaper backward than pow(2) on (B, d, d)
-    logdet = 2.0 * torch.log(torch.diagonal(scale_tril, dim1=1, dim2=2)).sum(dim=1)
+    trace, logdet = _TraceAndLogDet.apply(scale_tril)
     return 0.5 * (trace / var_p + mean.pow(2).sum(dim=1) / var_p - d + d * math.log(var_p) - logdet)
 
 

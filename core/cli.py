@@ -74,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-embed", action="store_true",
                    help="store only a reference to DATA (with a content hash) instead of a copy")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_distributed_options(t)
+
+    pr = sub.add_parser("prepare", help="write a data file as a cohort file that training reads in shards "
+                        "(for cohorts larger than memory and for distributed training)")
+    pr.add_argument("data", metavar="DATA")
+    pr.add_argument("--out", required=True, metavar="COHORT.h5", help="cohort file to write")
+    _add_reader_options(pr)
+    pr.add_argument("--scaling", choices=("zscore", "minmax", "robust", "none"), default="zscore")
 
     r = sub.add_parser("resume", help="continue training a saved project exactly where it stopped")
     r.add_argument("project", metavar="PROJECT.h5")
@@ -83,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="override the saved device choice")
     r.add_argument("--autosave", type=float, default=300.0, metavar="SECONDS")
     r.add_argument("--quiet", action="store_true")
+    _add_distributed_options(r)
 
     a = sub.add_parser("apply", help="map new data with a trained project's model and preprocessing")
     a.add_argument("project", metavar="PROJECT.h5")
@@ -122,6 +131,13 @@ def _add_reader_options(p: argparse.ArgumentParser, with_defaults: bool = True) 
     p.add_argument("--max-time-steps", type=_positive_int, metavar="N", help="keep each patient's first N steps")
 
 
+def _add_distributed_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--distributed", action="store_true",
+                   help="train as one process of a group started by torchrun (see docs/distributed.md)")
+    p.add_argument("--nproc", type=_positive_int, metavar="N",
+                   help="start N processes on this machine (one per GPU, or CPU processes) and train together")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -146,7 +162,9 @@ def _grid(text: str) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------- helpers
 def _say(message: str) -> None:
-    print(message, file=sys.stderr)
+    # In a process group only rank 0 talks; the others would repeat every line.
+    if os.environ.get("RANK", "0") == "0":
+        print(message, file=sys.stderr)
 
 
 def _read(args, path: str):
@@ -172,18 +190,37 @@ def _read_with_options(args, path: str):
     return ds, options
 
 
-def _load(path: str):
-    from .io.project_h5 import load_project
+def _load(path: str, *, lazy_cohort: bool = False):
+    """Load a project and its run; with ``lazy_cohort`` a cohort-file project stays on disk."""
+    from .io.project_h5 import check_data_ref, load_project
     from .workflow import ModelRun
 
     project = load_project(path)
-    return project, ModelRun.from_project(project, base_dir=Path(path).resolve().parent)
+    base = Path(path).resolve().parent
+    options = (project.metadata or {}).get("read_options") or {}
+    if lazy_cohort and project.dataset is None and options.get("format") == "cohort":
+        from .cohort_run import CohortRun
+        from .data.cohort import Cohort
+
+        problem = check_data_ref(project, base_dir=base)
+        if problem:
+            raise InputError(problem)
+        return project, CohortRun.from_project(project, Cohort(options.get("path", project.data_ref["path"])))
+    return project, ModelRun.from_project(project, base_dir=base)
 
 
-def _save(path: str, run) -> None:
+def _save(path: str, run, cluster=None) -> None:
+    """Write the project atomically; in a process group every rank calls this, rank 0 writes."""
     from .io.project_h5 import save_project
 
-    save_project(path, run.to_project(), embed_data=run.embed_data)
+    if cluster is None or not cluster.distributed:
+        save_project(path, run.to_project(), embed_data=run.embed_data)
+        return
+    # Gathering the per-rank training state is a collective; the writing is rank 0's alone.
+    state = run.estimator.get_train_state() if run.is_fitted else None
+    if cluster.is_main:
+        save_project(path, run.to_project(train_state=state), embed_data=run.embed_data)
+    cluster.barrier()
 
 
 class _ProgressBar:
@@ -219,20 +256,30 @@ class _ProgressBar:
             sys.stderr.write("\n")
 
 
-def _train_loop(run, path: str, *, resume: bool, autosave: float, quiet: bool) -> None:
+def _train_loop(run, path: str, *, resume: bool, autosave: float, quiet: bool, cluster=None) -> None:
     """Drive training with a progress bar and periodic atomic checkpoints to ``path``."""
-    bar = _ProgressBar(quiet)
+    from .distributed import Cluster
+
+    cluster = cluster or Cluster.single()
+    bar = _ProgressBar(quiet or not cluster.is_main)
     last_save = time.monotonic()
-    gen = run.iter_train(resume=resume)
+    gen = run.iter_train(resume=resume, cluster=cluster)
     try:
         for p in gen:
             bar.update(p)
-            if autosave > 0 and time.monotonic() - last_save >= autosave:
-                _save(path, run)
+            due = autosave > 0 and time.monotonic() - last_save >= autosave
+            # Rank 0's clock decides, so that every rank joins the same checkpoint.
+            if cluster.agree(due):
+                _save(path, run, cluster)
                 last_save = time.monotonic()
     except KeyboardInterrupt:
         gen.close()
         bar.close()
+        if cluster.distributed:
+            # The other processes are being stopped too; a checkpoint needs them all.
+            if cluster.is_main:
+                _say(f"dpsom: interrupted; the last checkpoint in {path} stands")
+            raise SystemExit(130) from None
         if run.is_fitted:
             _save(path, run)
             _say(f"dpsom: interrupted; progress saved to {path} (continue with 'dpsom resume {path}')")
@@ -251,6 +298,10 @@ def cmd_train(args) -> int:
         raise InputError("--out names a folder; give a file name such as project.h5", path=str(out))
     if not out.parent.exists():
         raise InputError("the folder for --out does not exist; create it first", path=str(out))
+    from .data.cohort import is_cohort_file
+
+    if args.data not in DEMOS and is_cohort_file(args.data):
+        return _train_cohort(args, out)
     ds, read_options = _read_with_options(args, args.data)
     if args.no_embed and read_options is None:
         raise InputError("--no-embed needs a data file to refer to; the built-in demo is always embedded")
@@ -261,6 +312,24 @@ def cmd_train(args) -> int:
         raise InputError("this data was read as time series; use --model tdpsom, or read it as a table "
                          "with --format table", path=args.data)
     cfg = propose_config(ds, args.preset, device=args.device)
+    cfg = _apply_train_options(args, cfg, model)
+    cluster = _cluster(args)
+    run = ModelRun(ds, cfg, {"scaling": args.scaling})
+    run.read_options = read_options
+    run.embed_data = not args.no_embed
+    run.validate()
+    est = run.estimate()
+    if not args.quiet and cluster.is_main:
+        kind = "time series" if ds.is_series else "table"
+        _say(f"dpsom: training {model.upper()} {cfg.grid.height}x{cfg.grid.width} ({cfg.grid.topology}, "
+             f"{'toroidal' if cfg.grid.toroidal else 'flat'}) on {ds.n_samples} "
+             f"{'patients' if ds.is_series else 'rows'} x {ds.n_features} features ({kind}), preset "
+             f"{cfg.preset}, {_where(cluster, cfg)}; about {est['steps']} steps, ~{_duration(est['seconds'])}")
+    return _finish_training(run, out, args, cluster)
+
+
+def _apply_train_options(args, cfg, model: str):
+    """The proposed config with the command line's choices applied (validated)."""
     if args.parity is not None and args.parity != cfg.parity:
         from .config import make_config
 
@@ -284,31 +353,96 @@ def cmd_train(args) -> int:
         changes["train.max_steps"] = args.max_steps
     try:
         cfg = cfg.replace(**changes).validate()
-        from .training import select_device
+        if not args.distributed:
+            from .training import select_device
 
-        device = select_device(args.device)
+            select_device(args.device)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    run = ModelRun(ds, cfg, {"scaling": args.scaling})
-    run.read_options = read_options
-    run.embed_data = not args.no_embed
+    return cfg
+
+
+def _cluster(args):
+    """This process's group: from torchrun's environment with --distributed, else one process."""
+    from .distributed import Cluster
+
+    if not args.distributed:
+        return Cluster.single()
+    try:
+        return Cluster.from_env(args.device or "auto")
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _where(cluster, cfg) -> str:
+    if cluster.distributed:
+        return f"{cluster.world_size} processes ({cluster.backend}, device {cluster.device})"
+    from .training import select_device
+
+    return f"device {select_device(cfg.train.device)}"
+
+
+def _finish_training(run, out: Path, args, cluster, *, resume: bool = False) -> int:
+    """Train, save the project (rank 0 writes) and report; shared by train and resume."""
+    _train_loop(run, str(out), resume=resume, autosave=args.autosave, quiet=args.quiet, cluster=cluster)
+    _save(str(out), run, cluster)
+    if cluster.is_main:
+        state = "complete" if run.is_complete else f"stopped at step {run.estimator.n_iter_}"
+        print(f"saved {out} ({state})")
+    cluster.close()
+    return EXIT_OK
+
+
+def _train_cohort(args, out: Path) -> int:
+    """``dpsom train COHORT.h5``: train from the file batch by batch, without loading it."""
+    from .cohort_run import CohortRun
+    from .config import make_config
+    from .data.cohort import Cohort
+    from .workflow import suggest_grid
+
+    cohort = Cohort(args.data)  # always referred to from the project, never embedded
+    model = args.model or ("tdpsom" if cohort.temporal else "dpsom")
+    if (model == "tdpsom") != cohort.temporal:
+        kind = "patient time series" if cohort.temporal else "a table"
+        raise InputError(f"--model {model} does not suit this cohort, which holds {kind}", path=args.data)
+    n_points = int(cohort.lengths.sum()) if cohort.temporal else cohort.n_samples
+    cfg = make_config(model, args.preset, input_kind="table")
+    h, w = suggest_grid(n_points)
+    cfg = cfg.replace(**{"grid.height": h, "grid.width": w, "train.device": args.device})
+    cfg = _apply_train_options(args, cfg, model)
+    cluster = _cluster(args)
+    run = CohortRun(cohort, cfg)
     run.validate()
-    est = run.estimate()
-    if not args.quiet:
-        kind = "time series" if ds.is_series else "table"
-        _say(f"dpsom: training {model.upper()} {cfg.grid.height}x{cfg.grid.width} ({cfg.grid.topology}, "
-             f"{'toroidal' if cfg.grid.toroidal else 'flat'}) on {ds.n_samples} "
-             f"{'patients' if ds.is_series else 'rows'} x {ds.n_features} features ({kind}), preset "
-             f"{cfg.preset}, device {device}; about {est['steps']} steps, ~{_duration(est['seconds'])}")
-    _train_loop(run, str(out), resume=False, autosave=args.autosave, quiet=args.quiet)
-    _save(str(out), run)
-    state = "complete" if run.is_complete else f"stopped at step {run.estimator.n_iter_}"
-    print(f"saved {out} ({state})")
+    if not args.quiet and cluster.is_main:
+        unit = "patients" if cohort.temporal else "rows"
+        _say(f"dpsom: training {model.upper()} {cfg.grid.height}x{cfg.grid.width} on the cohort file "
+             f"{cohort.n_samples} {unit} x {cohort.n_features} features, read in shards; preset {cfg.preset}, "
+             f"{_where(cluster, cfg)}")
+    try:
+        return _finish_training(run, out, args, cluster)
+    finally:
+        cohort.close()
+
+
+def cmd_prepare(args) -> int:
+    from .data.cohort import cohort_from_dataset
+    from .data.preprocessing import Preprocessor
+    from .workflow import DEFAULT_PREPROCESSING
+
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise InputError("the folder for --out does not exist; create it first", path=str(out))
+    ds = _read(args, args.data)
+    options = dict(DEFAULT_PREPROCESSING, scaling=args.scaling)
+    pre = Preprocessor(**options).fit(ds)
+    cohort_from_dataset(ds, pre, out)
+    unit = "patients" if ds.is_series else "rows"
+    print(f"wrote {out} ({ds.n_samples} {unit} x {ds.n_features} features, {args.scaling} scaling)")
     return EXIT_OK
 
 
 def cmd_resume(args) -> int:
-    project, run = _load(args.project)
+    project, run = _load(args.project, lazy_cohort=True)
     if run.estimator is None:
         raise InputError("this project holds no trained model yet; train it with 'dpsom train'", path=args.project)
     if args.device:
@@ -326,10 +460,7 @@ def cmd_resume(args) -> int:
     if run.is_complete and not args.epochs:
         print(f"{args.project}: training is already complete (use --epochs N to train longer)")
         return EXIT_OK
-    _train_loop(run, args.project, resume=True, autosave=args.autosave, quiet=args.quiet)
-    _save(args.project, run)
-    print(f"saved {args.project} ({'complete' if run.is_complete else f'step {run.estimator.n_iter_}'})")
-    return EXIT_OK
+    return _finish_training(run, Path(args.project), args, _cluster(args), resume=True)
 
 
 def _require_model(run, path: str) -> None:
@@ -494,8 +625,8 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": cmd_train, "resume": cmd_resume, "apply": cmd_apply, "export": cmd_export,
-            "evaluate": cmd_evaluate, "info": cmd_info}
+COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "resume": cmd_resume, "apply": cmd_apply,
+            "export": cmd_export, "evaluate": cmd_evaluate, "info": cmd_info}
 
 
 def _duration(seconds: float) -> str:
@@ -530,10 +661,47 @@ def _write_crash_log(exc: BaseException) -> Path:
     raise exc
 
 
+def _launch(args, argv: Sequence[str] | None) -> int | None:
+    """Handle --nproc (start the processes through torchrun) and torchrun without --distributed."""
+    from .distributed import launched_by_torchrun
+
+    if not hasattr(args, "distributed"):
+        return None
+    inside = launched_by_torchrun()
+    if inside and not args.distributed and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError(f"started by torchrun with {os.environ['WORLD_SIZE']} processes: add --distributed, "
+                         "or every process would train the whole model and write the same project")
+    if args.nproc and not inside:
+        import subprocess
+
+        given = list(sys.argv[1:] if argv is None else argv)
+        # The started processes get --distributed instead of --nproc (torchrun's own parser
+        # would also take --nproc for an abbreviation of its --nproc-per-node).
+        rest, skip = [], False
+        for a in given:
+            if skip:
+                skip = False
+            elif a == "--nproc":
+                skip = True
+            elif not a.startswith("--nproc="):
+                rest.append(a)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+               "-m", "core.cli", *rest]
+        if "--distributed" not in rest:
+            cmd.append("--distributed")
+        return subprocess.call(cmd)
+    if args.nproc and inside:
+        args.distributed = True
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dpsom``; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
+        launched = _launch(args, argv)
+        if launched is not None:
+            return launched
         return COMMANDS[args.command](args)
     except UsageError as exc:
         _say(f"dpsom: error: {exc}")

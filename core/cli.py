@@ -200,7 +200,7 @@ def _load(path: str, *, lazy_cohort: bool = False):
     options = (project.metadata or {}).get("read_options") or {}
     if lazy_cohort and project.dataset is None and options.get("format") == "cohort":
         from .cohort_run import CohortRun
-        from .data.cohort import Cohort
+        from .io.cohort_h5 import Cohort
 
         problem = check_data_ref(project, base_dir=base)
         if problem:
@@ -298,7 +298,7 @@ def cmd_train(args) -> int:
         raise InputError("--out names a folder; give a file name such as project.h5", path=str(out))
     if not out.parent.exists():
         raise InputError("the folder for --out does not exist; create it first", path=str(out))
-    from .data.cohort import is_cohort_file
+    from .io.cohort_h5 import is_cohort_file
 
     if args.data not in DEMOS and is_cohort_file(args.data):
         return _train_cohort(args, out)
@@ -387,17 +387,30 @@ def _finish_training(run, out: Path, args, cluster, *, resume: bool = False) -> 
     _train_loop(run, str(out), resume=resume, autosave=args.autosave, quiet=args.quiet, cluster=cluster)
     _save(str(out), run, cluster)
     if cluster.is_main:
-        state = "complete" if run.is_complete else f"stopped at step {run.estimator.n_iter_}"
-        print(f"saved {out} ({state})")
+        print(f"saved {out} ({_where_stopped(run)})")
     cluster.close()
     return EXIT_OK
+
+
+def _where_stopped(run) -> str:
+    """'complete', or the step reached out of the whole schedule when a step limit stopped it."""
+    from .training import schedule_steps
+
+    trainer = getattr(run.estimator, "trainer_", None)
+    world = trainer.cluster.world_size if trainer is not None else 1
+    n = run.cohort.n_samples if hasattr(run, "cohort") else run.dataset.n_samples
+    whole = schedule_steps(run.config.replace(**{"train.max_steps": None}), n, world)
+    step = int(run.estimator.n_iter_)
+    if step >= whole:
+        return "complete"
+    return f"stopped at step {step} of {whole}; continue with 'dpsom resume'"
 
 
 def _train_cohort(args, out: Path) -> int:
     """``dpsom train COHORT.h5``: train from the file batch by batch, without loading it."""
     from .cohort_run import CohortRun
     from .config import make_config
-    from .data.cohort import Cohort
+    from .io.cohort_h5 import Cohort
     from .workflow import suggest_grid
 
     cohort = Cohort(args.data)  # always referred to from the project, never embedded
@@ -425,7 +438,7 @@ def _train_cohort(args, out: Path) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from .data.cohort import cohort_from_dataset
+    from .io.cohort_h5 import cohort_from_dataset
     from .data.preprocessing import Preprocessor
     from .workflow import DEFAULT_PREPROCESSING
 

@@ -1,12 +1,12 @@
 """Training straight from an on-disk cohort file, for cohorts larger than memory.
 
 :class:`CohortRun` is the out-of-core sibling of :class:`~core.workflow.ModelRun`: the data
-stay in the cohort file (:mod:`core.data.cohort`), which the trainer reads batch by batch;
+stay in the cohort file (:mod:`core.io.cohort_h5`), which the trainer reads batch by batch;
 the project refers to the file by path and content hash instead of embedding it; the
 assignments are computed chunk by chunk. It answers what the ``dpsom`` command needs to
 train, checkpoint and resume (also as one process of a group, see :mod:`core.distributed`).
 Opening such a project in the app or exporting from it reads the cohort into memory as an
-ordinary dataset (through :meth:`core.data.cohort.Cohort.to_dataset`).
+ordinary dataset (through :meth:`core.io.cohort_h5.Cohort.to_dataset`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .config import Config
-from .data.cohort import Cohort
+from .io.cohort_h5 import Cohort
 from .data.validation import check_grid_size
 from .errors import InputError, NotFittedError
 from .io.project_h5 import Project, make_data_ref

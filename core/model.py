@@ -156,7 +156,7 @@ class _SOMEstimator:
         Parameters
         ----------
         X, mask, lengths
-            As in :meth:`fit`. ``X`` may also be an on-disk :class:`core.data.cohort.Cohort`,
+            As in :meth:`fit`. ``X`` may also be an on-disk :class:`core.io.cohort_h5.Cohort`,
             which is read batch by batch and never held in memory (``mask`` and ``lengths``
             then come from the file).
         resume : bool

@@ -120,7 +120,7 @@ class TrainData:
         """Real rows of samples ``idx``: ``x (B, D)``, ``mask (B, D)`` and, for series, ``step_mask (b, T)``.
 
         For series ``idx`` names patients and the rows are their real steps in (patient, time)
-        order. An on-disk cohort shard (:class:`core.data.cohort.CohortShard`) answers the same.
+        order. An on-disk cohort shard (:class:`core.io.cohort_h5.CohortShard`) answers the same.
         """
         x, m = self.x[idx], self.mask[idx]
         if self.step_mask is None:

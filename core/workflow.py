@@ -467,7 +467,7 @@ def _read_referenced(project: Project, read_options: dict | None, base_dir) -> D
     options = dict(read_options)
     path = options.pop("path", project.data_ref["path"])
     if options.get("format") == "cohort":
-        from .data.cohort import Cohort
+        from .io.cohort_h5 import Cohort
 
         with Cohort(path) as cohort:
             return cohort.to_dataset()

@@ -1,7 +1,8 @@
 """Project files (HDF5) and CSV exports.
 
-``project_h5`` is the only module of the code base that imports h5py; ``export`` builds
-and writes the CSV tables with pandas.
+``project_h5`` (projects) and ``cohort_h5`` (cohort files that training reads in shards) are
+the only modules of the code base that import h5py; ``export`` builds and writes the CSV
+tables with pandas.
 """
 
 from .export import assignments_frame, node_summary_frame, transition_frame, write_csv

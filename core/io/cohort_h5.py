@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .dataset import Dataset
-from .preprocessing import Preprocessor
+from ..data.dataset import Dataset
+from ..data.preprocessing import Preprocessor
 
 __all__ = ["CohortWriter", "write_cohort", "cohort_from_dataset", "is_cohort_file", "Cohort",
            "CohortShard", "OutOfCoreArray", "FORMAT_NAME", "FORMAT_VERSION"]

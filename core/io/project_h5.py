@@ -1,6 +1,6 @@
 """One HDF5 file per project: save, load and summarise everything a session needs.
 
-This is the only module of the code base that imports h5py. A project holds the settings,
+With ``cohort_h5``, the only module of the code base that imports h5py. A project holds the settings,
 the data (embedded, or a reference to the source file with its checksum), the preprocessing
 parameters, the network and optimiser state needed to resume training, the loss history,
 the cluster assignments and the user's annotations. ``docs/project-format.md`` describes

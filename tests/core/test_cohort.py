@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.data.cohort import (Cohort, CohortWriter, cohort_from_dataset, is_cohort_file,
+from core.io.cohort_h5 import (Cohort, CohortWriter, cohort_from_dataset, is_cohort_file,
                               write_cohort)
 from core.data.dataset import Dataset
 from core.data.preprocessing import Preprocessor

@@ -39,7 +39,7 @@ from .nets import DPSOMNet, Posterior, TDPSOMNet
 from .optim import GlobalStepAdam
 from .progress import TrainProgress
 
-__all__ = ["TrainData", "Trainer", "select_device", "available_devices", "EncodedBatch", "encode_rows",
+__all__ = ["TrainData", "Trainer", "select_device", "available_devices", "gpu_note", "EncodedBatch", "encode_rows",
            "elbo_terms", "precision_context",
            "batches_per_epoch", "phase_epochs", "schedule_steps", "rank_batch_size"]
 
@@ -73,9 +73,29 @@ def select_device(name: str = "auto") -> torch.device:
     raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
 
 
+def gpu_note() -> str | None:
+    """A plain sentence on why training will run on the processor, or None when a GPU is usable."""
+    if torch.cuda.is_available():
+        return None
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return None
+    if torch.version.cuda is None:
+        return ("No graphics card is used: this installation's PyTorch was built for the processor "
+                "only, so training runs on the CPU.")
+    return (f"No graphics card is used: PyTorch supports CUDA {torch.version.cuda} but sees no NVIDIA GPU "
+            "(is the driver installed?), so training runs on the CPU.")
+
+
 def available_devices() -> list[dict]:
-    """Devices a person can pick: always the CPU, plus each CUDA GPU (name, memory) and MPS."""
+    """Devices a person can pick: always the CPU, plus each CUDA GPU (name, memory) and MPS.
+
+    The CPU entry carries a ``"note"`` (see :func:`gpu_note`) when no GPU can be used.
+    """
     devices = [{"name": "cpu", "label": f"CPU ({os.cpu_count() or 1} cores)", "memory_bytes": 0}]
+    note = gpu_note()
+    if note:
+        devices[0]["note"] = note
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)

@@ -145,6 +145,11 @@ class TrainingPanel(QWidget):
                            "the same map. 'Random' picks a new one each time.", special="Random")))
         self._device_box = _combo((("auto", "Automatic"),), "Where the computation runs.")
         form.addRow("Run on", b.bind("train.device", self._device_box))
+        self._device_note = QLabel("")
+        self._device_note.setWordWrap(True)
+        self._device_note.setProperty("role", "hint")
+        self._device_note.setVisible(False)
+        form.addRow("", self._device_note)
 
         # --------------------------------------------------------- advanced
         self._advanced_button = QToolButton()
@@ -268,6 +273,10 @@ class TrainingPanel(QWidget):
             box.addItem(device_label(device), device["name"])
         box.blockSignals(False)
         self.binder.set_value("train.device", current)
+        # Why there is no GPU to pick (PyTorch without CUDA, or no driver), in plain words.
+        note = next((d.get("note") for d in devices if d.get("note")), "")
+        self._device_note.setText(note)
+        self._device_note.setVisible(bool(note))
 
     def set_suggestion(self, text: str) -> None:
         """A plain sentence on why the model kind was proposed."""

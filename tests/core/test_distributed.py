@@ -176,3 +176,18 @@ def test_torchrun_without_distributed_is_refused(blobs_csv, tmp_path, monkeypatc
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", "29999")
     assert main(["train", str(blobs_csv), "--out", str(tmp_path / "p.h5"), "--quiet"]) == 2
+
+
+def test_gpu_note_names_the_reason_for_running_on_the_processor(monkeypatch):
+    from core import training
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if getattr(torch.backends, "mps", None) is not None:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert "built for the processor only" in training.gpu_note()
+    assert training.available_devices()[0]["note"] == training.gpu_note()
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    assert "CUDA 12.8" in training.gpu_note() and "driver" in training.gpu_note()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training.gpu_note() is None

@@ -116,6 +116,24 @@ def test_devices_list_names_the_gpu_with_its_memory(qtbot):
     assert panel.config().train.device == "cuda:0"
 
 
+def test_without_a_gpu_the_panel_says_why_training_runs_on_the_processor(qtbot):
+    from core.training import available_devices
+
+    panel = make_panel(qtbot)
+    panel.show()
+    devices = available_devices()  # this test machine's PyTorch has no CUDA
+    panel.set_devices(devices)
+    note = panel._device_note
+    assert note.isVisible() and "processor" in note.text() and "CPU" in note.text()
+    image = note.grab().toImage()
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 3) for y in range(image.height())}
+    assert len(colours) > 2  # text was drawn, not an empty label
+    # Where PyTorch sees a GPU, the processor entry carries no note and none is shown.
+    cpu = {k: v for k, v in devices[0].items() if k != "note"}
+    panel.set_devices([cpu, {"name": "cuda:0", "label": "NVIDIA H200 (141 GB)", "memory_bytes": 141 * 2**30}])
+    assert not note.isVisible()
+
+
 def test_progress_shows_plain_phase_pass_and_time_left(qtbot):
     panel = make_panel(qtbot)
     records = list(fake_steps())

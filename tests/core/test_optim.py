@@ -59,7 +59,7 @@ def _reference_step(p, g, m, v, lr, betas, eps, t):
 def _close(actual, expected):
     """Float32 result against the float64 reference, relative to the tensor's magnitude."""
     scale = expected.abs().max().item()
-    torch.testing.assert_close(actual.double(), expected, rtol=1e-6, atol=1e-6 * scale)
+    torch.testing.assert_close(actual.detach().double().cpu(), expected.cpu(), rtol=1e-6, atol=1e-6 * scale)
 
 
 def _has_grad(j, i):
@@ -70,11 +70,14 @@ def _has_grad(j, i):
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("bias_correction", ["global", "per_parameter"])
 @pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.9999999)])
-def test_update_matches_reference_over_many_steps(bias_correction, fused, betas):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])
+def test_update_matches_reference_over_many_steps(bias_correction, fused, betas, device):
     gen = torch.Generator().manual_seed(0)
     shapes = [(37,), (40, 30), (1,), (5, 3), (3, 4)]
-    params = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in shapes]
-    params[4] = torch.nn.Parameter(torch.randn(4, 3, generator=gen).t())  # a non-contiguous parameter
+    params = [torch.nn.Parameter(torch.randn(s, generator=gen).to(device)) for s in shapes]
+    # A non-contiguous parameter: the fused kernel cannot take it.
+    params[4] = torch.nn.Parameter(torch.randn(4, 3, generator=gen).to(device).t())
     opt = GlobalStepAdam(params, lr=0.1, betas=betas, bias_correction=bias_correction, fused=fused)
     steps = [0] * len(params)
     first = 700
@@ -89,7 +92,8 @@ def test_update_matches_reference_over_many_steps(bias_correction, fused, betas)
                 untouched[j] = [p.detach().clone()] + [st[k].clone() for k in ("exp_avg", "exp_avg_sq") if k in st]
                 continue
             # Gradients from 1e-7 (where eps matters) to 1.
-            p.grad = torch.randn(p.shape, generator=gen) * 10.0 ** -int(torch.randint(0, 8, (), generator=gen))
+            scale = 10.0 ** -int(torch.randint(0, 8, (), generator=gen))
+            p.grad = (torch.randn(p.shape, generator=gen) * scale).to(device)
             m = st.get("exp_avg", torch.zeros_like(p))
             v = st.get("exp_avg_sq", torch.zeros_like(p))
             steps[j] += 1
@@ -129,8 +133,10 @@ def test_fused_and_plain_paths_agree_over_a_run(bias_correction):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6 * b.abs().max().item())
 
 
-@pytest.mark.skipif(not hasattr(torch, "_fused_adam_") or tuple(int(x) for x in torch.__version__.split(".")[:2]) < (2, 4),
-                    reason="PyTorch has no fused Adam kernel for the CPU before 2.4")
+_TORCH = tuple(int(x) for x in torch.__version__.split(".")[:2])
+
+
+@pytest.mark.skipif(_TORCH < (2, 4), reason="PyTorch has no fused Adam kernel for the CPU before 2.4")
 def test_one_fused_call_updates_all_cpu_parameters(monkeypatch):
     calls = []
     real = torch._fused_adam_

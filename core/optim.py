@@ -145,6 +145,7 @@ class GlobalStepAdam(torch.optim.Optimizer):
         for group in self.param_groups:
             b1, b2 = group["betas"]
             lr, eps = group["lr"], group["eps"]
+            fusable = self.fused and _neutral(b1) and _neutral(b2)
             # Parameters sharing a bias-correction step, device, dtype and kernel are updated
             # together: one bucket per device and dtype with the global correction.
             buckets: dict[tuple, tuple[list, list, list, list]] = {}
@@ -162,9 +163,10 @@ class GlobalStepAdam(torch.optim.Optimizer):
                 st["step"] += 1
                 m, v = st["exp_avg"], st["exp_avg_sq"]
                 t = global_step + 1 if self.bias_correction == "global" else st["step"]
-                # The fused kernel indexes every tensor as one flat contiguous array.
-                fused = (self.fused and _neutral(b1) and _neutral(b2) and g.dtype == p.dtype
-                         and all(x.is_contiguous() for x in (p, g, m, v))
+                # The fused kernel reads all four tensors as flat contiguous arrays of one dtype
+                # (moments restored from a checkpoint are checked too).
+                fused = (fusable and all(x.dtype == p.dtype and x.device == p.device and x.shape == p.shape
+                                         and x.is_contiguous() for x in (p, g, m, v))
                          and _fused_works(p.device, p.dtype))
                 lists = buckets.setdefault((t, p.device, p.dtype, fused), ([], [], [], []))
                 for lst, x in zip(lists, (p, g, m, v)):

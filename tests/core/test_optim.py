@@ -153,3 +153,28 @@ def test_one_fused_call_updates_all_cpu_parameters(monkeypatch):
     opt.step(global_step=10)
     assert calls[-1] == 2  # one call for both parameters with a gradient
     assert torch.equal(ps[2], torch.ones(7))
+
+
+def test_state_restored_from_numpy_continues_exactly():
+    # The trainer saves step, exp_avg and exp_avg_sq as numpy and restores them into a new optimiser.
+    gen = torch.Generator().manual_seed(5)
+    a = [torch.nn.Parameter(torch.randn(s, generator=gen)) for s in [(30, 20), (20,)]]
+    opt_a = GlobalStepAdam(a, lr=1e-2)
+    grads = [[torch.randn(p.shape, generator=gen) for p in a] for _ in range(20)]
+    for i in range(10):
+        for p, g in zip(a, grads[i]):
+            p.grad = g.clone()
+        opt_a.step(global_step=i)
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    opt_b = GlobalStepAdam(b, lr=1e-2)
+    for pa, pb in zip(a, b):
+        st = opt_a.state[pa]
+        opt_b.state[pb] = {"step": int(st["step"]),
+                           "exp_avg": torch.as_tensor(st["exp_avg"].numpy()).clone(),
+                           "exp_avg_sq": torch.as_tensor(st["exp_avg_sq"].numpy()).clone()}
+    for i in range(10, 20):
+        for pa, pb, g in zip(a, b, grads[i]):
+            pa.grad, pb.grad = g.clone(), g.clone()
+        opt_a.step(global_step=i)
+        opt_b.step(global_step=i)
+    assert all(torch.equal(pa, pb) for pa, pb in zip(a, b))

@@ -31,13 +31,18 @@ Threads are shared fairly: on a machine with C cores one process uses C threads 
 N processes uses C / N (printed in the header). With ``--max-batches B`` a joint epoch
 longer than B minibatches is stopped after B of them and its time extrapolated from the
 measured ones (marked ``~`` in the table; only one epoch is then measured).
-It prints figures; it asserts nothing.
+``--target-chunk S`` refreshes the target distribution S samples at a time instead of in the
+preset's number of pieces (the quick presets take the whole shard at once), and
+``--default-gemm`` turns off the oneDNN linear layers, whose kernels are cached per batch
+shape; both show what bounds the memory of the cohort path. It prints figures; it asserts
+nothing.
 
 Usage::
 
     python benchmarks/scale.py --quick                     # 1e3 and 1e4 steps, a smoke run
     python benchmarks/scale.py                             # 1e3 .. 1e6 steps, 1 and 2 processes
     python benchmarks/scale.py --sizes 1e5,1e6 --procs 2 --paths cohort --max-batches 200
+    python benchmarks/scale.py --target-chunk 256 --default-gemm       # memory-bounded settings
     python benchmarks/scale.py --kind table --device cuda --procs 1 --keep /tmp/scale
 """
 
@@ -293,7 +298,9 @@ def worker(args) -> None:
     cohort = _cohort_io().Cohort(args.cohort)
     kind = "series" if cohort.temporal else "table"
     steps = int(cohort.lengths.sum()) if cohort.temporal else cohort.n_samples
-    config = bench_config(kind, args.device, args.epochs, args.target_chunks)
+    # Pieces per process such that none holds more than --target-chunk samples.
+    chunks = -(-cohort.n_samples // args.target_chunk) if args.target_chunk else None
+    config = bench_config(kind, args.device, args.epochs, chunks)
     model = (TDPSOM if cohort.temporal else DPSOM)(config=config)
     if args.path == "cohort":
         progress = model.iter_fit(cohort, cluster=cluster)
@@ -339,8 +346,8 @@ def run_one(cohort: Path, path: str, procs: int, threads: int, args, out: Path) 
             "--device", args.device, "--threads", str(threads)]
     if args.max_batches:
         tail += ["--max-batches", str(args.max_batches)]
-    if args.target_chunks:
-        tail += ["--target-chunks", str(args.target_chunks)]
+    if args.target_chunk:
+        tail += ["--target-chunk", str(args.target_chunk)]
     if args.default_gemm:
         tail.append("--default-gemm")
     script = str(Path(__file__).resolve())
@@ -454,8 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=2, help="joint epochs per run (median reported; default 2)")
     p.add_argument("--max-batches", type=int, default=None, metavar="B",
                    help="cut a joint epoch after B minibatches and extrapolate its time (marked ~)")
-    p.add_argument("--target-chunks", type=int, default=None, metavar="N",
-                   help="pieces of the target-distribution pass (default: the preset's)")
+    p.add_argument("--target-chunk", type=int, default=None, metavar="SAMPLES",
+                   help="refresh the target distribution in pieces of at most SAMPLES patients (series) or rows "
+                        "(table) per process (default: the preset's number of pieces)")
     p.add_argument("--default-gemm", action="store_true",
                    help="CPU linear layers through torch's default GEMM instead of oneDNN (core.nets.FAST_CPU_LINEAR)")
     p.add_argument("--threads", type=int, default=0, metavar="C",
@@ -485,6 +493,8 @@ def main(argv=None) -> None:
         raise SystemExit(f"--paths takes cohort and/or memory; got {args.paths!r}")
     if args.epochs < 1:
         raise SystemExit("--epochs must be at least 1")
+    if args.target_chunk is not None and args.target_chunk < 1:
+        raise SystemExit("--target-chunk must be at least 1")
     if args.max_batches is not None and args.max_batches < 2:
         raise SystemExit("--max-batches must be at least 2 (the first step also refreshes the target)")
     cuda = args.device == "cuda"
@@ -493,14 +503,15 @@ def main(argv=None) -> None:
     cores = args.threads or os.cpu_count() or 1
     gpus = torch.cuda.device_count() if cuda else 0
 
-    config = bench_config(args.kind, args.device, args.epochs, args.target_chunks)
+    config = bench_config(args.kind, args.device, args.epochs, None)
     net = config.network
     print(f"{'T-DPSOM' if args.kind == 'series' else 'DPSOM'} quick preset: {config.grid.height}x{config.grid.width} "
           f"map, hidden {net.hidden}, latent {net.latent_dim}"
           f"{f', LSTM {net.lstm_dim}' if args.kind == 'series' else ''}; global batch {config.train.batch_size} "
           f"{'patients' if args.kind == 'series' else 'rows'} (split between processes); {args.epochs} joint "
-          f"epoch(s) timed after one SOM-initialisation epoch; target pass in {config.train.target_chunks} "
-          f"piece(s) per process")
+          f"epoch(s) timed after one SOM-initialisation epoch; target pass in "
+          + (f"pieces of at most {args.target_chunk} samples" if args.target_chunk
+             else f"{config.train.target_chunks} piece(s) per process"))
     print(f"torch {torch.__version__}, device {args.device}"
           f"{f' ({gpus} GPU(s): {torch.cuda.get_device_name(0)})' if cuda else ''}; {cores} cores shared fairly: "
           + ", ".join(f"{p} process(es) x {max(1, cores // p)} thread(s)" for p in args.procs))
@@ -546,7 +557,8 @@ def main(argv=None) -> None:
                                     "wall": run["wall"], "error": run["error"], "ranks": run["ranks"]})
     finally:
         if args.keep:
-            (work / f"results-{args.kind}-{args.device}.json").write_text(json.dumps(results, indent=1))
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            (work / f"results-{args.kind}-{args.device}-{stamp}.json").write_text(json.dumps(results, indent=1))
         if tmp is not None:
             tmp.cleanup()
 

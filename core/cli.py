@@ -388,6 +388,12 @@ def _finish_training(run, out: Path, args, cluster, *, resume: bool = False) -> 
     _save(str(out), run, cluster)
     if cluster.is_main:
         print(f"saved {out} ({_where_stopped(run)})")
+    if cluster.distributed:
+        import gc
+
+        run.estimator.trainer_.leave_group()
+        gc.collect()  # the DDP reducer goes now, while the group it uses still exists
+        cluster.barrier()
     cluster.close()
     return EXIT_OK
 
@@ -396,8 +402,7 @@ def _where_stopped(run) -> str:
     """'complete', or the step reached out of the whole schedule when a step limit stopped it."""
     from .training import schedule_steps
 
-    trainer = getattr(run.estimator, "trainer_", None)
-    world = trainer.cluster.world_size if trainer is not None else 1
+    world = run.estimator.world_size_
     n = run.cohort.n_samples if hasattr(run, "cohort") else run.dataset.n_samples
     whole = schedule_steps(run.config.replace(**{"train.max_steps": None}), n, world)
     step = int(run.estimator.n_iter_)

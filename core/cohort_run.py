@@ -20,11 +20,11 @@ from . import __version__
 from .config import Config
 from .io.cohort_h5 import Cohort
 from .data.validation import check_grid_size
-from .errors import InputError, NotFittedError
+from .errors import InputError
 from .io.project_h5 import Project, make_data_ref
 from .model import DPSOM, TDPSOM
 from .progress import TrainProgress
-from .training import schedule_steps
+from .workflow import TrainingRun
 
 __all__ = ["CohortRun"]
 
@@ -32,7 +32,7 @@ __all__ = ["CohortRun"]
 _ASSIGN_CHUNK = 16384
 
 
-class CohortRun:
+class CohortRun(TrainingRun):
     """A DPSOM/T-DPSOM trained on a cohort file without loading it.
 
     Parameters
@@ -53,26 +53,11 @@ class CohortRun:
         #: Cohorts are never copied into the project; it keeps a reference and a content hash.
         self.embed_data = False
         self._data_ref: dict | None = None
-        self._assignments: dict | None = None
-
-    # ------------------------------------------------------------------ properties
-    @property
-    def temporal(self) -> bool:
-        return self.config.model == "tdpsom"
+        self._cache: dict = {}
 
     @property
-    def is_fitted(self) -> bool:
-        return self.estimator is not None and self.estimator.is_fitted and self.estimator.n_iter_ > 0
-
-    @property
-    def is_complete(self) -> bool:
-        if self.estimator is None or not self.estimator.is_fitted:
-            return False
-        trainer = getattr(self.estimator, "trainer_", None)
-        world = trainer.cluster.world_size if trainer is not None else int(
-            (self.estimator._pending_train_state or {}).get("world_size", 1))
-        step = trainer.global_step if trainer is not None else self.estimator.n_iter_
-        return schedule_steps(self.config, self.cohort.n_samples, world) <= int(step)
+    def n_samples(self) -> int:
+        return self.cohort.n_samples
 
     def validate(self) -> None:
         """Refuse a model that does not suit the cohort, or a grid larger than it (InputError)."""
@@ -87,7 +72,7 @@ class CohortRun:
     # ------------------------------------------------------------------ training
     def iter_train(self, resume: bool = False, cluster=None) -> Iterator[TrainProgress]:
         """Train (or continue), yielding progress after every optimiser step; see ModelRun."""
-        self._assignments = None
+        self._cache.clear()
         if resume and self.estimator is not None and self.estimator.is_fitted:
             gen = self.estimator.iter_fit(self.cohort, resume=True, cluster=cluster)
         else:
@@ -115,11 +100,9 @@ class CohortRun:
             (-1 on padding), ``"proba"`` ``(n, K)`` or ``(N, T, K)``, and for T-DPSOM
             ``"next_node_pred"`` ``(N, T)``.
         """
-        if self._assignments is not None:
-            return self._assignments
-        est = self.estimator
-        if est is None or not est.is_fitted:
-            raise NotFittedError("this model has not been trained yet")
+        if "assignments" in self._cache:
+            return self._cache["assignments"]
+        est = self._fitted()
         parts: dict[str, list] = {}
         for _, x, _, lengths in self.cohort.iter_chunks(_ASSIGN_CHUNK):
             if self.temporal:
@@ -129,8 +112,8 @@ class CohortRun:
                 out = {"bmu": est.predict(x), "proba": est.predict_proba(x)}
             for k, v in out.items():
                 parts.setdefault(k, []).append(np.asarray(v))
-        self._assignments = {k: np.concatenate(v) for k, v in parts.items()}
-        return self._assignments
+        self._cache["assignments"] = {k: np.concatenate(v) for k, v in parts.items()}
+        return self._cache["assignments"]
 
     # ------------------------------------------------------------------ projects
     def data_ref(self) -> dict:

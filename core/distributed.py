@@ -219,6 +219,16 @@ class Cluster:
         ids = [self.device.index] if self.device is not None and self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
 
+    def unwrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        """Undo :meth:`wrap`: the inner module, with plain batch norm again."""
+        inner = getattr(module, "module", module) if self.distributed else module
+        for m in inner.modules():
+            if type(m) is GroupBatchNorm1d:
+                m.__class__ = torch.nn.BatchNorm1d
+            elif type(m) is GroupBatchNorm2d:
+                m.__class__ = torch.nn.BatchNorm2d
+        return inner
+
     def close(self) -> None:
         """Leave the process group (only if this object created it)."""
         if self._owns_group:

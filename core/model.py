@@ -21,7 +21,8 @@ from .errors import InputError, NotFittedError
 from .grid import SOMGrid
 from .nets import DPSOMNet, TDPSOMNet
 from .progress import TrainProgress
-from .training import TrainData, Trainer, elbo_terms, encode_rows, precision_context, select_device
+from .training import (TrainData, Trainer, elbo_terms, encode_rows, precision_context, schedule_steps,
+                       select_device)
 
 __all__ = ["DPSOM", "TDPSOM", "Forecast"]
 
@@ -220,6 +221,21 @@ class _SOMEstimator:
             raise NotFittedError(
                 f"This {type(self).__name__} is not fitted yet; call fit() before using it."
             )
+
+    @property
+    def world_size_(self) -> int:
+        """Processes the latest training ran in (1 unless it ran in a process group)."""
+        trainer = getattr(self, "trainer_", None)
+        if trainer is not None:
+            return trainer.cluster.world_size
+        return int((getattr(self, "_pending_train_state", None) or {}).get("world_size", 1))
+
+    def schedule_complete(self, n_samples: int) -> bool:
+        """Whether the whole training schedule on ``n_samples`` samples (or patients) has run."""
+        self._check_fitted()
+        trainer = getattr(self, "trainer_", None)
+        step = trainer.global_step if trainer is not None else self.n_iter_
+        return schedule_steps(self.config_, n_samples, self.world_size_) <= int(step)
 
     @property
     def prototypes_(self) -> np.ndarray:

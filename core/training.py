@@ -351,6 +351,16 @@ class Trainer:
         self.elapsed_total = 0.0
         self._precision_ctx = precision_context(t.precision, device)
 
+    def leave_group(self) -> None:
+        """Stop training as part of a process group: unwrap DistributedDataParallel and go on alone.
+
+        Called before the group is destroyed, so that no DDP reducer outlives the group it
+        talks through (its destructor would otherwise abort the process at exit).
+        """
+        if self.cluster.distributed:
+            self._objective = self.cluster.unwrap(self._objective)
+            self.cluster = Cluster.single(self.device)
+
     # ------------------------------------------------------------------ schedule
     def _build_phases(self) -> list[_Phase]:
         t, net = self.cfg.train, self.net

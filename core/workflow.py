@@ -30,7 +30,7 @@ from .nets import count_parameters
 from .progress import TrainProgress
 from .training import available_devices, phase_epochs, schedule_steps, select_device
 
-__all__ = ["ModelRun", "propose_config", "suggest_grid", "available_devices", "DEFAULT_PREPROCESSING"]
+__all__ = ["ModelRun", "TrainingRun", "propose_config", "suggest_grid", "available_devices", "DEFAULT_PREPROCESSING"]
 
 #: Preprocessing used when none is chosen: z-scores, forward fill without limit, medians.
 DEFAULT_PREPROCESSING = {"scaling": "zscore", "clip_quantiles": None, "ffill_limit": None, "impute": "median"}
@@ -75,7 +75,89 @@ def propose_config(dataset: Dataset, preset: str = "quick", *, device: str = "au
     return cfg.replace(**changes).validate()
 
 
-class ModelRun:
+class TrainingRun:
+    """What every run shares: the model kind, fitted and complete states, step limits, extensions.
+
+    Subclasses hold ``config``, ``estimator`` and a ``_cache`` of derived results, and say how
+    many samples (or patients) they train on.
+    """
+
+    config: Config
+    estimator: "DPSOM | TDPSOM | None"
+    _cache: dict
+
+    @property
+    def n_samples(self) -> int:
+        """Samples (tables) or patients (series) the run trains on."""
+        raise NotImplementedError
+
+    @property
+    def temporal(self) -> bool:
+        return self.config.model == "tdpsom"
+
+    @property
+    def grid(self) -> SOMGrid:
+        return self.config.grid
+
+    @property
+    def is_fitted(self) -> bool:
+        """True once training has taken at least one step (or a trained model was loaded)."""
+        return self.estimator is not None and self.estimator.is_fitted and self.estimator.n_iter_ > 0
+
+    @property
+    def is_complete(self) -> bool:
+        """True when the whole schedule has run."""
+        est = self.estimator
+        return est is not None and est.is_fitted and est.schedule_complete(self.n_samples)
+
+    def set_max_steps(self, max_steps: int | None) -> None:
+        """Stop training once ``max_steps`` optimiser steps have run in all (None: no limit)."""
+        self.config = self.config.replace(**{"train.max_steps": max_steps})
+        est = self.estimator
+        if est is not None and est.is_fitted:
+            est.config_ = est.config = self.config
+            if est.trainer_ is not None:
+                est.trainer_.cfg = self.config
+        self._cache.clear()
+
+    def extend(self, epochs_joint: int) -> None:
+        """Set the joint phase to ``epochs_joint`` epochs in all, reopening a finished schedule."""
+        est = self._fitted()
+        if epochs_joint < 1:
+            raise InputError(f"epochs must be at least 1; got {epochs_joint}")
+        cfg = self.config.replace(**{"train.epochs_joint": int(epochs_joint)})
+        self.config = cfg
+        est.config_ = cfg
+        est.config = cfg
+        state = est.get_train_state()
+        if est.trainer_ is not None:
+            est.trainer_.cfg = cfg
+            est.trainer_.phases = est.trainer_._build_phases()
+            state = est.trainer_.state_dict()
+            state["history"] = list(est.trainer_.history)
+        done_joint = sum(1 for row in state.get("history", []) if row.get("phase") == "joint")
+        pos = state.get("position", {})
+        joint_index = [name for name, _ in phase_epochs(cfg)].index("joint")
+        if int(pos.get("phase", 0)) > joint_index and done_joint < epochs_joint:
+            if est.trainer_ is not None:
+                est.trainer_.phase, est.trainer_.epoch, est.trainer_.batch = joint_index, done_joint, 0
+                est.trainer_.perm = est.trainer_.target = None
+            else:
+                state = dict(state)
+                state["position"] = {"phase": joint_index, "epoch": done_joint, "batch": 0,
+                                     "global_step": int(pos.get("global_step", 0))}
+                state.pop("perm", None)
+                state.pop("target", None)
+                est._pending_train_state = state
+        self._cache.clear()
+
+    def _fitted(self):
+        if self.estimator is None or not self.estimator.is_fitted:
+            raise NotFittedError("this model has not been trained yet")
+        return self.estimator
+
+
+class ModelRun(TrainingRun):
     """Data, preprocessing and a DPSOM/T-DPSOM estimator, trained together and saved together.
 
     Parameters
@@ -118,31 +200,9 @@ class ModelRun:
         #: Store the data inside the project (True) or only a reference with a content hash.
         self.embed_data: bool = True
 
-    # ------------------------------------------------------------------ properties
     @property
-    def temporal(self) -> bool:
-        return self.config.model == "tdpsom"
-
-    @property
-    def grid(self) -> SOMGrid:
-        return self.config.grid
-
-    @property
-    def is_fitted(self) -> bool:
-        """True once training has taken at least one step (or a trained model was loaded)."""
-        return self.estimator is not None and self.estimator.is_fitted and self.estimator.n_iter_ > 0
-
-    @property
-    def is_complete(self) -> bool:
-        """True when the whole schedule has run."""
-        if self.estimator is None or not self.estimator.is_fitted:
-            return False
-        trainer = getattr(self.estimator, "trainer_", None)
-        step = trainer.global_step if trainer is not None else self.estimator.n_iter_
-        return self._total_steps() <= int(step)
-
-    def _total_steps(self) -> int:
-        return schedule_steps(self.config, self.dataset.n_samples, _world_size(self.estimator))
+    def n_samples(self) -> int:
+        return self.dataset.n_samples
 
     # ------------------------------------------------------------------ data
     def validate(self) -> None:
@@ -198,52 +258,6 @@ class ModelRun:
             if self.estimator is not None and self.estimator.is_fitted:
                 self.metadata["device"] = str(self.estimator.device_)
                 self.metadata["train_seconds"] = self.metadata.get("train_seconds", 0.0) + time.time() - started
-
-    def set_max_steps(self, max_steps: int | None) -> None:
-        """Stop training once ``max_steps`` optimiser steps have run in all (None: no limit)."""
-        self.config = self.config.replace(**{"train.max_steps": max_steps})
-        est = self.estimator
-        if est is not None and est.is_fitted:
-            est.config_ = est.config = self.config
-            if est.trainer_ is not None:
-                est.trainer_.cfg = self.config
-        self._cache.clear()
-
-    def extend(self, epochs_joint: int) -> None:
-        """Set the joint phase to ``epochs_joint`` epochs in all, reopening a finished schedule."""
-        est = self._fitted()
-        if epochs_joint < 1:
-            raise InputError(f"epochs must be at least 1; got {epochs_joint}")
-        cfg = self.config.replace(**{"train.epochs_joint": int(epochs_joint)})
-        self.config = cfg
-        est.config_ = cfg
-        est.config = cfg
-        state = est.get_train_state()
-        if est.trainer_ is not None:
-            est.trainer_.cfg = cfg
-            est.trainer_.phases = est.trainer_._build_phases()
-            state = est.trainer_.state_dict()
-            state["history"] = list(est.trainer_.history)
-        done_joint = sum(1 for row in state.get("history", []) if row.get("phase") == "joint")
-        pos = state.get("position", {})
-        joint_index = [name for name, _ in phase_epochs(cfg)].index("joint")
-        if int(pos.get("phase", 0)) > joint_index and done_joint < epochs_joint:
-            if est.trainer_ is not None:
-                est.trainer_.phase, est.trainer_.epoch, est.trainer_.batch = joint_index, done_joint, 0
-                est.trainer_.perm = est.trainer_.target = None
-            else:
-                state = dict(state)
-                state["position"] = {"phase": joint_index, "epoch": done_joint, "batch": 0,
-                                     "global_step": int(pos.get("global_step", 0))}
-                state.pop("perm", None)
-                state.pop("target", None)
-                est._pending_train_state = state
-        self._cache.clear()
-
-    def _fitted(self):
-        if self.estimator is None or not self.estimator.is_fitted:
-            raise NotFittedError("this model has not been trained yet")
-        return self.estimator
 
     # ------------------------------------------------------------------ results
     def assignments(self, dataset: Dataset | None = None) -> dict[str, np.ndarray]:
@@ -472,15 +486,6 @@ def _read_referenced(project: Project, read_options: dict | None, base_dir) -> D
         with Cohort(path) as cohort:
             return cohort.to_dataset()
     return read_data(path, **options)
-
-
-def _world_size(est) -> int:
-    """Processes the estimator trains (or last trained) in; read without any collective call."""
-    trainer = getattr(est, "trainer_", None) if est is not None else None
-    if trainer is not None:
-        return trainer.cluster.world_size
-    pending = getattr(est, "_pending_train_state", None) or {}
-    return int(pending.get("world_size", 1))
 
 
 def _describe(ds: Dataset) -> str:

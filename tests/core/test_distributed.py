@@ -158,9 +158,14 @@ def test_two_process_run_resumes_in_one_process(blobs_csv, tmp_path):
 def test_cohort_file_trains_in_two_processes_and_exports(blobs_csv, tmp_path):
     cohort, project, out = tmp_path / "blobs-cohort.h5", tmp_path / "p.h5", tmp_path / "a.csv"
     dpsom("prepare", blobs_csv, "--out", cohort, "--labels", "cluster")
-    dpsom("train", cohort, "--out", project, *[a for a in TRAIN if a not in ("--labels", "cluster")],
-          "--nproc", "2")
+    trained = dpsom("train", cohort, "--out", project, *[a for a in TRAIN if a not in ("--labels", "cluster")],
+                    "--nproc", "2", "--max-steps", "100").stdout
+    assert "stopped at step 100 of" in trained
+    # Resuming reads the cohort in shards again (it is never loaded whole for training).
+    resumed = dpsom("resume", project, "--nproc", "2", "--quiet", "--autosave", "0").stdout
+    assert "complete" in resumed
     p = load_project(project)
+    assert p.train_state["position"]["global_step"] > 100
     assert p.dataset is None and p.data_ref["path"] == str(cohort.resolve())  # referenced, not copied
     assert p.assignments["bmu"].shape == (800,)
     assert _evaluate(project)["nmi_arithmetic"] > 0.6  # the cohort's labels come back for evaluation

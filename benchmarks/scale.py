@@ -23,6 +23,8 @@ includes the refresh of the target distribution at its start, also shown on its 
 * seconds per joint epoch (median over ``--epochs``; the slowest rank), minibatches per
   second, and patient steps (rows) per second over the whole cohort; a T-DPSOM minibatch
   takes two optimiser steps (the joint objective, then the prediction loss alone);
+* the epoch's CPU seconds summed over the processes: the work done, whatever else ran on
+  the cores (threads waiting for a descheduled peer spin, so it grows on a busy machine too);
 * peak resident memory of every process (Linux ``VmHWM``; ``ru_maxrss`` elsewhere), the
   largest over the ranks, and its rise above the process's peak before it opened the
   cohort; peak GPU memory on CUDA.
@@ -390,7 +392,9 @@ def summarise(run: dict) -> dict | None:
     r0 = ranks[0]
     firsts = [max(r["epochs"][i]["first_s"] for r in ranks) for i in range(n_ep)]
     step_s = [r["epochs"][i]["step_s"] for r in ranks for i in range(n_ep) if r["epochs"][i]["step_s"]]
-    target = statistics.median(firsts) - statistics.median(step_s) if step_s else None
+    # A median step needs a few steps besides the first; with fewer the difference is noise.
+    enough = r0["epochs"][0]["measured"] >= 4
+    target = statistics.median(firsts) - statistics.median(step_s) if step_s and enough else None
     mib = 1 << 20
     return {
         "seconds": seconds, "cpu_s": cpu, "batches": r0["n_batches"], "batch_per_s": r0["n_batches"] / seconds,

@@ -33,18 +33,17 @@ Threads are shared fairly: on a machine with C cores one process uses C threads 
 N processes uses C / N (printed in the header). With ``--max-batches B`` a joint epoch
 longer than B minibatches is stopped after B of them and its time extrapolated from the
 measured ones (marked ``~`` in the table; only one epoch is then measured).
-``--target-chunk S`` refreshes the target distribution S samples at a time instead of in the
-preset's number of pieces (the quick presets take the whole shard at once), and
-``--default-gemm`` turns off the oneDNN linear layers, whose kernels are cached per batch
-shape; both show what bounds the memory of the cohort path. It prints figures; it asserts
-nothing.
+``--target-chunk S`` refreshes the target distribution S samples at a time (the trainer
+already caps each piece of a whole-data pass at 65,536 rows), and ``--default-gemm`` turns
+off the oneDNN linear layers (which step back by themselves for layers that meet many batch
+shapes); both are there to compare. It prints figures; it asserts nothing.
 
 Usage::
 
     python benchmarks/scale.py --quick                     # 1e3 and 1e4 steps, a smoke run
     python benchmarks/scale.py                             # 1e3 .. 1e6 steps, 1 and 2 processes
     python benchmarks/scale.py --sizes 1e5,1e6 --procs 2 --paths cohort --max-batches 200
-    python benchmarks/scale.py --target-chunk 256 --default-gemm       # memory-bounded settings
+    python benchmarks/scale.py --target-chunk 256 --default-gemm       # for comparison
     python benchmarks/scale.py --kind table --device cuda --procs 1 --keep /tmp/scale
 """
 
@@ -102,11 +101,9 @@ def _load() -> str:
 
 # ----------------------------------------------------------------------------- cohorts
 def _cohort_io():
-    """The cohort-file module (``core.io.cohort_h5``; ``core.data.cohort`` before it moved)."""
-    try:
-        from core.io import cohort_h5
-    except ImportError:
-        from core.data import cohort as cohort_h5
+    """The cohort-file module, imported when first needed (h5py is slow to import)."""
+    from core.io import cohort_h5
+
     return cohort_h5
 
 

@@ -66,6 +66,10 @@ FAST_CPU_LINEAR = _ONEDNN_LINEAR is not None
 # Below this many multiply-adds a call's fixed cost outweighs the faster kernel.
 _MIN_FAST_MACS = 1 << 20
 
+# Distinct batch sizes one layer runs through oneDNN (see Linear._few_shapes): a fixed batch,
+# a shorter last batch and a few inference chunk sizes fit.
+_MAX_FAST_SHAPES = 8
+
 
 def onednn_linear_available() -> bool:
     """Whether this PyTorch build offers the oneDNN linear kernel used by :class:`Linear`."""
@@ -124,9 +128,24 @@ class Linear(nn.Linear):
                 and x.device.type == "cpu" and x.dtype == torch.float32
                 and self.weight.dtype == torch.float32
                 and x.shape[0] * self.in_features * self.out_features >= _MIN_FAST_MACS
-                and not _autocast_on("cpu")):
+                and not _autocast_on("cpu") and self._few_shapes(x.shape[0])):
             return _OneDNNLinearFn.apply(x.contiguous(), self.weight, self.bias)
         return super().forward(x)
+
+    def _few_shapes(self, rows: int) -> bool:
+        """Whether this layer has met few enough batch sizes for oneDNN to keep paying off.
+
+        oneDNN keeps memory for every problem shape it has run; with batches whose row count
+        changes every step (T-DPSOM trains on the real steps of each batch of patients) that
+        grew a small training from 0.45 to 1.2 GB. Such layers go back to the default GEMM.
+        """
+        seen = self.__dict__.setdefault("_row_counts", set())
+        if rows in seen:
+            return True
+        if len(seen) >= _MAX_FAST_SHAPES:
+            return False
+        seen.add(rows)
+        return True
 
 
 # ------------------------------------------------------------------ layers

@@ -254,6 +254,11 @@ def _steps_for(config: Config, per_epoch: int) -> int:
 #: centres well while keeping the start independent of the cohort's size.
 _KMEANS_SAMPLE = 200_000
 
+#: Most rows (patient steps for series) one piece of a pass over the whole training set holds:
+#: the target refresh and the prototype start then need memory for this many rows, not for
+#: the whole cohort.
+_PASS_ROWS = 65_536
+
 
 class _Objective(torch.nn.Module):
     """One module whose forward computes a training step's loss terms.
@@ -629,10 +634,15 @@ class Trainer:
         return self.cfg.weights.pred * self._pred_from_latent(z_seq, idx)
 
     # ------------------------------------------------------------------ target & init
-    def _chunks(self) -> list[tuple[int, int]]:
-        """Contiguous ``[start, stop)`` pieces of this rank's samples for whole-data passes."""
+    def _chunks(self, pieces: int = 1) -> list[tuple[int, int]]:
+        """Contiguous ``[start, stop)`` pieces of this rank's samples for whole-data passes.
+
+        At least ``pieces`` of them, and none with more than ``_PASS_ROWS`` rows (patient steps
+        for series), so that a pass over a large cohort needs memory for one piece only.
+        """
         n = self.data.n_samples
-        size = max(1, -(-n // max(1, min(self.cfg.train.target_chunks, n))))
+        per_sample = self.data.step_mask.shape[1] if self.temporal else 1
+        size = max(1, min(-(-n // max(1, min(pieces, n))), _PASS_ROWS // per_sample))
         return [(a, min(n, a + size)) for a in range(0, n, size)]
 
     @torch.no_grad()
@@ -650,7 +660,7 @@ class Trainer:
         store = self.data.new_store((steps, k) if self.temporal else (k,))
         freq = torch.zeros(k, dtype=torch.float64)
         # Pass 1: soft assignments of every sample and their column sums.
-        for a0, a1 in self._chunks():
+        for a0, a1 in self._chunks(self.cfg.train.target_chunks):
             x, _, sm = self._rows(torch.arange(a0, a1, device=self.device))
             z = encode_rows(self.net, x, sample=True, generator=self.dev_gen, autocast=self._precision_ctx).z
             a = L.soft_assignment(z.float(), self.net.prototypes, self.cfg.network.nu).cpu()  # (rows, K)
@@ -658,7 +668,7 @@ class Trainer:
             store[a0:a1] = _unflatten(a, sm)
         freq = self.cluster.all_sum(freq).float()
         # Pass 2: sharpen in place.
-        for a0, a1 in self._chunks():
+        for a0, a1 in self._chunks(self.cfg.train.target_chunks):
             a = store[torch.arange(a0, a1)]
             if self.temporal:
                 sm = self.data.step_mask[a0:a1].cpu()
@@ -685,8 +695,7 @@ class Trainer:
         total = cross = None
         count = 0
         sample = []
-        for a0 in range(0, n_local, 4096):
-            a1 = min(n_local, a0 + 4096)
+        for a0, a1 in self._chunks():
             x, _, _ = self._rows(torch.arange(a0, a1, device=self.device))
             z = encode_rows(self.net, x, sample=False, generator=None, autocast=self._precision_ctx).z.float()
             if how == "pca":

@@ -21,6 +21,15 @@ APPROVE_ENV = "DPSOM_APPROVE_BASELINES"
 CHANNEL_THRESHOLD = 40
 
 
+def shown(qtbot, widget, size: tuple[int, int]):
+    """``widget`` at ``size``, shown and exposed (so it renders), owned by ``qtbot``."""
+    qtbot.addWidget(widget)
+    widget.resize(*size)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
 def widget_pixels(widget) -> np.ndarray:
     """The widget rendered offscreen, as an ``(H, W, 4)`` uint8 RGBA array."""
     return image_pixels(widget.grab().toImage())

@@ -3,7 +3,7 @@ legend, hover summaries, click and rubber-band selection, and flow arrows."""
 
 import numpy as np
 import pytest
-from approval import assert_image_approved, widget_pixels
+from approval import assert_image_approved, shown, widget_pixels
 from part2_fakes import make_explorer
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
@@ -22,11 +22,7 @@ def explorer():
 @pytest.fixture
 def view(qtbot, explorer):
     """A map fed by an explorer, answering layer requests as the window does."""
-    v = SomMapView()
-    qtbot.addWidget(v)
-    v.resize(460, 460)
-    v.show()
-    qtbot.waitExposed(v)
+    v = shown(qtbot, SomMapView(), (460, 460))
     v.set_grid(explorer.grid)
     v.set_layer("umatrix", explorer.results["umatrix"])
     v.set_layer("hits", explorer.hits())

@@ -3,7 +3,7 @@ assignment and forecasts follow the time; the linked plot's cursor follows too; 
 
 import numpy as np
 import pytest
-from approval import assert_image_approved, widget_pixels
+from approval import assert_image_approved, shown, widget_pixels
 from part2_fakes import make_explorer
 from PySide6.QtGui import QImageReader
 from PySide6.QtCore import Qt
@@ -19,11 +19,7 @@ def explorer():
 
 @pytest.fixture
 def view(qtbot, explorer):
-    v = TrajectoryView()
-    qtbot.addWidget(v)
-    v.resize(820, 640)
-    v.show()
-    qtbot.waitExposed(v)
+    v = shown(qtbot, TrajectoryView(), (820, 640))
     v.set_source(explorer)
     return v
 

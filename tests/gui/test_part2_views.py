@@ -3,7 +3,7 @@ quality panel and the help and About dialogs. Each builds, draws real data and r
 
 import numpy as np
 import pytest
-from approval import assert_image_approved, widget_pixels
+from approval import assert_image_approved, shown, widget_pixels
 from part2_fakes import make_explorer
 from PySide6.QtCore import Qt
 
@@ -16,14 +16,6 @@ from dpsom_gui.views.transition_view import TransitionView
 VIEWS = (InspectorView, TransitionView, MetricsPanel)
 
 
-def shown(qtbot, widget, size=(560, 420)):
-    qtbot.addWidget(widget)
-    widget.resize(*size)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
-
-
 @pytest.fixture
 def explorer():
     return make_explorer()
@@ -31,7 +23,7 @@ def explorer():
 
 @pytest.mark.parametrize("view_class", VIEWS)
 def test_view_builds_with_a_sane_minimum_size(qtbot, view_class):
-    view = shown(qtbot, view_class())
+    view = shown(qtbot, view_class(), (560, 420))
     size = view.minimumSize()
     assert 200 <= size.width() <= 700 and 150 <= size.height() <= 600
     assert not view.grab().isNull()
@@ -39,7 +31,7 @@ def test_view_builds_with_a_sane_minimum_size(qtbot, view_class):
 
 # --------------------------------------------------------------------- inspector
 def test_inspector_lists_the_lines_and_links_them_to_patients(qtbot, explorer):
-    view = shown(qtbot, InspectorView())
+    view = shown(qtbot, InspectorView(), (560, 420))
     summary = explorer.selection([0, 5])
     chosen = []
     view.row_activated.connect(lambda p, s: chosen.append((p, s)))
@@ -121,7 +113,7 @@ def test_metrics_in_plain_words_with_their_numbers(explorer):
 
 
 def test_metrics_panel_requests_and_shows(qtbot, explorer):
-    panel = shown(qtbot, MetricsPanel())
+    panel = shown(qtbot, MetricsPanel(), (560, 420))
     asked, stab = [], []
     panel.metrics_requested.connect(asked.append)
     panel.stability_requested.connect(lambda seeds, label: stab.append((seeds, label)))

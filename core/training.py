@@ -459,7 +459,7 @@ class Trainer:
         distribution) or when the number of processes changed: the rest of the epoch gets a
         fresh order and a target computed from the current network.
         """
-        if self.perm is None or len(self.perm) != self.data.n_samples:
+        if self.perm is None:  # load_state_dict drops an order saved for another shard
             self.perm = self.data.epoch_order(self.cpu_gen, self.cfg.train.shuffle)
         if phase.name == "joint" and self.target is None:
             self.target = self.compute_target()
@@ -609,8 +609,7 @@ class Trainer:
         }
         z_seq = None
         if self.temporal:
-            z_seq = z.new_zeros(*sm.shape, z.shape[1])  # (b, T, d), padding stays 0
-            z_seq = z_seq.masked_scatter(sm[..., None], z)
+            z_seq = _unflatten(z, sm)  # (b, T, d), padding stays 0
             if self.cfg.train.smoothness == "prototype":
                 bmu = torch.zeros(sm.shape, dtype=torch.long, device=z.device)
                 bmu[sm] = L.squared_distances(z.detach(), protos.detach()).argmin(dim=1)
@@ -630,7 +629,7 @@ class Trainer:
         x, _, sm = self._rows(idx)
         with torch.no_grad():
             z = encode_rows(self.net, x, sample=True, generator=self.dev_gen, autocast=self._precision_ctx).z.float()
-        z_seq = z.new_zeros(*sm.shape, z.shape[1]).masked_scatter(sm[..., None], z)
+        z_seq = _unflatten(z, sm)
         return self.cfg.weights.pred * self._pred_from_latent(z_seq, idx)
 
     # ------------------------------------------------------------------ target & init
@@ -922,13 +921,15 @@ def _pca_plane(total: torch.Tensor, cross: torch.Tensor, count: float, grid: SOM
 
 
 def _unflatten(rows: torch.Tensor, step_mask: torch.Tensor | None) -> torch.Tensor:
-    """Per-row values ``(B, ...)`` back to per-patient ``(b, T, ...)`` (zeros on padding) for series."""
+    """Per-row values ``(B, ...)`` back to per-patient ``(b, T, ...)`` (zeros on padding) for series.
+
+    Differentiable in ``rows``; tables (``step_mask`` None) pass through.
+    """
     if step_mask is None:
         return rows
-    sm = step_mask.cpu()
+    sm = step_mask.to(rows.device)
     out = rows.new_zeros((*sm.shape, *rows.shape[1:]))
-    out[sm] = rows
-    return out
+    return out.masked_scatter(sm.reshape(*sm.shape, *[1] * (rows.dim() - 1)), rows)
 
 
 def _kmeans(z: torch.Tensor, k: int, gen: torch.Generator, iters: int = 50) -> torch.Tensor:

@@ -24,7 +24,7 @@ from .errors import InputError
 from .io.project_h5 import Project, make_data_ref
 from .model import DPSOM, TDPSOM
 from .progress import TrainProgress
-from .workflow import TrainingRun
+from .workflow import TrainingRun, assign
 
 __all__ = ["CohortRun"]
 
@@ -105,12 +105,7 @@ class CohortRun(TrainingRun):
         est = self._fitted()
         parts: dict[str, list] = {}
         for _, x, _, lengths in self.cohort.iter_chunks(_ASSIGN_CHUNK):
-            if self.temporal:
-                out = {"bmu": est.predict(x, lengths=lengths), "proba": est.predict_proba(x, lengths=lengths),
-                       "next_node_pred": est.predict_next(x, lengths=lengths)}
-            else:
-                out = {"bmu": est.predict(x), "proba": est.predict_proba(x)}
-            for k, v in out.items():
+            for k, v in assign(est, x, lengths).items():
                 parts.setdefault(k, []).append(np.asarray(v))
         self._cache["assignments"] = {k: np.concatenate(v) for k, v in parts.items()}
         return self._cache["assignments"]

@@ -30,7 +30,7 @@ from .nets import count_parameters
 from .progress import TrainProgress
 from .training import available_devices, phase_epochs, schedule_steps, select_device
 
-__all__ = ["ModelRun", "TrainingRun", "propose_config", "suggest_grid", "available_devices", "DEFAULT_PREPROCESSING"]
+__all__ = ["ModelRun", "TrainingRun", "assign", "propose_config", "suggest_grid", "available_devices", "DEFAULT_PREPROCESSING"]
 
 #: Preprocessing used when none is chosen: z-scores, forward fill without limit, medians.
 DEFAULT_PREPROCESSING = {"scaling": "zscore", "clip_quantiles": None, "ffill_limit": None, "impute": "median"}
@@ -271,16 +271,8 @@ class ModelRun(TrainingRun):
         """
         if dataset is None and "assignments" in self._cache:
             return self._cache["assignments"]
-        est = self._fitted()
         X, mask, lengths = self.model_inputs(dataset)
-        if self.temporal:
-            out = {
-                "bmu": est.predict(X, lengths=lengths),
-                "proba": est.predict_proba(X, lengths=lengths),
-                "next_node_pred": est.predict_next(X, lengths=lengths),
-            }
-        else:
-            out = {"bmu": est.predict(X), "proba": est.predict_proba(X)}
+        out = assign(self._fitted(), X, lengths)
         if dataset is None:
             self._cache["assignments"] = out
         return out
@@ -466,6 +458,28 @@ class ModelRun(TrainingRun):
             if project.assignments:
                 run._cache["assignments"] = {k: np.asarray(v) for k, v in project.assignments.items()}
         return run
+
+
+def assign(est: DPSOM | TDPSOM, X: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Assignments of model-space data by a fitted estimator.
+
+    Parameters
+    ----------
+    est : DPSOM or TDPSOM
+    X : ndarray
+        ``(n, D)``, or ``(N, T, D)`` for T-DPSOM, already preprocessed.
+    lengths : ndarray of int, optional
+        T-DPSOM: real steps per patient.
+
+    Returns
+    -------
+    dict
+        As :meth:`ModelRun.assignments`: ``"bmu"``, ``"proba"`` and, for T-DPSOM, ``"next_node_pred"``.
+    """
+    if isinstance(est, TDPSOM):
+        return {"bmu": est.predict(X, lengths=lengths), "proba": est.predict_proba(X, lengths=lengths),
+                "next_node_pred": est.predict_next(X, lengths=lengths)}
+    return {"bmu": est.predict(X), "proba": est.predict_proba(X)}
 
 
 def _read_referenced(project: Project, read_options: dict | None, base_dir) -> Dataset:

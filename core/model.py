@@ -270,25 +270,24 @@ class _SOMEstimator:
             )
         return np.nan_to_num(X, nan=0.0), mask
 
-    def _choose_likelihood(self, cfg: Config, X: np.ndarray, mask: np.ndarray) -> str:
-        lk = cfg.network.likelihood
-        if lk != "auto":
-            return lk
-        observed = X[mask]
-        in_unit = observed.size > 0 and float(observed.min()) >= 0.0 and float(observed.max()) <= 1.0
-        return "bernoulli" if in_unit else "gaussian"
+    @staticmethod
+    def _choose_likelihood(cfg: Config, pieces) -> str:
+        """The configured likelihood, or for ``auto`` Bernoulli when every observed value of the
+        ``(X, mask)`` pieces lies in [0, 1] (and at least one is observed), Gaussian otherwise."""
+        if cfg.network.likelihood != "auto":
+            return cfg.network.likelihood
+        lo, hi = np.inf, -np.inf
+        for x, m in pieces:
+            if m.any():
+                lo, hi = min(lo, float(x[m].min())), max(hi, float(x[m].max()))
+        return "bernoulli" if 0.0 <= lo <= hi <= 1.0 else "gaussian"
 
     # ------------------------------------------------------------------ data in shards
     def _choose_device(self, cfg: Config) -> None:
-        cluster = getattr(self, "_cluster", None)
-        if cluster is not None and cluster.distributed:
-            self.device_ = cluster.device  # one device per process, chosen by the process group
+        if self._cluster.distributed:
+            self.device_ = self._cluster.device  # one device per process, chosen by the process group
         else:
             self.device_ = select_device(cfg.train.device)
-
-    def _shard(self, n: int) -> tuple[int, int]:
-        cluster = getattr(self, "_cluster", None)
-        return cluster.shard(n) if cluster is not None else (0, n)
 
     def _prepare_cohort(self, cohort, fitting: bool, cfg: Config | None):
         """Training source for an on-disk cohort: this process's shard, read batch by batch."""
@@ -302,21 +301,12 @@ class _SOMEstimator:
                                  path=str(cohort.path))
             self.n_features_in_ = int(cohort.n_features)
             self._choose_device(cfg)
-            self.likelihood_ = self._cohort_likelihood(cfg, cohort)
+            self.likelihood_ = self._choose_likelihood(cfg, ((x, m) for _, x, m, _ in cohort.iter_chunks()))
         elif cohort.n_features != self.n_features_in_:
             raise InputError(f"the cohort has {cohort.n_features} features, but {type(self).__name__} was "
                              f"fitted with {self.n_features_in_}", path=str(cohort.path))
         cluster = self._cluster
         return cohort.shard(cluster.rank, cluster.world_size, device=self.device_)
-
-    def _cohort_likelihood(self, cfg: Config, cohort) -> str:
-        if cfg.network.likelihood != "auto":
-            return cfg.network.likelihood
-        lo, hi = np.inf, -np.inf
-        for _, x, m, _ in cohort.iter_chunks():
-            if m.any():
-                lo, hi = min(lo, float(x[m].min())), max(hi, float(x[m].max()))
-        return "bernoulli" if lo >= 0.0 and hi <= 1.0 else "gaussian"
 
     # ------------------------------------------------------------------ inference helpers
     def _latent(self, x: torch.Tensor, sample: bool, gen: torch.Generator | None):
@@ -505,10 +495,10 @@ class DPSOM(_SOMEstimator):
             if X.shape[0] < 2:
                 raise InputError(f"training needs at least 2 samples; got {X.shape[0]}")
             self._choose_device(cfg)
-            self.likelihood_ = self._choose_likelihood(cfg, X, mask)
+            self.likelihood_ = self._choose_likelihood(cfg, [(X, mask)])
             if self.likelihood_ == "bernoulli" and ((X[mask] < 0).any() or (X[mask] > 1).any()):
                 raise InputError("a Bernoulli likelihood needs values in [0, 1]; rescale the data or use 'gaussian'")
-        a, b = self._shard(X.shape[0])
+        a, b = self._cluster.shard(X.shape[0])
         return TrainData(torch.as_tensor(X[a:b], device=self.device_), torch.as_tensor(mask[a:b], device=self.device_))
 
     def transform(self, X, *, sample: bool = False, random_state: int | None = None) -> np.ndarray:
@@ -607,10 +597,10 @@ class TDPSOM(_SOMEstimator):
             if X.shape[0] < 2:
                 raise InputError(f"training needs at least 2 patients; got {X.shape[0]}")
             self._choose_device(cfg)
-            self.likelihood_ = self._choose_likelihood(cfg, X, mask & step_mask[..., None])
+            self.likelihood_ = self._choose_likelihood(cfg, [(X, mask & step_mask[..., None])])
         mask = mask & step_mask[..., None]
         dev = self.device_
-        a, b = self._shard(X.shape[0])
+        a, b = self._cluster.shard(X.shape[0])
         return TrainData(torch.as_tensor(X[a:b], device=dev), torch.as_tensor(mask[a:b], device=dev),
                          torch.as_tensor(step_mask[a:b], device=dev))
 

@@ -402,9 +402,7 @@ def _where_stopped(run) -> str:
     """'complete', or the step reached out of the whole schedule when a step limit stopped it."""
     from .training import schedule_steps
 
-    world = run.estimator.world_size_
-    n = run.cohort.n_samples if hasattr(run, "cohort") else run.dataset.n_samples
-    whole = schedule_steps(run.config.replace(**{"train.max_steps": None}), n, world)
+    whole = schedule_steps(run.config.replace(**{"train.max_steps": None}), run.n_samples, run.estimator.world_size_)
     step = int(run.estimator.n_iter_)
     if step >= whole:
         return "complete"
@@ -433,8 +431,8 @@ def _train_cohort(args, out: Path) -> int:
     run.validate()
     if not args.quiet and cluster.is_main:
         unit = "patients" if cohort.temporal else "rows"
-        _say(f"dpsom: training {model.upper()} {cfg.grid.height}x{cfg.grid.width} on the cohort file "
-             f"{cohort.n_samples} {unit} x {cohort.n_features} features, read in shards; preset {cfg.preset}, "
+        _say(f"dpsom: training {model.upper()} {cfg.grid.height}x{cfg.grid.width} from the cohort file "
+             f"({cohort.n_samples} {unit} x {cohort.n_features} features, read in shards); preset {cfg.preset}, "
              f"{_where(cluster, cfg)}")
     try:
         return _finish_training(run, out, args, cluster)

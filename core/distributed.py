@@ -215,18 +215,14 @@ class Cluster:
             return module
         from torch.nn.parallel import DistributedDataParallel
 
-        _batch_norm_over_group(module)
+        _swap_classes(module, _GROUP_BATCH_NORM)
         ids = [self.device.index] if self.device is not None and self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
 
     def unwrap(self, module: torch.nn.Module) -> torch.nn.Module:
         """Undo :meth:`wrap`: the inner module, with plain batch norm again."""
         inner = getattr(module, "module", module) if self.distributed else module
-        for m in inner.modules():
-            if type(m) is GroupBatchNorm1d:
-                m.__class__ = torch.nn.BatchNorm1d
-            elif type(m) is GroupBatchNorm2d:
-                m.__class__ = torch.nn.BatchNorm2d
+        _swap_classes(inner, {group: plain for plain, group in _GROUP_BATCH_NORM.items()})
         return inner
 
     def close(self) -> None:
@@ -317,10 +313,12 @@ class GroupBatchNorm2d(_GroupBatchNorm, torch.nn.BatchNorm2d):
     """:class:`torch.nn.BatchNorm2d` with statistics over all ranks while training (see ``_GroupBatchNorm``)."""
 
 
-def _batch_norm_over_group(module: torch.nn.Module) -> None:
-    """Turn every plain batch norm in ``module`` into its group version, in place."""
+#: Plain batch norm -> its version over the group; same parameters, buffers and state names.
+_GROUP_BATCH_NORM = {torch.nn.BatchNorm1d: GroupBatchNorm1d, torch.nn.BatchNorm2d: GroupBatchNorm2d}
+
+
+def _swap_classes(module: torch.nn.Module, mapping: dict) -> None:
+    """Give every submodule whose exact class is a key of ``mapping`` the mapped class, in place."""
     for m in module.modules():
-        if type(m) is torch.nn.BatchNorm1d:
-            m.__class__ = GroupBatchNorm1d
-        elif type(m) is torch.nn.BatchNorm2d:
-            m.__class__ = GroupBatchNorm2d
+        if type(m) in mapping:
+            m.__class__ = mapping[type(m)]

@@ -196,3 +196,43 @@ def test_gpu_note_names_the_reason_for_running_on_the_processor(monkeypatch):
     assert "CUDA 12.8" in training.gpu_note() and "driver" in training.gpu_note()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert training.gpu_note() is None
+
+
+def _group_batch_norm_worker(rank, port, out):
+    """One of two ranks: half the batch through a batch-norm net under DDP; rank 0 saves grads."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(128, 5, generator=gen), torch.randn(128, 1, generator=gen)
+    cluster = Cluster.from_env("cpu")
+    a, b = cluster.shard(128)
+    model = cluster.wrap(net)
+    ((model(x[a:b]) - y[a:b]) ** 2).mean().backward()
+    if cluster.is_main:
+        torch.save({"grads": [p.grad for p in net.parameters()], "running_var": net[1].running_var}, out)
+    cluster.close()
+
+
+def test_batch_norm_in_two_processes_matches_the_whole_batch_in_one(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "grads.pt"
+    mp.spawn(_group_batch_norm_worker, args=(port, str(out)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.BatchNorm1d(8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(128, 5, generator=gen), torch.randn(128, 1, generator=gen)
+    ((net(x) - y) ** 2).mean().backward()
+    two = torch.load(out)
+    # Statistics over the global batch: the same gradients (and running statistics) as one
+    # process on all 128 rows; per-rank batch norm would normalise each half on its own.
+    for got, want in zip(two["grads"], [p.grad for p in net.parameters()]):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(two["running_var"], net[1].running_var, rtol=1e-4, atol=1e-6)

@@ -578,7 +578,10 @@ class Trainer:
         x, m, _ = self._rows(idx)
         enc = encode_rows(self.net, x, sample=True, generator=self.dev_gen, autocast=self._precision_ctx)
         terms = self._elbo(enc, x, m, self.cfg.weights.kl)
-        terms["elbo"] = terms.pop("recon") + terms.pop("kl")
+        # Weighted as in the joint phase, so that the optimiser's moments carry over between the
+        # phases at the scale the joint objective gives this term (Adam is invariant to one
+        # common scale of the loss, not to a scale that changes between phases).
+        terms["elbo"] = self.cfg.weights.vae * (terms.pop("recon") + terms.pop("kl"))
         return terms
 
     def _init_term(self, idx: torch.Tensor) -> torch.Tensor:

@@ -146,6 +146,25 @@ def test_progress_reports_named_terms_in_phase_order():
     assert len(est.history_) == 5 and est.history_[0]["phase"] == "pretrain"
 
 
+def test_pretraining_weights_the_elbo_as_the_joint_phase_does():
+    # Adam ignores one common scale of the loss, so the weights come out the same; its second
+    # moments, which carry over into the joint phase, must hold the weighted gradients.
+    X = _table()
+    fits = {}
+    for w in (1.0, 0.25):
+        cfg = _tiny_dpsom().resolved_config().replace(**{"weights.vae": w})
+        est = DPSOM(config=cfg, max_steps=6).fit(X)
+        assert est.history_[-1]["phase"] == "pretrain"
+        fits[w] = est
+    full, quarter = fits[1.0], fits[0.25]
+    assert quarter.history_[-1]["elbo"] == pytest.approx(0.25 * full.history_[-1]["elbo"], rel=1e-4)
+    for a, b in zip(full.net_.encoder.parameters(), quarter.net_.encoder.parameters()):
+        assert torch.allclose(a, b, atol=1e-5)
+        va = full.trainer_.optimizer.state[a]["exp_avg_sq"]
+        vb = quarter.trainer_.optimizer.state[b]["exp_avg_sq"]
+        assert torch.allclose(vb, va / 16.0, rtol=1e-3, atol=1e-12)
+
+
 def test_learning_rate_decays_with_global_step():
     cfg = _tiny_dpsom().resolved_config().replace(**{"train.decay_steps": 5})
     reports = list(DPSOM(config=cfg, max_steps=12).iter_fit(_table()))

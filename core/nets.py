@@ -465,13 +465,16 @@ class HardSigmoidLSTM(nn.Module):
 class Predictor(nn.Module):
     """LSTM over detached latent sequences, then ``Dense -> LeakyReLU -> Dense(2d)``.
 
-    The output at step ``t`` is a diagonal Gaussian over ``z_{t+1}`` (METHOD.md 3.2).
+    The output at step ``t`` is a diagonal Gaussian over ``z_{t+1}`` (METHOD.md 3.2). With
+    ``cfg.predict_change`` the first ``d`` outputs are the change ``z_{t+1} - z_t`` and the
+    input is added back, so the untrained predictor already says "the state stays".
     """
 
     def __init__(self, cfg: NetworkConfig) -> None:
         super().__init__()
         d, hdim = cfg.latent_dim, cfg.lstm_dim
         self.d, self.std_floor = d, max(cfg.std_floor, 1e-6)
+        self.predict_change = cfg.predict_change
         if cfg.lstm_gates == "hard_sigmoid":
             self.lstm = HardSigmoidLSTM(d, hdim)
         else:
@@ -489,7 +492,8 @@ class Predictor(nn.Module):
         """``z (N, T, d)`` -> ``mean (N, T, d)``, ``std (N, T, d)``, final LSTM state."""
         out, state = self.lstm(z, state)
         p = self.head(out).float()
-        return p[..., : self.d], F.softplus(p[..., self.d:]) + self.std_floor, state
+        mean = p[..., : self.d] + z.float() if self.predict_change else p[..., : self.d]
+        return mean, F.softplus(p[..., self.d:]) + self.std_floor, state
 
 
 class DPSOMNet(nn.Module):

@@ -86,6 +86,29 @@ def test_hard_sigmoid_lstm_gates():
     assert torch.allclose(out[0, -1], torch.tanh(c[0]))
 
 
+def test_predictor_learns_the_change_or_the_next_embedding():
+    cfg = make_config("tdpsom", "quick", **{"network.latent_dim": 3, "network.lstm_dim": 4})
+    assert cfg.network.predict_change and not make_config("tdpsom", "quick", parity=True).network.predict_change
+    z = torch.randn(2, 5, 3)  # (N, T, d)
+    change = TDPSOMNet(4, 9, cfg.network, "gaussian").predictor
+    direct = TDPSOMNet(4, 9, dataclasses.replace(cfg.network, predict_change=False), "gaussian").predictor
+    direct.load_state_dict(change.state_dict())
+    with torch.no_grad():
+        change.head[-1].weight.zero_()
+        change.head[-1].bias.zero_()
+    mean, std, _ = change(z)
+    # A head that outputs nothing predicts that every embedding stays where it is.
+    assert torch.equal(mean, z)
+    assert torch.allclose(std, torch.nn.functional.softplus(torch.zeros(())) + cfg.network.std_floor)
+    # Otherwise the two forms differ by exactly the current embedding.
+    torch.manual_seed(0)
+    with torch.no_grad():
+        change.head[-1].weight.normal_()
+        direct.load_state_dict(change.state_dict())
+    assert torch.allclose(change(z)[0], direct(z)[0] + z, atol=1e-6)
+    assert torch.equal(change(z)[1], direct(z)[1])
+
+
 def _grads(net, loss):
     net.zero_grad(set_to_none=True)
     loss.backward()

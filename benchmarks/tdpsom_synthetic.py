@@ -2,7 +2,8 @@
 
 Simulates a cohort with :func:`core.data.synthetic.make_icu_cohort` (hidden health states on
 a 3 x 3 lattice), preprocesses it the default way (z-scores, forward filling, medians),
-trains the quick preset on the CPU and prints the figures of METHOD.md 7.13:
+trains the quick preset on the CPU with the batch size the app and ``dpsom train`` propose for
+the cohort (:func:`core.workflow.propose_config`) and prints the figures of METHOD.md 7.13:
 
 * NMI, AMI and purity of the best-matching nodes against the true state, next to k-means
   with as many clusters on the same preprocessed features;
@@ -32,11 +33,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import analysis as A  # noqa: E402
-from core.config import make_config  # noqa: E402
 from core.data.preprocessing import Preprocessor  # noqa: E402
 from core.data.synthetic import APACHE_HORIZONS, make_icu_cohort  # noqa: E402
 from core.model import TDPSOM  # noqa: E402
 from core.training import schedule_steps  # noqa: E402
+from core.workflow import propose_config  # noqa: E402
 
 HORIZON = 6
 
@@ -48,8 +49,8 @@ def load() -> str:
         return "n/a"
 
 
-def train(X, mask, lengths, smooth: float, seed: int) -> tuple[TDPSOM, float]:
-    config = make_config("tdpsom", "quick", **{"weights.smooth": smooth, "train.device": "cpu"})
+def train(cfg, X, mask, lengths, smooth: float, seed: int) -> tuple[TDPSOM, float]:
+    config = cfg.replace(**{"weights.smooth": smooth})
     started = time.perf_counter()
     model = TDPSOM(config=config, random_state=seed).fit(X, mask=mask, lengths=lengths)
     return model, time.perf_counter() - started
@@ -108,7 +109,7 @@ def main(argv=None) -> None:
     ds = make_icu_cohort(args.patients, max_steps=args.max_steps, min_steps=min(24, args.max_steps), seed=7)
     X, mask = Preprocessor(scaling="zscore", ffill_limit=None, impute="median").fit_transform(ds)
     lengths, steps, labels = ds.lengths, ds.step_mask, ds.labels
-    cfg = make_config("tdpsom", "quick")
+    cfg = propose_config(ds, "quick", device="cpu")
     print(f"cohort: {ds.n_samples} patients x up to {args.max_steps} h x {ds.n_features} variables, "
           f"{int(steps.sum())} patient hours; quick preset {cfg.grid.height}x{cfg.grid.width}, "
           f"hidden {cfg.network.hidden}, latent {cfg.network.latent_dim}, LSTM {cfg.network.lstm_dim}, "
@@ -116,7 +117,7 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
           f"load average before: {load()}")
 
-    model, seconds = train(X, mask, lengths, 1.0, args.seed)
+    model, seconds = train(cfg, X, mask, lengths, 1.0, args.seed)
     print(f"training: {seconds:.1f} s ({model.n_iter_} steps, {1e3 * seconds / max(1, model.n_iter_):.1f} ms/step), "
           f"load average after: {load()}")
 
@@ -157,7 +158,7 @@ def main(argv=None) -> None:
     if args.no_ablation:
         print(f"\nmean jump per step: {jump:.4f} (smoothness weight 1)")
         return
-    rough, rough_seconds = train(X, mask, lengths, 0.0, args.seed)
+    rough, rough_seconds = train(cfg, X, mask, lengths, 0.0, args.seed)
     rough_bmu = rough.predict(X, lengths=lengths)
     print(f"\nmean jump per step: smoothness weight 1: {jump:.4f}   weight 0: "
           f"{A.mean_jump(rough_bmu, lengths, grid):.4f}   (second training {rough_seconds:.1f} s; "

@@ -7,7 +7,7 @@ from core.config import make_config
 from core.data.demo import demo_icu, demo_table
 from core.errors import InputError
 from core.io.project_h5 import load_project, save_project
-from core.workflow import ModelRun, propose_config, suggest_grid
+from core.workflow import ModelRun, propose_config, suggest_grid, suggest_series_batch
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,14 @@ def test_propose_config_picks_model_and_fits_grid(table):
     assert cfg.model == "tdpsom" and cfg.grid.n_nodes <= icu.n_points
     small = table.subset(np.arange(30))
     assert propose_config(small).grid.n_nodes <= 30
+
+
+def test_series_batch_keeps_about_twenty_steps_per_epoch():
+    assert suggest_series_batch(300) == 16 and suggest_series_batch(10) == 16
+    assert suggest_series_batch(2000) == 100 and suggest_series_batch(801) == 41
+    assert suggest_series_batch(10**6) == 256
+    assert propose_config(demo_icu("test")).train.batch_size == 16
+    assert propose_config(demo_icu("test").subset(np.arange(10))).train.batch_size == 10  # never above the cohort
 
 
 def test_wrong_model_for_data_is_refused(table):

@@ -34,18 +34,20 @@ def kmeans(digits):
 
 
 @pytest.mark.slow
-def test_dpsom_clusters_digits_as_well_as_kmeans(digits, dpsom_bmu, kmeans):
+def test_dpsom_clusters_digits_at_least_as_well_as_kmeans(digits, dpsom_bmu, kmeans):
     _, y = digits
     ours = cluster_metrics(y, dpsom_bmu)
-    assert len(np.unique(dpsom_bmu)) >= 56  # no collapse: nearly every node is used
-    # On these tiny images the two methods are level: over seeds DPSOM's NMI was 0.71-0.73
-    # against 0.71-0.72 for k-means (best of 10 restarts), and its purity 0.94-0.97 against
-    # 0.96-0.97 (benchmarks/digits_quality.py), and float rounding alone (another CPU's
-    # matrix kernels) moves a run by about 0.01. The margins below are that spread; a broken
-    # model (e.g. no clustering loss, a collapsed map) lands far outside them.
-    assert ours["nmi_geometric"] >= kmeans["nmi_geometric"] - 0.02
-    assert ours["purity"] >= kmeans["purity"] - 0.04
-    assert ours["nmi_geometric"] > 0.65 and ours["purity"] > 0.9
+    # No collapse: most nodes hold images (the few empty ones lie between two digits' regions).
+    assert len(np.unique(dpsom_bmu)) >= 48
+    # Over seeds 0-6 (benchmarks/digits_quality.py, two threads) DPSOM's NMI was 0.723-0.737
+    # against 0.707-0.719 for k-means (best of 10 restarts), higher on every seed; its purity
+    # 0.950-0.968 against 0.949-0.971, the same on average (0.963). With seed 0 the purities
+    # are 0.964 and 0.967, and float rounding alone (one thread instead of two) moves a run's
+    # purity by about 0.006, hence the margin on purity; a broken model (no clustering loss, a
+    # collapsed map) lands far outside it, and the earlier KL weight of 0.1 failed the NMI check.
+    assert ours["nmi_geometric"] >= kmeans["nmi_geometric"] + 0.01
+    assert ours["purity"] >= kmeans["purity"] - 0.01
+    assert ours["nmi_geometric"] > 0.7 and ours["purity"] > 0.94
 
 
 @pytest.mark.slow

@@ -575,6 +575,10 @@ class TDPSOM(_SOMEstimator):
     loss, statistic or output).
 
     Parameters are those of :class:`DPSOM`; ``weights`` also accepts ``smooth`` and ``pred``.
+    The ``quick`` preset trains 16 patients per batch, about 20 steps per epoch at 300
+    patients; for larger cohorts pass ``batch_size=core.workflow.suggest_series_batch(N)``
+    (what the app and ``dpsom train`` do), which keeps about 20 steps per epoch: with 16,
+    2,000 patients lost about 0.09 NMI with the true state on the synthetic cohort.
 
     Examples
     --------

@@ -212,6 +212,11 @@ def _group_batch_norm_worker(rank, port, out):
     ((model(x[a:b]) - y[a:b]) ** 2).mean().backward()
     if cluster.is_main:
         torch.save({"grads": [p.grad for p in net.parameters()], "running_var": net[1].running_var}, out)
+    # As the trainer does: no DDP reducer may outlive the group it talks through (its
+    # destructor would abort the process at exit), and neither rank leaves before the other.
+    cluster.unwrap(model)
+    del model
+    cluster.barrier()
     cluster.close()
 
 

@@ -42,11 +42,12 @@ def test_dpsom_clusters_digits_at_least_as_well_as_kmeans(digits, dpsom_bmu, kme
     # Over seeds 0-6 (benchmarks/digits_quality.py, two threads) DPSOM's NMI was 0.726-0.737
     # against 0.707-0.719 for k-means (best of 10 restarts), higher on every seed; its purity
     # 0.959-0.971 against 0.949-0.971, higher on six seeds (by 0.004-0.015) and lower on one
-    # (0.959 against k-means' best, 0.971). Seed 0 gives 0.971 against 0.967. Float rounding
-    # alone (one thread instead of two) moves a run's purity by about 0.006, hence the margin
-    # on purity; a broken model (no clustering loss, a collapsed map) lands far outside it,
-    # and the earlier KL weight of 0.1 failed the NMI check.
-    assert ours["nmi_geometric"] >= kmeans["nmi_geometric"] + 0.01
+    # (0.959 against k-means' best, 0.971). Seed 0 gives 0.737/0.971 against 0.716/0.967.
+    # Float rounding alone (another thread count) moves a run about as much as another seed
+    # does, hence no margin demanded on NMI and a small one allowed on purity; a broken model
+    # (no clustering loss, a collapsed map) lands far outside them, and the earlier KL weight
+    # of 0.1 failed the NMI check (0.701).
+    assert ours["nmi_geometric"] >= kmeans["nmi_geometric"]
     assert ours["purity"] >= kmeans["purity"] - 0.01
     assert ours["nmi_geometric"] > 0.7 and ours["purity"] > 0.94
 

@@ -11,12 +11,10 @@ ordinary dataset (through :meth:`core.io.cohort_h5.Cohort.to_dataset`).
 
 from __future__ import annotations
 
-import time
 from typing import Iterator
 
 import numpy as np
 
-from . import __version__
 from .config import Config
 from .io.cohort_h5 import Cohort
 from .data.validation import check_grid_size
@@ -80,14 +78,7 @@ class CohortRun(TrainingRun):
             self.config.validate()
             self.estimator = (TDPSOM if self.temporal else DPSOM)(config=self.config)
             gen = self.estimator.iter_fit(self.cohort, cluster=cluster)
-        started = time.time()
-        try:
-            yield from gen
-        finally:
-            gen.close()
-            if self.estimator is not None and self.estimator.is_fitted:
-                self.metadata["device"] = str(self.estimator.device_)
-                self.metadata["train_seconds"] = self.metadata.get("train_seconds", 0.0) + time.time() - started
+        yield from self._timed(gen)
 
     # ------------------------------------------------------------------ results
     def assignments(self) -> dict[str, np.ndarray]:
@@ -121,10 +112,7 @@ class CohortRun(TrainingRun):
         """The project for this run: model, training state, history, assignments, data reference."""
         est = self.estimator
         fitted = est is not None and est.is_fitted
-        metadata = dict(self.metadata)
-        metadata["read_options"] = dict(self.read_options)
-        metadata.update({"seed": self.config.train.seed, "parity": self.config.parity, "preset": self.config.preset,
-                         "model": self.config.model, "engine_version": __version__})
+        metadata = self._project_metadata()
         if fitted and train_state is None:
             train_state = est.get_train_state()
         return Project(

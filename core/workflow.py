@@ -113,6 +113,8 @@ class TrainingRun:
 
     config: Config
     estimator: "DPSOM | TDPSOM | None"
+    metadata: dict
+    read_options: dict | None
     _cache: dict
 
     @property
@@ -184,6 +186,30 @@ class TrainingRun:
         if self.estimator is None or not self.estimator.is_fitted:
             raise NotFittedError("this model has not been trained yet")
         return self.estimator
+
+    def _timed(self, gen: Iterator[TrainProgress]) -> Iterator[TrainProgress]:
+        """Pass on a training generator's progress, keeping derived results fresh and
+        recording the device and the time spent when it stops."""
+        started = time.time()
+        try:
+            for progress in gen:
+                self._cache.clear()
+                yield progress
+        finally:
+            gen.close()
+            self._cache.clear()
+            if self.estimator is not None and self.estimator.is_fitted:
+                self.metadata["device"] = str(self.estimator.device_)
+                self.metadata["train_seconds"] = self.metadata.get("train_seconds", 0.0) + time.time() - started
+
+    def _project_metadata(self) -> dict:
+        """The run's metadata as a project stores it: how the data were read and the settings."""
+        metadata = dict(self.metadata)
+        if self.read_options is not None:
+            metadata["read_options"] = dict(self.read_options)
+        metadata.update({"seed": self.config.train.seed, "parity": self.config.parity, "preset": self.config.preset,
+                         "model": self.config.model, "engine_version": __version__})
+        return metadata
 
 
 class ModelRun(TrainingRun):
@@ -276,17 +302,7 @@ class ModelRun(TrainingRun):
             cls = TDPSOM if self.temporal else DPSOM
             self.estimator = cls(config=self.config)
             gen = self.estimator.iter_fit(X, mask=mask, lengths=lengths, cluster=cluster)
-        started = time.time()
-        try:
-            for progress in gen:
-                self._cache.clear()
-                yield progress
-        finally:
-            gen.close()
-            self._cache.clear()
-            if self.estimator is not None and self.estimator.is_fitted:
-                self.metadata["device"] = str(self.estimator.device_)
-                self.metadata["train_seconds"] = self.metadata.get("train_seconds", 0.0) + time.time() - started
+        yield from self._timed(gen)
 
     # ------------------------------------------------------------------ results
     def assignments(self, dataset: Dataset | None = None) -> dict[str, np.ndarray]:
@@ -433,11 +449,7 @@ class ModelRun(TrainingRun):
         if fitted and self.preprocessor is not None:
             a = self.assignments()
             assignments = {k: np.asarray(v) for k, v in a.items()}
-        metadata = dict(self.metadata)
-        if self.read_options is not None:
-            metadata["read_options"] = dict(self.read_options)
-        metadata.update({"seed": self.config.train.seed, "parity": self.config.parity, "preset": self.config.preset,
-                         "model": self.config.model, "engine_version": __version__})
+        metadata = self._project_metadata()
         return Project(
             config=self.config.to_dict(),
             dataset=self.dataset,

@@ -1,8 +1,8 @@
 """Project files (HDF5) and CSV exports.
 
-``project_h5`` (projects) and ``cohort_h5`` (cohort files that training reads in shards) are
-the only modules of the code base that import h5py; ``export`` builds and writes the CSV
-tables with pandas.
+``project_h5`` (projects) and ``cohort_h5`` (cohort files that training reads in shards), with
+the helpers they share in ``_h5files``, are the only modules of the code base that import
+h5py; ``export`` builds and writes the CSV tables with pandas.
 """
 
 from .export import assignments_frame, node_summary_frame, transition_frame, write_csv

@@ -28,7 +28,7 @@ import tempfile
 import weakref
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 from urllib.parse import unquote
 
 import h5py
@@ -38,6 +38,7 @@ import torch
 from ..errors import InputError
 from ..data.dataset import Dataset
 from ..data.preprocessing import Preprocessor
+from ._h5files import HDF5_SIGNATURE, attr_str, fsync_path, looks_like_hdf5, one_line, sync_folder
 
 __all__ = ["CohortWriter", "write_cohort", "cohort_from_dataset", "is_cohort_file", "Cohort",
            "CohortShard", "OutOfCoreArray", "FORMAT_NAME", "FORMAT_VERSION"]
@@ -53,7 +54,6 @@ _VECTOR_CHUNK_ROWS = 1 << 17  # 1-D per-row arrays (lengths, ids, table labels)
 _MIN_BLOCK_ROWS = 512  # default read block: at least a few typical batches
 _CACHED_BLOCKS = 2
 _LIBVER = ("v110", "v110")
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _STR = h5py.string_dtype("utf-8")
 
 
@@ -72,25 +72,6 @@ def _encode_name(name: str) -> str:
 
 def _decode_name(name: str) -> str:
     return unquote(name)
-
-
-def _attr_str(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _fsync(path: Path, *, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY if directory else os.O_RDWR)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _preprocessing_dict(preprocessing) -> dict:
@@ -203,7 +184,7 @@ class CohortWriter:
         try:
             self._file = h5py.File(self._tmp, "x", libver=_LIBVER, locking=False)
         except OSError as exc:
-            raise InputError(f"cannot write the cohort ({_one_line(exc)})", path=str(self.path)) from None
+            raise InputError(f"cannot write the cohort ({one_line(exc)})", path=str(self.path)) from None
         self._finalizer = weakref.finalize(self, _discard, self._file, self._tmp)
         tail = (self.n_steps, self.n_features) if self.temporal else (self.n_features,)
         self._rows = _chunk_rows(4 * math.prod(tail))
@@ -367,19 +348,16 @@ class CohortWriter:
             if "times" in f:
                 f["times"].attrs["unit"] = self.time_unit
             f.close()
-            _fsync(self._tmp)
+            fsync_path(self._tmp)
             os.replace(self._tmp, self.path)
         except BaseException as exc:
             self.abort()
             if isinstance(exc, OSError):
-                raise InputError(f"could not write the cohort ({_one_line(exc)})", path=str(self.path)) from exc
+                raise InputError(f"could not write the cohort ({one_line(exc)})", path=str(self.path)) from exc
             raise
         self._file = None
         self._finalizer.detach()
-        try:
-            _fsync(self.path.parent, directory=True)  # make the rename itself durable
-        except OSError:
-            pass
+        sync_folder(self.path.parent)  # make the rename itself durable
         return self.path
 
     def abort(self) -> None:
@@ -495,11 +473,11 @@ def is_cohort_file(path) -> bool:
     """
     try:
         with open(path, "rb") as fh:
-            head = fh.read(len(_HDF5_SIGNATURE))
-        if head != _HDF5_SIGNATURE and not h5py.is_hdf5(path):
+            head = fh.read(len(HDF5_SIGNATURE))
+        if not looks_like_hdf5(head, Path(path)):
             return False
         with h5py.File(path, "r", locking=False) as f:
-            return _attr_str(f.attrs.get("format")) == FORMAT_NAME
+            return attr_str(f.attrs.get("format")) == FORMAT_NAME
     except Exception:
         return False
 
@@ -544,10 +522,10 @@ class Cohort:
                 fail(f"the dataset {name!r} is missing")
         try:
             self._temporal = bool(f.attrs["temporal"])
-            self._names = [str(n) for n in json.loads(_attr_str(f.attrs["feature_names"]))]
-            self._pre = json.loads(_attr_str(f.attrs.get("preprocessing")) or "{}")
+            self._names = [str(n) for n in json.loads(attr_str(f.attrs["feature_names"]))]
+            self._pre = json.loads(attr_str(f.attrs.get("preprocessing")) or "{}")
         except (KeyError, ValueError, TypeError) as exc:
-            fail(f"a root attribute is missing or unreadable ({_one_line(exc)})")
+            fail(f"a root attribute is missing or unreadable ({one_line(exc)})")
         x, m = f["x"], f["mask"]
         if x.ndim != (3 if self._temporal else 2):
             fail(f"'x' has shape {x.shape}, expected {'(N, T, D)' if self._temporal else '(n, D)'}")
@@ -715,12 +693,12 @@ class Cohort:
             units = [by_name.get(n, "") for n in self._names]
         labels = {}
         for key, ds in f.get("labels", {}).items():
-            name = _attr_str(ds.attrs.get("name")) or _decode_name(key)
+            name = attr_str(ds.attrs.get("name")) or _decode_name(key)
             labels[name] = _read_str(ds) if h5py.check_string_dtype(ds.dtype) else np.asarray(ds[()])
         times = np.asarray(f["times"][()]) if "times" in f else None
         return Dataset(values=values, mask=mask, feature_names=self.feature_names, units=units, ids=self.ids,
                        times=times, lengths=self.lengths, labels=labels,
-                       time_unit=_attr_str(f["times"].attrs.get("unit", "")) if "times" in f else "",
+                       time_unit=attr_str(f["times"].attrs.get("unit", "")) if "times" in f else "",
                        source=str(self._path))
 
     def content_hash(self) -> str:
@@ -751,21 +729,21 @@ def _open_cohort(path: Path) -> h5py.File:
     where = str(path)
     try:
         with open(path, "rb") as fh:
-            head = fh.read(len(_HDF5_SIGNATURE))
+            head = fh.read(len(HDF5_SIGNATURE))
     except FileNotFoundError:
         raise InputError("no such cohort file; write one with `dpsom prepare`", path=where) from None
     except IsADirectoryError:
         raise InputError("is a folder, not a cohort file", path=where) from None
     except OSError as exc:
-        raise InputError(f"the cohort file cannot be opened ({_one_line(exc)})", path=where) from None
-    if head != _HDF5_SIGNATURE and not _is_hdf5(path):
+        raise InputError(f"the cohort file cannot be opened ({one_line(exc)})", path=where) from None
+    if not looks_like_hdf5(head, path):
         raise InputError("not a cohort file (not an HDF5 file); write one with `dpsom prepare`", path=where)
     try:
         f = h5py.File(path, "r", locking=False)
     except Exception as exc:
-        raise InputError(f"the cohort file is damaged or incomplete ({_one_line(exc)})", path=where) from None
+        raise InputError(f"the cohort file is damaged or incomplete ({one_line(exc)})", path=where) from None
     try:
-        fmt = _attr_str(f.attrs.get("format"))
+        fmt = attr_str(f.attrs.get("format"))
         version = f.attrs.get("version")
         if fmt != FORMAT_NAME:
             what = "a DPSOM Studio project" if fmt == "dpsom-studio-project" else "an HDF5 file"
@@ -784,13 +762,6 @@ def _open_cohort(path: Path) -> h5py.File:
         f.close()
         raise
     return f
-
-
-def _is_hdf5(path: Path) -> bool:
-    try:
-        return bool(h5py.is_hdf5(path))
-    except Exception:
-        return False
 
 
 # -------------------------------------------------------------------------- block reading

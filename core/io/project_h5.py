@@ -1,10 +1,10 @@
 """One HDF5 file per project: save, load and summarise everything a session needs.
 
-With ``cohort_h5``, the only module of the code base that imports h5py. A project holds the settings,
-the data (embedded, or a reference to the source file with its checksum), the preprocessing
-parameters, the network and optimiser state needed to resume training, the loss history,
-the cluster assignments and the user's annotations. ``docs/project-format.md`` describes
-the layout on disk.
+With ``cohort_h5`` and their shared ``_h5files``, the only modules of the code base that
+import h5py. A project holds the settings, the data (embedded, or a reference to the source
+file with its checksum), the preprocessing parameters, the network and optimiser state
+needed to resume training, the loss history, the cluster assignments and the user's
+annotations. ``docs/project-format.md`` describes the layout on disk.
 
 Saving and loading go through an in-memory mirror of the file (plain groups and numpy
 arrays). Encoding a :class:`Project` into that mirror and decoding it back are pure Python;
@@ -43,6 +43,11 @@ import numpy as np
 from .. import __version__ as _APP_VERSION
 from ..data.dataset import Dataset
 from ..errors import ProjectFileError
+from ._h5files import HDF5_SIGNATURE as _HDF5_SIGNATURE
+from ._h5files import attr_str as _attr_str
+from ._h5files import fsync_path as _fsync_path
+from ._h5files import looks_like_hdf5, sync_folder
+from ._h5files import one_line as _one_line
 
 __all__ = [
     "Project",
@@ -64,7 +69,6 @@ _CHECKSUM_ATTR = "content_sha256"
 _LIBVER = ("v110", "v110")
 _COMPRESS_ABOVE = 4096  # bytes; smaller arrays stay contiguous (chunking costs more than it saves)
 _MAX_EXACT_INT = 2**53  # largest integer a float64 history column holds exactly
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass
@@ -566,12 +570,6 @@ def _load_v1(root: _Group) -> Project:
     return project
 
 
-def _attr_str(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 def _summary_v1(f: h5py.File) -> dict[str, Any]:
     docs = f["json"]
 
@@ -657,15 +655,6 @@ def _now_iso() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _fsync_path(path: Path, *, directory: bool = False) -> None:
-    flags = os.O_RDONLY if directory else os.O_RDWR
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_project(path: str | os.PathLike, project: Project, *, embed_data: bool = True) -> Path:
     """Write ``project`` to ``path`` atomically.
 
@@ -746,15 +735,7 @@ def _atomic_write(path: Path, root: _Group) -> None:
         if isinstance(exc, OSError) and not isinstance(exc, ProjectFileError):
             raise ProjectFileError(f"{path}: could not save the project ({_one_line(exc)})") from exc
         raise
-    try:
-        _fsync_path(directory, directory=True)  # make the rename itself durable
-    except OSError:
-        pass
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    sync_folder(directory)  # make the rename itself durable
 
 
 @contextmanager
@@ -769,7 +750,7 @@ def _open_project(path: Path) -> Iterator[tuple[h5py.File, int]]:
         raise ProjectFileError(f"{path}: is a folder, not a project file") from None
     except OSError as exc:
         raise ProjectFileError(f"{path}: cannot be opened ({_one_line(exc)})") from None
-    if head != _HDF5_SIGNATURE and not _is_hdf5(path):
+    if not looks_like_hdf5(head, path):
         raise ProjectFileError(f"{path}: not a DPSOM Studio project (not an HDF5 file)")
     try:
         f = h5py.File(path, "r", locking=False)
@@ -796,13 +777,6 @@ def _open_project(path: Path) -> Iterator[tuple[h5py.File, int]]:
         if version not in _LOADERS:
             raise ProjectFileError(f"{path}: unknown project format version {version}")
         yield f, version
-
-
-def _is_hdf5(path: Path) -> bool:
-    try:
-        return bool(h5py.is_hdf5(path))
-    except Exception:
-        return False
 
 
 def load_project(path: str | os.PathLike) -> Project:

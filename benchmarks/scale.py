@@ -65,6 +65,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._machine import load_average  # noqa: E402
+
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 QUICK_SIZES = (1_000, 10_000)
 N_FEATURES, MAX_HOURS, MIN_HOURS = 16, 72, 24
@@ -90,13 +92,6 @@ def _peak_rss_bytes() -> int:
         pass
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
-def _load() -> str:
-    try:
-        return "%.1f %.1f %.1f" % os.getloadavg()
-    except OSError:
-        return "n/a"
 
 
 # ----------------------------------------------------------------------------- cohorts
@@ -520,7 +515,7 @@ def main(argv=None) -> None:
 
     linear = "torch's default GEMM" if args.default_gemm or not nets.FAST_CPU_LINEAR else "oneDNN"
     print(f"cohorts: synthetic ICU stays, {N_FEATURES} variables, {MIN_HOURS}-{MAX_HOURS} h; CPU linear layers: "
-          f"{linear}; load average at start: {_load()}")
+          f"{linear}; load average at start: {load_average()}")
 
     tmp = None
     if args.keep:
@@ -547,11 +542,11 @@ def main(argv=None) -> None:
                 for data_path in paths:
                     if data_path == "memory" and args.memory_up_to is not None and size > args.memory_up_to:
                         continue
-                    load_before = _load()
+                    load_before = load_average()
                     run = run_one(path, data_path, procs, threads, args, work / "runs" / f"{size}-{procs}-{data_path}")
                     s = summarise(run)
                     row = format_row(size, procs, data_path, s, run, cuda)
-                    print(f"  {row.strip()}   (run {run['wall']:.0f} s, load {load_before} -> {_load()})",
+                    print(f"  {row.strip()}   (run {run['wall']:.0f} s, load {load_before} -> {load_average()})",
                           flush=True)
                     rows.append(row)
                     results.append({"size": size, "procs": procs, "path": data_path, "summary": s,
@@ -574,7 +569,7 @@ def main(argv=None) -> None:
           "steps per second over the whole cohort; target s: target refresh at the start of an epoch; peak RSS: "
           "peak resident memory (VmHWM) of each process; rise: the largest peak above a process's peak before "
           "it opened the cohort (model, optimiser, kernels' caches and data)."
-          f"\nload average at the end: {_load()}")
+          f"\nload average at the end: {load_average()}")
 
 
 if __name__ == "__main__":

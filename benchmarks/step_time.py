@@ -46,6 +46,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._machine import load_average  # noqa: E402
 from core import losses as L  # noqa: E402
 from core import nets  # noqa: E402
 from core.config import make_config  # noqa: E402
@@ -293,13 +294,6 @@ def torch_profile(device: str, precision: str, rows: int, n_steps: int = 4, top:
 
 
 # ---------------------------------------------------------------------------- main
-def _load() -> str:
-    try:
-        return "/".join(f"{v:.1f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="all", help="cpu, cuda or all (the CPU plus CUDA when present)")
@@ -327,7 +321,7 @@ def main(argv=None) -> None:
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     fast = getattr(nets, "FAST_CPU_LINEAR", None)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {args.clock} clock, "
-          f"float32 CPU layers via {'oneDNN' if fast else 'the default GEMM'}; load average {_load()}")
+          f"float32 CPU layers via {'oneDNN' if fast else 'the default GEMM'}; load average {load_average('/')}")
 
     flops = model_flops(nets.DPSOMNet(N_FEATURES, 64, reference_config("cpu", "float32", 1).network, "bernoulli"))
     print("model GFLOP per step: " + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in flops.items()))
@@ -340,7 +334,7 @@ def main(argv=None) -> None:
         for prec in precisions:
             gemm_before = gemm_throughput(device)
             steps: dict[str, list[float]] = {}
-            load_before = _load()
+            load_before = load_average('/')
             for r in range(args.repeats):
                 for k, v in time_phases(dev, prec, args.rows, args.epochs, seed=r).items():
                     steps.setdefault(k, []).extend(v)
@@ -351,7 +345,7 @@ def main(argv=None) -> None:
             bf16 = statistics.median([g["bf16"] for g in (gemm_before, gemm_after)])
             print(f"\n{dev} {prec}: GEMM {GEMM[0]}x{GEMM[1]} @ {GEMM[1]}x{GEMM[2]} GFLOP/s "
                   + "; ".join(f"{k} {gemm_before[k]:.0f} -> {gemm_after[k]:.0f}" for k in gemm_before)
-                  + f"  (load {load_before} -> {_load()})")
+                  + f"  (load {load_before} -> {load_average('/')})")
             for phase in ("pretrain", "som_init", "joint"):
                 v = steps.get(phase, [])
                 if not v:
@@ -377,7 +371,7 @@ def main(argv=None) -> None:
     for dev, prec, phase, med, mn, n, bound, bound_default, ref in rows:
         print(f"{dev:7}{prec:10}{phase:10}{med:8.3f}{mn:8.3f}{n:6d}{bound:8.3f}{med / bound:8.2f}"
               f"{med / bound_default:8.2f}{ref:8.3f}{ref / med:8.2f}")
-    print(f"load average at the end: {_load()}")
+    print(f"load average at the end: {load_average('/')}")
 
     if args.profile or args.torch_profile:
         for dev in devices:
@@ -387,7 +381,7 @@ def main(argv=None) -> None:
                 if args.profile:
                     parts = profile_joint_step(device, prec, repeats=7)
                     total = sum(s for name, s in parts if not name.startswith("("))
-                    print(f"\nparts of one joint step, {dev} {prec} (each timed alone; load {_load()})")
+                    print(f"\nparts of one joint step, {dev} {prec} (each timed alone; load {load_average('/')})")
                     for name, s in parts:
                         share = "" if name.startswith("(") else f" {100 * s / total:5.1f} %"
                         print(f"  {name:42}{s:8.4f} s{share}")

@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._machine import load_average  # noqa: E402
 from core.config import make_config  # noqa: E402
 from core.model import TDPSOM  # noqa: E402
 
@@ -128,9 +129,8 @@ def main(argv=None) -> None:
           f"{cfg.grid.height}x{cfg.grid.width} grid, hidden {cfg.network.hidden}, latent {cfg.network.latent_dim}, "
           f"LSTM {cfg.network.lstm_dim} ({cfg.network.lstm_gates} gates), batch norm {cfg.network.bn_mode}, "
           f"{args.precision}")
-    load = "%.1f %.1f %.1f" % os.getloadavg() if hasattr(os, "getloadavg") else "n/a"
     print(f"torch {torch.__version__}; CPU: {torch.get_num_threads()} threads of {os.cpu_count()} cores, "
-          f"load average {load}")
+          f"load average {load_average()}")
 
     results = {}
     for device in devices:

@@ -32,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._machine import load_average  # noqa: E402
 from core import analysis as A  # noqa: E402
 from core.data.preprocessing import Preprocessor  # noqa: E402
 from core.data.synthetic import APACHE_HORIZONS, make_icu_cohort  # noqa: E402
@@ -40,13 +41,6 @@ from core.training import schedule_steps  # noqa: E402
 from core.workflow import propose_config  # noqa: E402
 
 HORIZON = 6
-
-
-def load() -> str:
-    try:
-        return "%.1f %.1f %.1f" % os.getloadavg()
-    except OSError:
-        return "n/a"
 
 
 def train(cfg, X, mask, lengths, smooth: float, seed: int) -> tuple[TDPSOM, float]:
@@ -115,11 +109,11 @@ def main(argv=None) -> None:
           f"hidden {cfg.network.hidden}, latent {cfg.network.latent_dim}, LSTM {cfg.network.lstm_dim}, "
           f"batch {cfg.train.batch_size}, {schedule_steps(cfg, ds.n_samples)} optimiser steps")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
-          f"load average before: {load()}")
+          f"load average before: {load_average()}")
 
     model, seconds = train(cfg, X, mask, lengths, 1.0, args.seed)
     print(f"training: {seconds:.1f} s ({model.n_iter_} steps, {1e3 * seconds / max(1, model.n_iter_):.1f} ms/step), "
-          f"load average after: {load()}")
+          f"load average after: {load_average()}")
 
     grid = model.grid_
     k = grid.n_nodes

@@ -412,9 +412,8 @@ def _where_stopped(run) -> str:
 def _train_cohort(args, out: Path) -> int:
     """``dpsom train COHORT.h5``: train from the file batch by batch, without loading it."""
     from .cohort_run import CohortRun
-    from .config import make_config
     from .io.cohort_h5 import Cohort
-    from .workflow import suggest_grid
+    from .workflow import propose_config_for_counts
 
     cohort = Cohort(args.data)  # always referred to from the project, never embedded
     model = args.model or ("tdpsom" if cohort.temporal else "dpsom")
@@ -422,9 +421,8 @@ def _train_cohort(args, out: Path) -> int:
         kind = "patient time series" if cohort.temporal else "a table"
         raise InputError(f"--model {model} does not suit this cohort, which holds {kind}", path=args.data)
     n_points = int(cohort.lengths.sum()) if cohort.temporal else cohort.n_samples
-    cfg = make_config(model, args.preset, input_kind="table")
-    h, w = suggest_grid(n_points)
-    cfg = cfg.replace(**{"grid.height": h, "grid.width": w, "train.device": args.device})
+    # The same proposal as for the data loaded whole (dpsom train data.csv).
+    cfg = propose_config_for_counts(cohort.temporal, cohort.n_samples, n_points, args.preset, device=args.device)
     cfg = _apply_train_options(args, cfg, model)
     cluster = _cluster(args)
     run = CohortRun(cohort, cfg)

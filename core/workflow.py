@@ -30,8 +30,8 @@ from .nets import count_parameters
 from .progress import TrainProgress
 from .training import available_devices, phase_epochs, schedule_steps, select_device
 
-__all__ = ["ModelRun", "TrainingRun", "assign", "propose_config", "suggest_grid", "suggest_series_batch",
-           "available_devices", "DEFAULT_PREPROCESSING"]
+__all__ = ["ModelRun", "TrainingRun", "assign", "propose_config", "propose_config_for_counts", "suggest_grid",
+           "suggest_series_batch", "available_devices", "DEFAULT_PREPROCESSING"]
 
 #: Preprocessing used when none is chosen: z-scores, forward fill without limit, medians.
 DEFAULT_PREPROCESSING = {"scaling": "zscore", "clip_quantiles": None, "ffill_limit": None, "impute": "median"}
@@ -92,15 +92,40 @@ def propose_config(dataset: Dataset, preset: str = "quick", *, device: str = "au
     -------
     Config
     """
-    model = "tdpsom" if dataset.is_series else "dpsom"
-    cfg = make_config(model, preset)
+    return propose_config_for_counts(dataset.is_series, dataset.n_samples, dataset.n_points, preset, device=device)
+
+
+def propose_config_for_counts(temporal: bool, n_samples: int, n_points: int, preset: str = "quick", *,
+                              device: str = "auto") -> Config:
+    """The proposal of :func:`propose_config` from counts alone, for data not held in memory.
+
+    A cohort file read in shards (``dpsom train COHORT.h5``) gets the same settings as the
+    same data loaded as a :class:`Dataset`.
+
+    Parameters
+    ----------
+    temporal : bool
+        Patient time series (T-DPSOM) rather than a table (DPSOM).
+    n_samples : int
+        Rows of a table, or patients of a cohort.
+    n_points : int
+        Points the map is fitted to: rows, or real time steps over all patients.
+    preset : {"quick", "paper"}
+    device : str
+        Saved in the configuration (``"auto"`` picks a GPU when there is one).
+
+    Returns
+    -------
+    Config
+    """
+    cfg = make_config("tdpsom" if temporal else "dpsom", preset)
     changes: dict = {"train.device": device}
     if preset == "quick":
-        h, w = suggest_grid(dataset.n_points)
-        if cfg.grid.n_nodes > dataset.n_points or (h * w) < cfg.grid.n_nodes:
+        h, w = suggest_grid(n_points)
+        if cfg.grid.n_nodes > n_points or (h * w) < cfg.grid.n_nodes:
             changes["grid.height"], changes["grid.width"] = h, w
-        batch = suggest_series_batch(dataset.n_samples) if dataset.is_series else cfg.train.batch_size
-        changes["train.batch_size"] = int(min(batch, max(2, dataset.n_samples)))
+        batch = suggest_series_batch(n_samples) if temporal else cfg.train.batch_size
+        changes["train.batch_size"] = int(min(batch, max(2, n_samples)))
     return cfg.replace(**changes).validate()
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.config import make_config
+from core.config import Config, make_config
 from core.data.demo import demo_icu, demo_table
 from core.errors import InputError
 from core.io.project_h5 import load_project, save_project
@@ -120,3 +120,21 @@ def test_stability_across_seeds(table):
     matrix = np.asarray(res["assignment"]["matrix"])
     assert matrix.shape == (3, 3) and np.allclose(np.diag(matrix), 1.0)
     assert -1.0 <= res["assignment"]["mean"] <= 1.0
+
+
+def test_cohort_file_gets_the_proposal_of_the_same_data_in_memory(tmp_path):
+    """``dpsom train COHORT.h5`` proposes what ``propose_config`` proposes for the data loaded whole."""
+    from core.cli import main
+    from core.data.preprocessing import Preprocessor
+    from core.io.cohort_h5 import cohort_from_dataset
+
+    icu = demo_icu("demo")  # 2,000 patients: the proposal differs from the preset's batch and grid rule
+    expected = propose_config(icu)
+    assert expected.train.batch_size == suggest_series_batch(icu.n_samples) == 100
+    cohort = cohort_from_dataset(icu, Preprocessor().fit(icu), tmp_path / "icu-cohort.h5")
+    project = tmp_path / "p.h5"
+    assert main(["train", str(cohort), "--out", str(project), "--max-steps", "1", "--quiet"]) == 0
+    cfg = Config.from_dict(load_project(project).config)
+    assert (cfg.grid.height, cfg.grid.width) == (expected.grid.height, expected.grid.width)
+    assert cfg.train.batch_size == expected.train.batch_size
+    assert cfg.network == expected.network

@@ -8,6 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ._throttle import RedrawThrottle
+from .signed_log import SignedLogAxis, linear_width, signed_log
 
 __all__ = ["LossView", "TERM_TITLES", "PHASE_SHORT"]
 
@@ -56,7 +57,9 @@ class LossView(QWidget):
 
     Curves are created once and only their data change; they use downsampling and
     clip-to-view so hundreds of thousands of steps stay smooth. Phase starts are marked
-    with a labelled vertical line.
+    with a labelled vertical line. The logarithmic scale is a signed one
+    (:mod:`.signed_log`): terms that turn negative, such as a Gaussian likelihood once the
+    model fits well, stay on the plot.
 
     Signals
     -------
@@ -74,17 +77,20 @@ class LossView(QWidget):
         self._phase_lines: dict[str, pg.InfiniteLine] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._last_step = 0
+        self._width: float | None = None  # linear band of the signed log scale in use
 
         self._log_box = QCheckBox("Logarithmic scale")
         self._log_box.setToolTip("Show the losses on a logarithmic scale, so both large early values "
-                                 "and small late changes are visible. Only positive values are drawn.")
+                                 "and small late changes are visible. Terms that turn negative (a "
+                                 "likelihood can) are drawn below zero, where the scale mirrors itself.")
         self._log_box.setChecked(log_scale)
         self._log_box.toggled.connect(self._on_log_box_toggled)
         help_label = QLabel("Lower is better. Curves that flatten mean the phase has learnt what it can.")
         help_label.setProperty("role", "hint")
         help_label.setWordWrap(True)
 
-        self._plot = pg.PlotWidget(background="w")
+        self._axis = SignedLogAxis("left")
+        self._plot = pg.PlotWidget(background="w", axisItems={"left": self._axis})
         item = self._plot.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.15)
         item.setLabel("bottom", "training step")
@@ -93,7 +99,6 @@ class LossView(QWidget):
         for axis in ("left", "bottom"):
             item.getAxis(axis).setPen(pg.mkPen("#90a4ae"))
             item.getAxis(axis).setTextPen(pg.mkPen("#37474f"))
-        item.setLogMode(y=log_scale)
         # Long runs stay smooth: draw only the visible range, at most a few points per pixel.
         item.setDownsampling(auto=True, mode="peak")
         item.setClipToView(True)
@@ -219,12 +224,20 @@ class LossView(QWidget):
         self._phase_lines[phase] = line
 
     def _redraw(self) -> None:
-        log = self.log_scale
+        if self.log_scale:
+            # The band follows the data in powers of ten; when it moves, every curve is redrawn.
+            width = linear_width([b.y[: b.n][:: max(1, b.n // 2000)] for b in self._buffers.values()])
+        else:
+            width = None
+        if width != self._width:
+            self._width = width
+            self._axis.set_linear_width(width)
+            self._dirty = set(self._buffers)
         for key in self._dirty:
             b = self._buffers[key]
             y = b.y[: b.n]
-            if log:
-                y = np.where(y > 0, y, np.nan)
+            if width is not None:
+                y = signed_log(y, width)
             self._curves[key].setData(b.x[: b.n], y, connect="finite")
         self._dirty.clear()
 
@@ -234,8 +247,6 @@ class LossView(QWidget):
                 curve.setVisible(on)
 
     def _on_log_box_toggled(self, on: bool) -> None:
-        self._plot.getPlotItem().setLogMode(y=on)
-        self._dirty = set(self._buffers)
         self._throttle.request()
         self._throttle.flush()
         self.log_scale_changed.emit(on)

@@ -170,7 +170,7 @@ def test_loss_log_scale_toggle_and_term_visibility(qtbot):
     toggled = []
     view.log_scale_changed.connect(toggled.append)
     view.set_log_scale(True)
-    assert toggled == [True] and view.plot_item().ctrl.logYCheck.isChecked()
+    assert toggled == [True] and view.log_scale
     assert (np.abs(linear.astype(int) - widget_pixels(view._plot).astype(int)) > 40).mean() > 0.001
     view.set_term_visible("elbo", False)
     assert not view._curves[("joint", "elbo")].isVisible()
@@ -178,17 +178,53 @@ def test_loss_log_scale_toggle_and_term_visibility(qtbot):
     assert view.curve_keys() == []
 
 
-def test_non_positive_losses_are_left_out_on_a_log_scale(qtbot):
-    view = shown(qtbot, LossView(log_scale=True), (520, 320))
+class _Rec:
+    def __init__(self, step, losses, phase="joint"):
+        self.phase, self.step, self.losses = phase, step, losses
 
-    class Rec:
-        def __init__(self, step, value):
-            self.phase, self.step, self.losses = "pretrain", step, {"elbo": value}
 
-    view.append([Rec(1, 2.0), Rec(2, -1.0), Rec(3, 0.5)])
+def test_losses_that_turn_negative_stay_drawn_on_the_log_scale(qtbot):
+    """A likelihood term crossing zero is drawn on both sides of it, large values compressed."""
+    view = shown(qtbot, LossView(log_scale=True), (520, 360))
+    steps = np.arange(1, 201)
+    elbo = 2000.0 * np.exp(-steps / 15.0) - 40.0  # 1,800 down to -40: crosses zero near step 60
+    view.append([_Rec(int(t), {"total": 5.0, "elbo": float(v)}) for t, v in zip(steps, elbo)])
     view.flush()
-    x, y = view._curves[("pretrain", "elbo")].getData()
-    assert np.isnan(np.asarray(y)).sum() <= 1 and len(x) >= 2
+    x, y = view._curves[("joint", "elbo")].getData()
+    assert len(x) == 200 and np.isfinite(y).all()
+    assert np.all(np.diff(y) < 0)  # order kept: the scale is monotonic
+    assert y[0] > 2.5 and y[-1] < -0.5 and y[0] - y[10] < 1.0  # decades compressed, sign kept
+
+    # The curve's colour is drawn above and below the zero line.
+    pixels = widget_pixels(view._plot).astype(int)
+    green = (np.abs(pixels[..., :3] - (0x2E, 0x7D, 0x6B)).sum(axis=2) < 60)
+    rows = np.flatnonzero(green.any(axis=1))
+    vb = view.plot_item().getViewBox()
+    zero_row = vb.mapViewToScene(QPointF(0.0, 0.0)).y() - view._plot.mapToScene(0, 0).y()
+    assert rows.min() < zero_row - 40 and rows.max() > zero_row + 20
+
+    labels = view._axis.tickStrings(*_left_ticks(view))
+    assert "0" in labels and any(s.startswith("-") for s in labels) and "1000" in labels
+
+
+def _left_ticks(view):
+    lo, hi = view.plot_item().getViewBox().viewRange()[1]
+    (spacing, values), *_ = view._axis.tickValues(lo, hi, 300)
+    return values, 1.0, spacing
+
+
+def test_signed_log_scale_round_trips_and_follows_the_data():
+    from dpsom_gui.views.signed_log import linear_width, signed_exp, signed_log
+
+    y = np.array([-1e4, -3.0, -0.01, 0.0, 0.02, 7.0, 1e5])
+    t = signed_log(y, 0.01)
+    assert np.all(np.diff(t) > 0) and t[3] == 0 and np.all(np.sign(t) == np.sign(y))
+    np.testing.assert_allclose(signed_exp(t, 0.01), y, rtol=1e-12, atol=1e-15)
+    # A decade of values far from zero spans one unit, as on a logarithmic axis.
+    assert signed_log(1e4, 0.01) - signed_log(1e3, 0.01) == pytest.approx(1.0, abs=1e-4)
+    values = np.concatenate([np.geomspace(0.05, 20, 500), [0.0, np.nan, 1e-9]])
+    assert linear_width([values]) == 0.001  # a decade below the 5th percentile (0.067)
+    assert linear_width([]) == 1.0 and linear_width([np.zeros(3)]) == 1.0
 
 
 # ------------------------------------------------------------------------ data

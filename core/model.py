@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import losses as L
-from .config import Config, make_config
+from .config import Config, make_config, suggest_series_batch
 from .distributed import Cluster
 from .errors import InputError, NotFittedError
 from .grid import SOMGrid
@@ -120,6 +120,18 @@ class _SOMEstimator:
             cfg = cfg.replace(**changes)
         return cfg.validate()
 
+    def _fit_config(self, X) -> Config:
+        """:meth:`resolved_config` with what depends on the training data filled in.
+
+        The quick T-DPSOM schedule counts epochs, so without a batch size of the user's its
+        batch follows the cohort (:func:`~core.config.suggest_series_batch`), as in the app.
+        """
+        cfg = self.resolved_config()
+        if self._temporal and self.config is None and self.batch_size is None and self.preset == "quick":
+            n_patients = X.n_samples if _is_cohort(X) else len(X)
+            cfg = cfg.replace(**{"train.batch_size": suggest_series_batch(n_patients)}).validate()
+        return cfg
+
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, *, mask=None, lengths=None, callback: Callable[[TrainProgress], bool | None] | None = None):
         """Train on ``X``; ``y`` is ignored (labels never reach the loss).
@@ -185,7 +197,7 @@ class _SOMEstimator:
             else:
                 self.trainer_.data = data
         else:
-            cfg = self.resolved_config()
+            cfg = self._fit_config(X)
             data = self._prepare(X, mask, lengths, fitting=True, cfg=cfg)
             self._build(cfg, data)
         return self._run()
@@ -575,10 +587,10 @@ class TDPSOM(_SOMEstimator):
     loss, statistic or output).
 
     Parameters are those of :class:`DPSOM`; ``weights`` also accepts ``smooth`` and ``pred``.
-    The ``quick`` preset trains 16 patients per batch, about 20 steps per epoch at 300
-    patients; for larger cohorts pass ``batch_size=core.workflow.suggest_series_batch(N)``
-    (what the app and ``dpsom train`` do), which keeps about 20 steps per epoch: with 16,
-    2,000 patients lost about 0.09 NMI with the true state on the synthetic cohort.
+    Unless ``batch_size`` (or a ``config``) is given, the ``quick`` preset's batch follows the
+    cohort: about 20 steps per epoch, 16 to 256 patients
+    (:func:`core.config.suggest_series_batch`, as in the app and ``dpsom train``). With a
+    fixed 16, 2,000 patients lost about 0.09 NMI with the true state on the synthetic cohort.
 
     Examples
     --------

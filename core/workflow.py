@@ -18,7 +18,7 @@ import torch
 
 from . import __version__
 from .analysis import hit_map, umatrix
-from .config import Config, make_config
+from .config import Config, make_config, suggest_series_batch
 from .data.dataset import Dataset
 from .data.preprocessing import Preprocessor
 from .data.validation import check_grid_size
@@ -49,33 +49,6 @@ def suggest_grid(n_points: int) -> tuple[int, int]:
     while side > 2 and side * side > n_points:
         side -= 1
     return side, side
-
-
-def suggest_series_batch(n_patients: int, steps_per_epoch: int = 20, smallest: int = 16, largest: int = 256) -> int:
-    """Patients per batch for the quick T-DPSOM schedule: about ``steps_per_epoch`` batches.
-
-    The quick schedule counts epochs and refreshes the target distribution once per epoch,
-    so with a fixed batch a larger cohort runs many more steps per refresh and in all. On the
-    synthetic ICU cohort a fixed 16 patients per batch (about 20 steps per epoch at 300
-    patients) lost 0.09 NMI with the true state at 2,000 patients (125 steps per epoch);
-    100 patients per batch restored it (benchmarks/tdpsom_synthetic.py).
-
-    Parameters
-    ----------
-    n_patients : int
-        Patients in the training cohort.
-    steps_per_epoch : int, default 20
-        Batches per epoch to aim for.
-    smallest, largest : int, default 16 and 256
-        Bounds: small cohorts keep enough patients per step, and a batch stays near the
-        reference's 300 patients x 72 h in memory.
-
-    Returns
-    -------
-    int
-        Patients per batch (may exceed a tiny cohort; the trainer caps it at the cohort).
-    """
-    return int(max(smallest, min(largest, math.ceil(max(1, n_patients) / steps_per_epoch))))
 
 
 def propose_config(dataset: Dataset, preset: str = "quick", *, device: str = "auto") -> Config:

@@ -38,6 +38,18 @@ def _tiny_tdpsom(**kw):
     return TDPSOM(**params)
 
 
+def test_quick_tdpsom_batch_follows_the_cohort_unless_given():
+    x, lengths = _series(n=400, t=4, d=3)
+    fit = dict(lengths=lengths)
+    auto = TDPSOM(som_shape=(3, 3), latent_dim=4, max_steps=1, random_state=0).fit(x, **fit)
+    assert auto.batch_size is None and auto.config_.train.batch_size == 20  # 400 patients / 20 steps
+    assert auto.resolved_config().train.batch_size == 16  # the preset's, before seeing data
+    given = TDPSOM(som_shape=(3, 3), latent_dim=4, max_steps=1, batch_size=16, random_state=0).fit(x, **fit)
+    assert given.config_.train.batch_size == 16
+    paper = TDPSOM(preset="paper", som_shape=(3, 3), latent_dim=4, max_steps=1, random_state=0)
+    assert paper.fit(x[:40], lengths=lengths[:40]).config_.train.batch_size == paper.resolved_config().train.batch_size
+
+
 def test_init_stores_arguments_only():
     est = DPSOM(som_shape=(0, -4), preset="nonsense")
     assert est.som_shape == (0, -4) and not est.is_fitted

@@ -49,10 +49,11 @@ def linear_width(samples: list[np.ndarray]) -> float:
 
 
 def _label(y: float) -> str:
+    y = float(f"{y:.6g}")  # six digits absorb the round trip through the scale: 1e5, not 99999.99
     if y == 0:
         return "0"
     if 1e-3 <= abs(y) < 1e5:
-        return f"{y:.6g}"  # six digits absorb the round trip through the scale: 10000, not 9999.99
+        return f"{y:g}"
     mantissa, exponent = f"{y:.1e}".split("e")
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 

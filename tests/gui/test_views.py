@@ -227,6 +227,21 @@ def test_signed_log_scale_round_trips_and_follows_the_data():
     assert linear_width([]) == 1.0 and linear_width([np.zeros(3)]) == 1.0
 
 
+def test_signed_log_axis_labels_decades_and_falls_back_to_even_ticks(qtbot):
+    from dpsom_gui.views.signed_log import SignedLogAxis, signed_log
+
+    axis = SignedLogAxis("left")
+    axis.set_linear_width(0.01)
+    (spacing, values), *_ = axis.tickValues(-0.5, signed_log(2e6, 0.01), 400)
+    assert axis.tickStrings(values, 1.0, spacing) == ["0", "0.1", "1", "10", "100", "1000", "10000", "1e5", "1e6"]
+    # Zoomed in between two decades: evenly spaced values, still in the data's units.
+    levels = axis.tickValues(signed_log(150.0, 0.01), signed_log(170.0, 0.01), 300)
+    labels = [float(s) for spacing, values in levels[:1] for s in axis.tickStrings(values, 1.0, spacing)]
+    assert len(labels) >= 2 and all(150 <= v <= 170 for v in labels) and len(set(np.diff(labels).round(6))) == 1
+    axis.set_linear_width(None)  # a plain axis again
+    assert axis.tickStrings([0.5], 1.0, 0.5) == ["0.5"]
+
+
 # ------------------------------------------------------------------------ data
 def test_data_view_rows_for_a_series_are_real_patient_steps(qtbot):
     ds = make_series()

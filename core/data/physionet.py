@@ -23,6 +23,7 @@ import pandas as pd
 from ..errors import InputError
 from . import validation
 from .dataset import Dataset
+from .inspection import FileInspection
 from .timeseries import SeriesParts, build_series
 
 __all__ = [
@@ -387,11 +388,9 @@ def inspect_physionet2012(path, nrows: int = 200):
 
     Returns
     -------
-    core.data.readers.FileInspection
+    FileInspection
         ``suggested_format`` is ``"physionet2012"``; ``n_rows_estimate`` counts the stays.
     """
-    from .readers import FileInspection
-
     p = Path(path)
     files, outcome_files, other = _record_files(p)
     if not files:

@@ -1,0 +1,180 @@
+"""Format inference: which column is the id, the time, a variable, a value, a label.
+
+Everything here judges column names and the kinds of a preview's cells; nothing reads a file.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings as _warnings
+from collections.abc import Sequence
+
+import pandas as pd
+
+from .. import validation
+from .columns import _as_text
+from .sniff import _is_number
+
+#: Text columns with at most this many distinct values become one-hot features.
+MAX_CATEGORY_LEVELS = 10
+_CLOCK = re.compile(r"^\d{1,4}:[0-5]\d(:[0-5]\d(\.\d*)?)?$")
+_UNIT_IN_NAME = re.compile(r"^(.*?)\s*[\(\[]\s*([^\)\]]{1,20})\s*[\)\]]\s*$")
+
+
+_ID_NAMES = {"id", "ids", "pid", "patient", "patients", "patientid", "subject", "subjectid",
+             "stay", "stayid", "icustayid", "hadmid", "record", "recordid", "encounter",
+             "encounterid", "patientunitstayid", "mrn", "caseid", "case"}
+_TIME_WORDS = {"time", "hour", "hours", "charttime", "offset", "minute", "minutes", "timestamp",
+               "datetime", "date", "t", "step", "chartoffset", "day", "days", "observationoffset"}
+_LABEL_WORDS = {"death", "died", "mortality", "outcome", "outcomes", "label", "labels", "class",
+                "state", "severity", "score", "survival", "survived", "expired", "target",
+                "diagnosis", "sofa", "saps", "apache", "los", "subgroup", "cluster",
+                "phenotype"}
+_VAR_WORDS = {"variable", "var", "parameter", "param", "item", "itemid", "measurement",
+              "name", "feature", "code", "test", "labname", "vital", "signal", "key", "concept"}
+_VALUE_WORDS = {"value", "val", "valuenum", "result", "reading", "amount", "num", "obs",
+                "labresult", "observation"}
+
+
+def _tokens(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return [t for t in re.split(r"[^a-z0-9]+", spaced.lower()) if t]
+
+
+def _id_score(name: str) -> int:
+    toks = _tokens(name)
+    joined = "".join(toks)
+    if not toks or joined in {"itemid"} or _label_hint(name):
+        return 0
+    if joined == "id":
+        return 4
+    if joined in _ID_NAMES:
+        return 3
+    if toks[-1] in ("id", "ids") or any(t in ("patient", "stay", "subject") for t in toks):
+        return 2
+    return 0
+
+
+def _time_score(name: str) -> int:
+    toks = _tokens(name)
+    joined = "".join(toks)
+    if not toks or _label_hint(name):
+        return 0
+    if joined in _TIME_WORDS:
+        return 3
+    if any(t in _TIME_WORDS for t in toks) or "time" in joined or "offset" in joined:
+        return 2
+    return 0
+
+
+def _label_hint(name: str) -> bool:
+    toks = _tokens(name)
+    if any(t in _LABEL_WORDS for t in toks):
+        return True
+    return "length" in toks and "stay" in toks
+
+
+def _var_hint(name: str) -> bool:
+    return any(t in _VAR_WORDS for t in _tokens(name))
+
+
+def _value_hint(name: str) -> bool:
+    return any(t in _VALUE_WORDS for t in _tokens(name))
+
+
+def _split_unit(name: str) -> str:
+    m = _UNIT_IN_NAME.match(str(name))
+    return m.group(2).strip() if m else ""
+
+
+def _names(items: Sequence, limit: int = 8) -> str:
+    return validation._list_names([str(i) for i in items], limit)
+
+
+def _preview_kinds(df: pd.DataFrame, decimal: str) -> dict[str, str]:
+    kinds = {}
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            kinds[c] = "time"
+            continue
+        text, nonempty = _as_text(s)
+        cells = [str(v) for v in text[nonempty]]
+        if not cells:
+            kinds[c] = "empty"
+            continue
+        num = sum(1 for v in cells if _is_number(v if decimal == "." else v.replace(",", ".")))
+        if num >= 0.9 * len(cells):
+            kinds[c] = "numeric"
+        elif sum(1 for v in cells if _CLOCK.match(v)) == len(cells) or _looks_like_dates(cells):
+            kinds[c] = "time"
+        elif len(set(cells)) <= MAX_CATEGORY_LEVELS:
+            kinds[c] = "categorical"
+        else:
+            kinds[c] = "text"
+    return kinds
+
+
+def _looks_like_dates(cells: list[str]) -> bool:
+    sample = [c for c in cells[:50] if re.search(r"\d", c)]
+    if len(sample) < len(cells[:50]) or not sample:
+        return False
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        try:
+            parsed = pd.to_datetime(pd.Series(sample), errors="coerce", format="mixed")
+        except (ValueError, TypeError, OverflowError):
+            return False
+    return bool(parsed.notna().all())
+
+
+def _suggest(columns: list[str], kinds: dict[str, str]) -> tuple[str, dict[str, str], dict]:
+    """Suggested format, roles and role columns from names and kinds."""
+    roles = {c: "feature" for c in columns}
+    picks: dict[str, str | None] = {"id": None, "time": None, "variable": None, "value": None}
+    ids = sorted((c for c in columns if _id_score(c) and kinds[c] != "empty"),
+                 key=lambda c: -_id_score(c))
+    if ids:
+        picks["id"] = ids[0]
+    times = sorted((c for c in columns if c != picks["id"] and kinds[c] != "empty"
+                    and (_time_score(c) or (kinds[c] == "time" and not _label_hint(c)))),
+                   key=lambda c: -(_time_score(c) + (2 if kinds[c] == "time" else 0)))
+    if times:
+        picks["time"] = times[0]
+    for c in columns:
+        if kinds[c] == "empty":
+            roles[c] = "ignore"
+        elif c == picks["id"]:
+            roles[c] = "id"
+        elif c in ids:
+            roles[c] = "ignore"
+        elif _label_hint(c):
+            roles[c] = "label"
+        elif kinds[c] == "text":
+            roles[c] = "ignore"
+    fmt = "table"
+    if picks["id"] and picks["time"]:
+        roles[picks["time"]] = "time"
+        rest = [c for c in columns if roles[c] in ("feature", "ignore") and kinds[c] != "empty"
+                and c not in (picks["id"], picks["time"])]
+        var = [c for c in rest if kinds[c] in ("categorical", "text") and _var_hint(c)]
+        if not var:
+            var = [c for c in rest if kinds[c] in ("categorical", "text")]
+        val = [c for c in rest if kinds[c] == "numeric" and _value_hint(c)]
+        numeric_rest = [c for c in rest if kinds[c] == "numeric"]
+        if not val and len(numeric_rest) == 1:
+            val = numeric_rest
+        # A text column next to one numeric column is long format only when a name says so;
+        # otherwise it is a categorical feature of a wide file (e.g. "sex" next to "hr").
+        if var and len(val) == 1 and (_var_hint(var[0]) or _value_hint(val[0])):
+            fmt = "long"
+            picks["variable"], picks["value"] = var[0], val[0]
+            roles[var[0]], roles[val[0]] = "variable", "value"
+            for c in rest:
+                if roles[c] == "feature":
+                    roles[c] = "ignore"
+        else:
+            fmt = "wide"
+    else:
+        picks["time"] = None
+    return fmt, roles, picks

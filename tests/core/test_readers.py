@@ -358,3 +358,44 @@ def test_no_import_cycle_among_the_data_modules():
               if b.startswith("core.data.") and graph.find_shortest_chain(importer=b, imported=a)]
     assert cycles == []
     assert "core.data.readers.read" in data  # the split package is what was checked
+
+
+# ------------------------------------------------------------------ ids exactly as written
+
+def _write_table(tmp_path, suffix, frame):
+    path = tmp_path / f"ids{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".xlsx":
+        frame.to_excel(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".parquet"])
+def test_table_ids_keep_leading_blanks_and_tabs(tmp_path, suffix):
+    frame = pd.DataFrame({"patient_id": [" 7", "\t8", "9", "9 "], "hr": [60.0, 70.0, 80.0, 90.0],
+                          "sbp": [110.0, 120.0, 130.0, 140.0]})
+    ds = read_data(_write_table(tmp_path, suffix, frame), id_col="patient_id")
+    assert list(ds.ids) == [" 7", "\t8", "9", "9 "]
+    assert ds.feature_names == ["hr", "sbp"]
+
+
+def test_long_format_ids_differing_only_by_a_leading_blank_are_two_patients(tmp_path):
+    text = ("stay,hour,variable,value\n"
+            " p1,0,hr,60\n p1,1,hr,61\n"
+            "p1,0,hr,90\np1,1,hr,91\n"
+            "\tp1,0,hr,30\n\tp1,1,hr,31\n")
+    ds = read_data(write(tmp_path, "long.csv", text), id_col="stay", time_col="hour",
+                   var_col="variable", value_col="value")
+    assert list(ds.ids) == [" p1", "p1", "\tp1"]
+    np.testing.assert_array_equal(ds.values[:, :, 0], [[60, 61], [90, 91], [30, 31]])
+
+
+def test_wide_format_ids_keep_leading_blanks_and_blank_ids_stay_missing(tmp_path):
+    text = 'id,t,hr\n" 12",0,60\n" 12",1,61\n12,0,90\n12,1,91\n"   ",0,5\n'
+    ds = read_data(write(tmp_path, "wide.csv", text), id_col="id", time_col="t")
+    assert list(ds.ids) == [" 12", "12"]
+    np.testing.assert_array_equal(ds.values[:, :, 0], [[60, 61], [90, 91]])
+    assert any("1 row(s) without a patient id" in w for w in ds.warnings)

@@ -13,8 +13,12 @@ from ..timeseries import TimeParser
 from .sources import Progress, _Source
 
 
-def _as_text(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Cells as stripped strings (object array) and a mask of non-empty cells."""
+def _as_text(s: pd.Series, strip: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Cells as strings (object array) and a mask of non-empty cells.
+
+    With ``strip`` False the text is kept exactly as written (ids: " 7" and "7" are two
+    patients); a cell of blanks only still counts as empty.
+    """
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         x = s.to_numpy(dtype=np.float64, na_value=np.nan)
         ok = ~np.isnan(x)
@@ -26,7 +30,7 @@ def _as_text(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         return out, ok
     if pd.api.types.is_string_dtype(s) and not pd.api.types.is_object_dtype(s):
         stripped = s.str.strip()
-        out = stripped.to_numpy(dtype=object, na_value="")
+        out = (stripped if strip else s).to_numpy(dtype=object, na_value="")
         return out, (stripped.notna() & (stripped != "")).to_numpy(dtype=bool)
     obj = s.astype(object)
     notna = obj.notna().to_numpy()
@@ -35,8 +39,12 @@ def _as_text(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         # Mixed cells (Excel, Parquet): show a whole number stored as 1001.0 as "1001".
         vals = obj[notna].map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer()
                               else v)
-        out[notna] = vals.astype(str).str.strip().to_numpy(dtype=object)
-    return out, out != ""
+        text = vals.astype(str)
+        out[notna] = (text.str.strip() if strip else text).to_numpy(dtype=object)
+        blank = np.zeros(len(s), dtype=bool)
+        blank[notna] = (text.str.strip() == "").to_numpy(dtype=bool)
+        return out, notna & ~blank
+    return out, notna
 
 
 class _Codes:
@@ -60,15 +68,20 @@ class _Codes:
 
 
 class _KeyColumn:
-    """Id or variable column: every cell kept as a string code."""
+    """Id or variable column: every cell kept as a string code.
 
-    def __init__(self, name: str) -> None:
+    Ids keep their text exactly (``exact``); variable names are stripped so that " HR" in a
+    long file is the feature "HR" that ``features`` names.
+    """
+
+    def __init__(self, name: str, exact: bool = False) -> None:
         self.name = name
+        self.exact = exact
         self.codes = _Codes()
         self.parts: list[np.ndarray] = []
 
     def add(self, s: pd.Series, start: int) -> None:
-        text, nonempty = _as_text(s)
+        text, nonempty = _as_text(s, strip=not self.exact)
         self.parts.append(self.codes.encode(text, nonempty))
 
     def finish(self) -> np.ndarray:
@@ -168,7 +181,7 @@ def _accumulate(source: _Source, roles: dict[str, str], progress: Progress | Non
     acc: dict = {}
     for c, r in roles.items():
         if r in ("id", "variable"):
-            acc[c] = _KeyColumn(c)
+            acc[c] = _KeyColumn(c, exact=r == "id")
         elif r == "time":
             acc[c] = []
         elif r != "ignore":

@@ -227,13 +227,27 @@ class _ExcelSource(_Source):
         return int(size / max(1, 40 * len(self.names)))
 
 
+#: What to install when Parquet is opened without pyarrow (an optional extra: it is large).
+PARQUET_INSTALL = 'pip install "dpsom-studio[parquet]"'
+
+
+def _pyarrow_parquet(path: str):
+    """``pyarrow.parquet``, or one plain line saying how to install it."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError("reading Parquet files needs the optional 'parquet' extra (pyarrow); "
+                         f"install it with {PARQUET_INSTALL}, or save the file as CSV",
+                         path=path) from None
+    return pq
+
+
 class _ParquetSource(_Source):
     kind = "parquet"
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        import pyarrow.parquet as pq
-
+        pq = _pyarrow_parquet(self.name)
         try:
             self._file = pq.ParquetFile(path)
         except Exception as exc:  # pyarrow raises its own error types for corrupt files

@@ -399,3 +399,88 @@ def test_wide_format_ids_keep_leading_blanks_and_blank_ids_stay_missing(tmp_path
     assert list(ds.ids) == [" 12", "12"]
     np.testing.assert_array_equal(ds.values[:, :, 0], [[60, 61], [90, 91]])
     assert any("1 row(s) without a patient id" in w for w in ds.warnings)
+
+
+# ------------------------------------------------------------------ identifier-like columns
+
+def _vitals(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"hr": rng.normal(80, 10, n).round(1), "sbp": rng.normal(120, 15, n).round(1),
+                         "age": rng.permutation(np.arange(20, 20 + n))})
+
+
+def test_a_row_id_column_is_left_out_of_the_default_features_with_a_note(tmp_path):
+    frame = _vitals()
+    frame.insert(0, "rid", np.arange(1001, 1001 + len(frame)))
+    path = tmp_path / "rid.csv"
+    frame.to_csv(path, index=False)
+    ds = read_data(path)
+    # age is whole, unique and named like no identifier: it stays a feature
+    assert ds.feature_names == ["hr", "sbp", "age"]
+    note = [w for w in ds.warnings if "row identifiers" in w]
+    assert len(note) == 1 and "'rid'" in note[0] and "--features" in note[0]
+    info = inspect_file(path)
+    assert info.roles["rid"] == "ignore" and info.roles["age"] == "feature"
+    assert any("'rid'" in w and "row identifiers" in w for w in info.warnings)
+
+
+def test_a_row_id_named_in_the_features_is_kept(tmp_path):
+    frame = _vitals()
+    frame.insert(0, "rid", np.arange(len(frame)))
+    path = tmp_path / "rid.csv"
+    frame.to_csv(path, index=False)
+    ds = read_data(path, features=["rid", "hr"])
+    assert ds.feature_names == ["rid", "hr"]
+    np.testing.assert_array_equal(ds.values[:, 0], np.arange(len(frame)))
+    assert not any("row identifiers" in w for w in ds.warnings)
+
+
+def test_an_unnamed_index_column_written_by_pandas_is_left_out(tmp_path):
+    path = tmp_path / "with_index.csv"
+    _vitals().to_csv(path)  # first header cell empty, then 0, 1, 2, ...
+    ds = read_data(path)
+    assert ds.feature_names == ["hr", "sbp", "age"]
+    assert any("row numbers" in w for w in ds.warnings)
+
+
+@pytest.mark.parametrize("name, values", [
+    ("record_no", [3, 1, 2, 2, 5, 4] * 5),    # named like an id but repeats, unsorted
+    ("dose", list(range(1, 31))),             # counts 1, 2, 3 but named as a measurement
+])
+def test_whole_number_measurements_stay_features(tmp_path, name, values):
+    frame = _vitals()
+    frame[name] = values
+    path = tmp_path / "m.csv"
+    frame.to_csv(path, index=False)
+    assert read_data(path).feature_names == ["hr", "sbp", "age", name]
+
+
+def test_a_row_id_in_a_wide_series_is_left_out(tmp_path):
+    rows = [(p, t, 60 + p + t) for p in range(4) for t in range(5)]
+    frame = pd.DataFrame(rows, columns=["stay_id", "hour", "hr"])
+    frame.insert(0, "record_id", np.arange(len(frame)) + 1)
+    path = tmp_path / "wide.csv"
+    frame.to_csv(path, index=False)
+    ds = read_data(path, id_col="stay_id", time_col="hour")
+    assert ds.is_series and ds.feature_names == ["hr"]
+    assert any("'record_id'" in w for w in ds.warnings)
+
+
+def test_only_a_row_id_is_numeric_the_refusal_says_so(tmp_path):
+    path = write(tmp_path, "ids_only.csv", "rid,name\n1,a\n2,b\n3,c\n4,d\n")
+    with pytest.raises(InputError, match="'rid' look like row identifiers"):
+        read_data(path, labels=["name"])
+
+
+def test_the_command_line_prints_the_identifier_note(tmp_path, capsys):
+    from core.cli import _read_with_options, build_parser
+
+    frame = _vitals()
+    frame.insert(0, "rid", np.arange(len(frame)))
+    path = tmp_path / "rid.csv"
+    frame.to_csv(path, index=False)
+    args = build_parser().parse_args(["train", str(path), "--out", str(tmp_path / "p.h5")])
+    ds, _ = _read_with_options(args, str(path))
+    assert "rid" not in ds.feature_names
+    err = capsys.readouterr().err
+    assert "dpsom: note: Column(s) 'rid' look like row identifiers" in err

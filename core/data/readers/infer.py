@@ -9,6 +9,7 @@ import re
 import warnings as _warnings
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from .. import validation
@@ -53,6 +54,84 @@ def _id_score(name: str) -> int:
     if toks[-1] in ("id", "ids") or any(t in ("patient", "stay", "subject") for t in toks):
         return 2
     return 0
+
+
+#: Names (joined lower-case tokens) of columns that number or key the rows.
+_ROW_ID_NAMES = {"rid", "row", "rowid", "rownum", "rownumber", "rowno", "index", "idx",
+                 "record", "recordid", "recno", "recordno", "seq", "seqno", "serial",
+                 "serialno", "sample", "sampleid", "obsid", "uid", "key", "pk", "no", "nr"}
+_ROW_ID_LAST = {"id", "ids", "rid", "idx", "index", "no", "nr", "key", "uid"}
+
+
+def _row_id_name(name: str) -> bool:
+    """True for names that say a column identifies rows or records (id, rid, index, ...)."""
+    toks = _tokens(name)
+    if not toks or _label_hint(name):
+        return False
+    joined = "".join(toks)
+    return (joined in _ROW_ID_NAMES or joined in _ID_NAMES or toks[-1] in _ROW_ID_LAST
+            or toks[0] == "unnamed")
+
+
+def _identifier_reason(name: str, x: np.ndarray, generated: bool = False) -> str | None:
+    """Why a numeric column looks like an identifier rather than a measurement, or None.
+
+    An identifier is a whole number on every row that is named like one (id, rid, record,
+    index, ...) and is unique per row or sorted; a column without a real name (``Unnamed: 0``,
+    or ``column1`` of a file without header) counting 0, 1, 2, ... or 1, 2, 3, ... is a row
+    number. A measurement never looks like either, so training on it would only learn the
+    file's row order.
+
+    Parameters
+    ----------
+    name : str
+        Column name.
+    x : ndarray of float, shape (n_rows,)
+        The column's numbers in file order (NaN where empty).
+    generated : bool
+        The name was made up by the reader (no header); ``columnN`` counts as made up.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < 3 or not np.isfinite(x).all() or not (np.floor(x) == x).all():
+        return None
+    steps = np.diff(x)
+    counting = x[0] in (0.0, 1.0) and bool((steps == 1).all())
+    generated = generated or re.fullmatch(r"column\d+", str(name)) is not None
+    if (generated or _tokens(name)[:1] == ["unnamed"]) and counting:
+        return "row numbers"
+    if not _row_id_name(name):
+        return None
+    # float32 storage merges neighbouring ids beyond 2**24: there, sorted stands for unique
+    if np.unique(x).size == x.size or (bool((steps >= 0).all()) and x[-1] > 2**24):
+        return "a unique whole number per row"
+    return None
+
+
+def _identifier_note(columns: list[str], reasons: list[str]) -> str:
+    """The note saying which columns were left out of the features as identifiers."""
+    return (f"Column(s) {_names(columns)} look like row identifiers "
+            f"({'; '.join(sorted(set(reasons)))}) and are not used as features; list them in "
+            "the features (--features) to train on them")
+
+
+def _preview_identifiers(preview: pd.DataFrame, kinds: dict[str, str], roles: dict[str, str],
+                         decimal: str, generated: bool) -> str | None:
+    """Set identifier-like feature columns of a preview to "ignore"; return the note or None."""
+    found, reasons = [], []
+    for c in preview.columns:
+        if roles.get(c) != "feature" or kinds.get(c) != "numeric":
+            continue
+        cells = preview[c]
+        if not pd.api.types.is_numeric_dtype(cells):
+            text = cells.astype(str).str.strip()
+            cells = text.str.replace(",", ".", regex=False) if decimal == "," else text
+        x = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        why = _identifier_reason(c, x, generated=generated)
+        if why:
+            roles[c] = "ignore"
+            found.append(c)
+            reasons.append(why)
+    return _identifier_note(found, reasons) if found else None
 
 
 def _time_score(name: str) -> int:

@@ -10,7 +10,7 @@ from ..inspection import FileInspection
 from ..physionet import inspect_physionet2012, read_physionet2012
 from ..timeseries import AGGREGATIONS, TimeParser
 from .columns import _accumulate
-from .infer import _preview_kinds, _suggest
+from .infer import _preview_identifiers, _preview_kinds, _suggest
 from .plan import _plan
 from .series import _build_series
 from .sources import _CHUNK_CELLS, Progress, _check_path, _open_source, _Source, _TextSource
@@ -45,13 +45,19 @@ def inspect_file(path, nrows: int = 200) -> FileInspection:
     preview = source.preview(nrows)
     kinds = _preview_kinds(preview, source.decimal)
     fmt, roles, picks = _suggest(list(preview.columns), kinds)
+    warnings = list(source.warnings)
+    if fmt != "long":
+        note = _preview_identifiers(preview, kinds, roles, source.decimal,
+                                    generated=not source.has_header)
+        if note:
+            warnings.append(note)
     return FileInspection(
         path=str(p), file_type=source.kind, suggested_format=fmt, encoding=source.encoding,
         delimiter=source.delimiter, decimal=source.decimal, has_header=source.has_header,
         columns=list(preview.columns), preview=preview, kinds=kinds, roles=roles,
         id_col=picks["id"], time_col=picks["time"], var_col=picks["variable"],
         value_col=picks["value"], n_rows_estimate=source.estimate_rows(),
-        warnings=list(source.warnings))
+        warnings=warnings)
 
 
 def estimate_memory(path) -> int:

@@ -19,7 +19,7 @@ from .infer import _names, _split_unit
 from .plan import _Plan
 from .sources import _Source
 from .tables import (_candidates, _check_inf, _feature_columns, _label_array, _natural_ids,
-                     _raise_text_in_numeric)
+                     _no_numeric, _raise_text_in_numeric)
 
 
 def _build_series(source: _Source, acc: dict, n: int, plan: _Plan, parser: TimeParser,
@@ -58,12 +58,11 @@ def _build_series(source: _Source, acc: dict, n: int, plan: _Plan, parser: TimeP
     if plan.fmt == "long":
         _long_parts(source, acc, plan, take, parts, warnings)
     else:
-        candidates = _candidates(source, acc, plan)
+        candidates, identifiers = _candidates(source, acc, plan, warnings)
         if plan.feature_cols is None and not any(
                 acc[c].kind == "numeric" or (acc[c].kind == "mixed" and acc[c].n_num >= acc[c].n_text)
                 for c in candidates):
-            raise InputError("no numeric column to use as features (besides id and time); check "
-                             "the delimiter and decimal mark, or list features", path=path)
+            raise _no_numeric(path, identifiers, " (besides id and time)")
         cols = _feature_columns(source, acc, candidates, plan.feature_cols is not None, warnings)
         parts.wide = [(name, take(x)) for name, x in cols]
     for c in plan.labels:

@@ -13,7 +13,8 @@ from ...errors import InputError
 from .. import validation
 from ..dataset import Dataset
 from .columns import _DataColumn
-from .infer import MAX_CATEGORY_LEVELS, _names, _split_unit
+from .infer import (MAX_CATEGORY_LEVELS, _identifier_note, _identifier_reason, _names,
+                    _split_unit)
 from .plan import _Plan
 from .sources import _Source
 
@@ -90,10 +91,33 @@ def _feature_columns(source: _Source, acc: dict, candidates: list[str], explicit
     return out
 
 
-def _candidates(source: _Source, acc: dict, plan: _Plan) -> list[str]:
-    """Feature columns to consider: the listed ones in their order, else all in file order."""
+def _candidates(source: _Source, acc: dict, plan: _Plan,
+                warnings: list[str]) -> tuple[list[str], list[str]]:
+    """Feature columns to consider, and the identifier-like columns left out of them.
+
+    Listed features are taken in their order, as they are. By default every column is a
+    candidate in file order, except numeric columns that look like row identifiers (see
+    :func:`.infer._identifier_reason`): those are left out with a note.
+    """
     order = plan.feature_cols if plan.feature_cols is not None else source.names
-    return [c for c in order if isinstance(acc.get(c), _DataColumn) and c not in plan.labels]
+    cols = [c for c in order if isinstance(acc.get(c), _DataColumn) and c not in plan.labels]
+    if plan.feature_cols is not None:
+        return cols, []
+    reasons = {c: _identifier_reason(c, acc[c].values(), generated=not source.has_header)
+               for c in cols if acc[c].kind == "numeric"}
+    left_out = [c for c in cols if reasons.get(c)]
+    if left_out:
+        warnings.append(_identifier_note(left_out, [reasons[c] for c in left_out]))
+    return [c for c in cols if c not in left_out], left_out
+
+
+def _no_numeric(path: str, identifiers: list[str], besides: str = "") -> InputError:
+    text = f"no numeric column to use as features{besides}"
+    if identifiers:
+        return InputError(f"{text}: {_names(identifiers)} look like row identifiers; list them "
+                          "in the features (--features) to train on them anyway", path=path)
+    return InputError(f"{text}; a map needs numbers (check the delimiter and decimal mark, or "
+                      "list features)", path=path)
 
 
 def _build_table(source: _Source, acc: dict, n: int, plan: _Plan, warnings: list[str]) -> Dataset:
@@ -101,14 +125,13 @@ def _build_table(source: _Source, acc: dict, n: int, plan: _Plan, warnings: list
     if n < 2:
         raise InputError("only one data row; a map needs at least 2 rows (and more rows than "
                          "map nodes)", path=path)
-    candidates = _candidates(source, acc, plan)
+    candidates, identifiers = _candidates(source, acc, plan, warnings)
     explicit = plan.feature_cols is not None
     if not explicit:
         numeric = [c for c in candidates if acc[c].kind == "numeric"
                    or (acc[c].kind == "mixed" and acc[c].n_num >= acc[c].n_text)]
         if not numeric:
-            raise InputError("no numeric column to use as features; a map needs numbers (check "
-                             "the delimiter and decimal mark, or list features)", path=path)
+            raise _no_numeric(path, identifiers)
     cols = _feature_columns(source, acc, candidates, explicit, warnings)
     if not cols:
         raise InputError("no usable feature column (all are empty)", path=path)

@@ -36,12 +36,16 @@ __all__ = [
     "SeriesParts",
     "time_unit_from_name",
     "AGGREGATIONS",
+    "FAR_LONGER",
 ]
 
 AGGREGATIONS = ("last", "mean")
 _CLOCK = re.compile(r"^(\d{1,4}):([0-5]\d)(?::([0-5]\d(?:\.\d*)?))?$")
 #: Refuse grids needing more memory than this (values float32 + mask bool).
 _MAX_GRID_BYTES = 6 * 1024**3
+#: Without max_steps, stays longer than this many times the 99th-percentile stay are cut when
+#: padding the others to them would make the grid more than this many times the observed steps.
+FAR_LONGER = 4
 
 
 def time_unit_from_name(name: str) -> str:
@@ -325,6 +329,45 @@ def _bfill_axis1(a: np.ndarray) -> np.ndarray:
     return _ffill_axis1(a[:, ::-1])[:, ::-1]
 
 
+def _long_stay_cap(length: np.ndarray) -> int | None:
+    """Steps to cut far-too-long stays to, or None when the grid is not mostly their padding.
+
+    Every patient is padded to the longest stay, so one stay of 10,000 hours among a thousand
+    of 12 multiplies the grid (and everything built from it: preprocessing, batches) by about
+    800. A stay counts as far longer than the rest beyond :data:`FAR_LONGER` times the length
+    that 99% of the patients do not exceed; the cap applies only when padding to the longest
+    stay would need more than :data:`FAR_LONGER` times the observed steps, so a small or
+    evenly spread cohort is never cut.
+
+    Parameters
+    ----------
+    length : ndarray of int, shape (n_patients,)
+        Grid steps of each patient.
+    """
+    n = int(length.size)
+    if n < 2:
+        return None
+    longest = int(length.max())
+    typical = max(1, int(np.quantile(length, 0.99, method="lower")))
+    cap = FAR_LONGER * typical
+    if longest <= cap or n * longest <= FAR_LONGER * int(length.sum()):
+        return None
+    return cap
+
+
+def _long_stay_note(length: np.ndarray, cap: int, ids: np.ndarray) -> str:
+    cut = np.flatnonzero(length > cap)
+    longest = int(np.argmax(length))
+    typical = cap // FAR_LONGER
+    return (f"{cut.size} patient(s) are far longer than the rest (the longest, "
+            f"{str(ids[longest])!r}, has {int(length[longest]):,} steps; 99% have at most "
+            f"{typical:,}); padding every patient to {int(length[longest]):,} steps would make "
+            f"the grid {length.size * int(length[longest]) / max(1, int(length.sum())):.0f} "
+            f"times the observed steps. They were cut to their first {cap:,} steps; pass "
+            f"max_steps (--max-time-steps N) to choose, e.g. {int(length[longest])} keeps "
+            "every step")
+
+
 def _names(items: Sequence, limit: int = 8) -> str:
     return validation._list_names([str(i) for i in items], limit)
 
@@ -346,7 +389,10 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     aggregate : {"last", "mean"}
         How several observations of a variable within one step are combined.
     max_steps : int, optional
-        Keep only the first ``max_steps`` grid steps of each patient.
+        Keep only the first ``max_steps`` grid steps of each patient. Default: every step,
+        unless a few patients are far longer than the rest and padding everyone to them would
+        fill the grid mostly with padding (see :data:`FAR_LONGER`); then those patients are
+        cut to ``FAR_LONGER`` times the 99th-percentile length, and a warning says so.
     origin : {"first", "zero"}
         Step 0 starts at each patient's first row, or at time 0 (times since admission).
     id_col, time_col, time_unit, source : str
@@ -431,7 +477,12 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     del rel
     length = np.zeros(n_pat, dtype=np.int64)
     np.maximum.at(length, pc, k.astype(np.int64) + 1)
-    if max_steps is not None:
+    if max_steps is None:
+        max_steps = _long_stay_cap(length)
+        if max_steps is not None:
+            warnings.append(_long_stay_note(length, max_steps, parts.patient_ids))
+            length = np.minimum(length, max_steps)
+    else:
         cut = length > int(max_steps)
         if cut.any():
             warnings.append(f"{int(cut.sum())} patient(s) were longer than {int(max_steps)} steps "

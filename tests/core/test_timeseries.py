@@ -253,3 +253,53 @@ def test_synthetic_cohort_round_trips_through_a_csv(tmp_path, layout):
         np.testing.assert_array_equal(ds.lengths, cohort.lengths)
         assert set(ds.labels) == set(cohort.labels)
         np.testing.assert_array_equal(ds.labels["state"], cohort.labels["state"])
+
+
+# ------------------------------------------------------------------ one stay far longer
+
+def _cohort_with_one_long_stay(tmp_path, n_short=200, short=12, long=2000):
+    rng = np.random.default_rng(1)
+    pid = np.concatenate([np.repeat(np.arange(n_short), short), np.full(long, 9999)])
+    hour = np.concatenate([np.tile(np.arange(short), n_short), np.arange(long)])
+    frame = pd.DataFrame({"stay_id": pid, "hour": hour, "hr": rng.normal(80, 5, pid.size).round(1),
+                          "sbp": rng.normal(120, 9, pid.size).round(1)})
+    path = tmp_path / "long_stay.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_one_far_longer_stay_does_not_pad_every_patient_to_it(tmp_path):
+    path = _cohort_with_one_long_stay(tmp_path)
+    ds = read_data(path, id_col="stay_id", time_col="hour")
+    # grid memory follows the cohort (4 x the 99th-percentile stay), not the one long stay
+    assert ds.values.shape == (201, 48, 2)
+    assert ds.lengths[-1] == 48 and (ds.lengths[:-1] == 12).all()
+    note = [w for w in ds.warnings if "far longer than the rest" in w]
+    assert len(note) == 1
+    assert "'9999', has 2,000 steps" in note[0] and "--max-time-steps" in note[0]
+    assert any("3904 observation(s) after step 48" in w for w in ds.warnings)  # 1952 rows x 2
+    # the kept steps are the patient's first ones, as written
+    raw = pd.read_csv(path)
+    first = raw[raw.stay_id == 9999].hr.to_numpy()[:48]
+    np.testing.assert_allclose(ds.values[-1, :, 0], first, rtol=1e-6)
+
+
+def test_max_steps_given_keeps_the_long_stay_whole(tmp_path):
+    ds = read_data(_cohort_with_one_long_stay(tmp_path), id_col="stay_id", time_col="hour",
+                   max_steps=2000)
+    assert ds.values.shape == (201, 2000, 2) and ds.lengths[-1] == 2000
+    assert not any("far longer" in w for w in ds.warnings)
+
+
+@pytest.mark.parametrize("lengths", [
+    [12, 12, 120],                       # a small cohort: padding is no burden
+    list(range(12, 72)) * 3 + [200],     # spread-out stays: the longest is not an outlier
+])
+def test_stays_that_are_not_outliers_are_never_cut(tmp_path, lengths):
+    pid = np.repeat(np.arange(len(lengths)), lengths)
+    hour = np.concatenate([np.arange(n) for n in lengths])
+    path = tmp_path / "spread.csv"
+    pd.DataFrame({"stay_id": pid, "hour": hour, "hr": 70.0 + hour % 7}).to_csv(path, index=False)
+    ds = read_data(path, id_col="stay_id", time_col="hour")
+    np.testing.assert_array_equal(ds.lengths, lengths)
+    assert not any("far longer" in w for w in ds.warnings)

@@ -46,6 +46,8 @@ _MAX_GRID_BYTES = 6 * 1024**3
 #: Without max_steps, stays longer than this many times the 99th-percentile stay are cut when
 #: padding the others to them would make the grid more than this many times the observed steps.
 FAR_LONGER = 4
+#: Grids of at most this many patient steps are never cut: they cost little memory.
+_PADDING_FLOOR = 100_000
 
 
 def time_unit_from_name(name: str) -> str:
@@ -336,8 +338,8 @@ def _long_stay_cap(length: np.ndarray) -> int | None:
     of 12 multiplies the grid (and everything built from it: preprocessing, batches) by about
     800. A stay counts as far longer than the rest beyond :data:`FAR_LONGER` times the length
     that 99% of the patients do not exceed; the cap applies only when padding to the longest
-    stay would need more than :data:`FAR_LONGER` times the observed steps, so a small or
-    evenly spread cohort is never cut.
+    stay would need more than :data:`FAR_LONGER` times the observed steps and more than
+    ``_PADDING_FLOOR`` patient steps, so a small or evenly spread cohort is never cut.
 
     Parameters
     ----------
@@ -350,7 +352,8 @@ def _long_stay_cap(length: np.ndarray) -> int | None:
     longest = int(length.max())
     typical = max(1, int(np.quantile(length, 0.99, method="lower")))
     cap = FAR_LONGER * typical
-    if longest <= cap or n * longest <= FAR_LONGER * int(length.sum()):
+    padded = n * longest
+    if longest <= cap or padded <= _PADDING_FLOOR or padded <= FAR_LONGER * int(length.sum()):
         return None
     return cap
 
@@ -359,9 +362,10 @@ def _long_stay_note(length: np.ndarray, cap: int, ids: np.ndarray) -> str:
     cut = np.flatnonzero(length > cap)
     longest = int(np.argmax(length))
     typical = cap // FAR_LONGER
+    share = float((length <= typical).mean())
     return (f"{cut.size} patient(s) are far longer than the rest (the longest, "
-            f"{str(ids[longest])!r}, has {int(length[longest]):,} steps; 99% have at most "
-            f"{typical:,}); padding every patient to {int(length[longest]):,} steps would make "
+            f"{str(ids[longest])!r}, has {int(length[longest]):,} steps; {share:.1%} have at "
+            f"most {typical:,}); padding every patient to {int(length[longest]):,} steps would make "
             f"the grid {length.size * int(length[longest]) / max(1, int(length.sum())):.0f} "
             f"times the observed steps. They were cut to their first {cap:,} steps; pass "
             f"max_steps (--max-time-steps N) to choose, e.g. {int(length[longest])} keeps "

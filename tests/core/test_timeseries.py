@@ -276,7 +276,8 @@ def test_one_far_longer_stay_does_not_pad_every_patient_to_it(tmp_path):
     assert ds.lengths[-1] == 48 and (ds.lengths[:-1] == 12).all()
     note = [w for w in ds.warnings if "far longer than the rest" in w]
     assert len(note) == 1
-    assert "'9999', has 2,000 steps" in note[0] and "--max-time-steps" in note[0]
+    assert "'9999', has 2,000 steps; 99.5% have at most 12" in note[0]
+    assert "--max-time-steps" in note[0]
     assert any("3904 observation(s) after step 48" in w for w in ds.warnings)  # 1952 rows x 2
     # the kept steps are the patient's first ones, as written
     raw = pd.read_csv(path)
@@ -303,3 +304,13 @@ def test_stays_that_are_not_outliers_are_never_cut(tmp_path, lengths):
     ds = read_data(path, id_col="stay_id", time_col="hour")
     np.testing.assert_array_equal(ds.lengths, lengths)
     assert not any("far longer" in w for w in ds.warnings)
+
+
+def test_a_small_grid_is_never_cut_even_around_an_outlier(tmp_path):
+    lengths = [1] * 500 + [10]  # 5,010 padded steps: no memory to save
+    pid = np.repeat(np.arange(len(lengths)), lengths)
+    hour = np.concatenate([np.arange(n) for n in lengths])
+    path = tmp_path / "small.csv"
+    pd.DataFrame({"stay_id": pid, "hour": hour, "hr": 70.0 + hour}).to_csv(path, index=False)
+    ds = read_data(path, id_col="stay_id", time_col="hour", time_step=1)
+    assert ds.lengths.max() == 10 and not any("far longer" in w for w in ds.warnings)

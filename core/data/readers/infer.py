@@ -76,11 +76,11 @@ def _row_id_name(name: str) -> bool:
 def _identifier_reason(name: str, x: np.ndarray, generated: bool = False) -> str | None:
     """Why a numeric column looks like an identifier rather than a measurement, or None.
 
-    An identifier is a whole number on every row that is named like one (id, rid, record,
-    index, ...) and is unique per row or sorted; a column without a real name (``Unnamed: 0``,
-    or ``column1`` of a file without header) counting 0, 1, 2, ... or 1, 2, 3, ... is a row
-    number. A measurement never looks like either, so training on it would only learn the
-    file's row order.
+    An identifier is a whole number on every row, unique per row, in a column named like one
+    (id, rid, record, index, ...); a column without a real name (``Unnamed: 0``, or
+    ``column1`` of a file without header) counting 0, 1, 2, ... or 1, 2, 3, ... is a row
+    number. A measurement rarely looks like either, and training on an identifier would only
+    learn the order of the file.
 
     Parameters
     ----------

@@ -21,6 +21,14 @@ LAYER_TITLES = {k: LAYER_KINDS[k] for k in ("umatrix", "hits")}
 _MISSING = QColor(MISSING_COLOUR)
 
 
+def _paler(colour: QColor, share) -> QColor:
+    """``colour`` mixed with white as its category's ``share`` of the cell falls (mixed cells pale)."""
+    if share is None or not np.isfinite(share):
+        return colour
+    keep = 0.3 + 0.7 * float(min(max(share, 0.0), 1.0))
+    return QColor(*(int(round(255 - keep * (255 - c))) for c in (colour.red(), colour.green(), colour.blue())))
+
+
 class _CellsItem(pg.GraphicsObject):
     """Paints one filled polygon per node; colours change, geometry is built once.
 
@@ -370,7 +378,9 @@ class SomMapView(QWidget):
         finite = np.isfinite(values)
         if layer.is_categorical:
             self._levels = (0.0, float(max(len(layer.categories) - 1, 1)))
-            colors = [QColor(category_colour(int(v))) if ok else _MISSING for v, ok in zip(values, finite)]
+            share = layer.extra.get("share")
+            colors = [_paler(QColor(category_colour(int(v))), None if share is None else share[i]) if ok
+                      else _MISSING for i, (v, ok) in enumerate(zip(values, finite))]
             self._cells.set_colors(colors)
             return
         if finite.any():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -19,6 +21,7 @@ __all__ = ["SomMapView", "LAYER_TITLES"]
 LAYER_TITLES = {k: LAYER_KINDS[k] for k in ("umatrix", "hits")}
 
 _MISSING = QColor(MISSING_COLOUR)
+log = logging.getLogger(__name__)
 
 
 def _paler(colour: QColor, share) -> QColor:
@@ -132,6 +135,7 @@ class SomMapView(QWidget):
         self._levels_locked = False
         self._selected: list[int] = []
         self._describer = None
+        self._failed_descriptions: set[int] = set()
         self._centres = np.zeros((0, 2))
         self._cmaps: dict[str, pg.ColorMap] = {}
 
@@ -282,6 +286,7 @@ class SomMapView(QWidget):
     def set_node_describer(self, describe) -> None:
         """``describe(node, layer) -> str`` gives the hover text (None: the cell and its value)."""
         self._describer = describe
+        self._failed_descriptions: set[int] = set()
 
     def choose_layer(self, kind: str, option: str | None = None) -> None:
         """Do what choosing ``kind`` (and ``option``) in the menus does: show it if held,
@@ -366,7 +371,8 @@ class SomMapView(QWidget):
         if name not in self._cmaps:
             try:
                 self._cmaps[name] = pg.colormap.get(name)
-            except Exception:  # noqa: BLE001 - an unknown map name falls back to viridis
+            except Exception as exc:  # noqa: BLE001 - an unknown map name falls back to viridis
+                log.warning("map: colour map %r is not available (%s); viridis is used instead", name, exc)
                 self._cmaps[name] = pg.colormap.get("viridis")
         return self._cmaps[name]
 
@@ -519,18 +525,22 @@ class SomMapView(QWidget):
     def describe(self, node: int) -> str:
         """The hover text of a cell."""
         layer = self._layers.get(self._current) if self._current else None
+        problem = ""
         if self._describer is not None:
             try:
                 return self._describer(node, layer)
-            except Exception:  # noqa: BLE001 - a tooltip must never break the map
-                pass
+            except Exception as exc:  # noqa: BLE001 - a tooltip must never break the map; say what is missing
+                if node not in self._failed_descriptions:  # once per cell, not on every mouse move
+                    self._failed_descriptions.add(node)
+                    log.error("map: the summary of cell %d could not be computed", node, exc_info=exc)
+                problem = f"\n(The summary of this cell could not be computed: {exc or type(exc).__name__})"
         row, col = self._grid.coords(node)
         text = f"Cell {node} (row {int(row) + 1}, column {int(col) + 1})"
         if layer is not None:
             text += f"\n{layer.title}: {layer.format_value(float(layer.values[node]))}"
             if layer.counts is not None:
                 text += f"\nPoints in this cell: {int(layer.counts[node])}"
-        return text
+        return text + problem
 
     def _on_scene_moved(self, scene_pos) -> None:
         node = self._scene_to_node(scene_pos)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QGraphicsItem, QHBoxLayout,
                                QLabel,
                                QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox,
                                QSplitter, QToolButton, QVBoxLayout, QWidget)
 
+from ..analysis_workers import AnalysisWorker, ForecastRequest, compute_forecast, forecast_task
 from ..resources import icon
+from ..workers import WorkerThread, split_failure
 from .map_layers import label_title
 from .map_overlays import ForecastItem, HeatItem, TrailsItem, patient_colour
 from .som_map_view import SomMapView
@@ -29,6 +34,9 @@ RING_MIN_SHARE = 0.15
 #: The linked plot shows the measurements of at most this many chosen patients (the first ones).
 MAX_PLOT_PATIENTS = 10
 _SLIDER_SCALE = 10  # slider ticks per time step, so scrubbing is smooth
+_KEPT_FORECASTS = 64  # computed forecasts kept for stepping back and forth
+
+log = logging.getLogger(__name__)
 
 
 class TrajectoryView(QWidget):
@@ -43,7 +51,10 @@ class TrajectoryView(QWidget):
     and the forecast ahead of it (line and 10-90 % band) for the first ten patients.
 
     A ``QTimer`` advances the time by wall clock at the chosen speed (steps per second);
-    markers are created once and only their data change from frame to frame.
+    markers are created once and only their data change from frame to frame. Forecasts are
+    computed on a worker thread (one at a time, the latest wish next), so playing never
+    waits for the model; until a new one arrives the previous one stays drawn. What could
+    not be computed is logged and named in a line under the map.
 
     The view draws what its *source* (a :class:`dpsom_gui.explore.MapExplorer`) computes:
     tracks, soft assignments, forecasts and patient filters.
@@ -59,6 +70,9 @@ class TrajectoryView(QWidget):
         A patient was double-clicked in the list (to show all their measurements elsewhere).
     export_requested
         The user asked to save the animation as a GIF.
+    forecast_ready
+        A forecast computed in the background has been drawn (or has failed) and its
+        thread has ended.
     """
 
     time_changed = Signal(float)
@@ -66,6 +80,7 @@ class TrajectoryView(QWidget):
     patients_changed = Signal(list)
     patient_activated = Signal(int)
     export_requested = Signal()
+    forecast_ready = Signal()
 
     def __init__(self, parent: QWidget | None = None, fps: float = 30.0) -> None:
         super().__init__(parent)
@@ -82,6 +97,12 @@ class TrajectoryView(QWidget):
         self._t0 = self._t1 = np.zeros(0)
         self._owner = np.zeros(0, dtype=int)
         self.frames_drawn = 0
+        self._frames: OrderedDict = OrderedDict()  # ForecastRequest -> ForecastFrame
+        self._wanted: ForecastRequest | None = None
+        self._job: WorkerThread | None = None
+        self._job_request: ForecastRequest | None = None
+        self._job_outcome = None
+        self._bands = (None, None)
 
         # ------------------------------------------------------------ patient picker
         self._search = QLineEdit()
@@ -248,6 +269,11 @@ class TrajectoryView(QWidget):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.canvas, 1)
+        self.notice = QLabel("")
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("color: #b3473a;")
+        self.notice.setVisible(False)
+        right_layout.addWidget(self.notice)
         right_layout.addLayout(transport)
         right_layout.addLayout(options)
         splitter = QSplitter()
@@ -265,11 +291,18 @@ class TrajectoryView(QWidget):
         self._timer.timeout.connect(self._on_timer_timeout)
         self._clock = QElapsedTimer()
         self._set_enabled(False)
+        app = QCoreApplication.instance()
+        if app is not None:  # a forecast thread must end before the application does
+            app.aboutToQuit.connect(self.shutdown)
 
     # ==================================================================== input
     def set_source(self, source) -> None:
         """Show the patients of a :class:`~dpsom_gui.explore.MapExplorer` (None clears)."""
         self.pause()
+        self.shutdown()
+        self._frames.clear()
+        self._wanted = None
+        self._show_notice("")
         self._source = source
         series = source is not None and source.series
         for item in (self._heat, self._trails, self._forecast_item, self._markers):
@@ -316,7 +349,10 @@ class TrajectoryView(QWidget):
         self._patients = patients
         self._tracks = [src.track(p) for p in patients]
         self._end = float(max((t.length for t in self._tracks), default=1) - 1)
-        self._forecast_step, self._forecast = None, None
+        self._forecast_step, self._forecast, self._bands = None, None, (None, None)
+        self._forecast_item.set_forecasts([], [])
+        for c in self._forecast_curves:
+            c.setData([], [])
         owner, lines, t0, t1 = [], [], [], []
         for i, track in enumerate(self._tracks):
             lines.append(track.lines)
@@ -520,23 +556,98 @@ class TrajectoryView(QWidget):
             return
         if step == self._forecast_step and not force:
             return
-        patients = self._patients[:MAX_FORECAST_PATIENTS]
-        samples = FORECAST_SAMPLES
-        if (self.is_playing or self._rendering) and not src.has_forecast(patients, step, self.horizon_box.value(),
-                                                                          samples):
+        patients = tuple(self._patients[:MAX_FORECAST_PATIENTS])
+        request = ForecastRequest(patients, step, self.horizon_box.value(), FORECAST_SAMPLES)
+        if (self.is_playing or self._rendering) and request not in self._frames:
             # Sampled futures take longer than a frame: while the journey plays, the expected
             # path is drawn alone; pausing, stepping or scrubbing adds the samples.
-            samples = 0
+            request = ForecastRequest(patients, step, self.horizon_box.value(), 0)
         self._forecast_step = step
-        try:
-            fc = src.forecast(patients, step, n_steps=self.horizon_box.value(), n_samples=samples)
-        except Exception:  # noqa: BLE001 - no forecast is better than a broken view
-            fc = None
+        self._wanted = request
+        if request in self._frames:
+            self._frames.move_to_end(request)
+            self._show_forecast(self._frames[request])
+        elif self._rendering:  # a picture of this very frame is being taken: compute it here
+            try:
+                self._keep(compute_forecast(src, request))
+            except Exception as exc:  # noqa: BLE001 - the frame is drawn without a forecast
+                self._forecast_failed(str(exc) or type(exc).__name__, exc)
+                return
+            self._show_forecast(self._frames[request])
+        elif self._job is None:
+            self._start_job(request)
+
+    # ------------------------------------------------------------ forecast jobs
+    def _start_job(self, request: ForecastRequest) -> None:
+        worker = AnalysisWorker(forecast_task(self._source, request))
+        worker.result.connect(self._on_job_result)
+        worker.failed.connect(self._on_job_failed)
+        self._job_request, self._job_outcome = request, None
+        self._job = WorkerThread(worker, self)
+        self._job.stopped.connect(self._on_job_stopped)
+        self._job.start()
+
+    def _on_job_result(self, frame) -> None:
+        self._job_outcome = ("done", frame)
+
+    def _on_job_failed(self, text: str) -> None:
+        self._job_outcome = ("failed", text)
+
+    def _on_job_stopped(self) -> None:
+        self._job = None
+        outcome, self._job_outcome = self._job_outcome, None
+        if outcome is not None and outcome[0] == "done":
+            self._keep(outcome[1])
+            if outcome[1].request == self._wanted:
+                self._show_forecast(outcome[1])
+        elif outcome is not None:
+            message, details = split_failure(outcome[1])
+            self._forecast_failed(message, details=details)
+        wanted = self._wanted
+        if (wanted is not None and wanted not in self._frames and wanted != self._job_request
+                and self._source is not None and self.isVisible()):
+            self._start_job(wanted)
+            return
+        self.forecast_ready.emit()
+
+    def _keep(self, frame) -> None:
+        self._frames[frame.request] = frame
+        while len(self._frames) > _KEPT_FORECASTS:
+            self._frames.popitem(last=False)
+
+    def shutdown(self) -> None:
+        """Stop a forecast still being computed and wait for its thread (bounded)."""
+        if self._job is not None:
+            job, self._job = self._job, None
+            job.stopped.disconnect(self._on_job_stopped)
+            job.stop(10000)
+
+    def _forecast_failed(self, message: str, exc: BaseException | None = None, details: str = "") -> None:
+        if exc is not None:
+            log.error("journeys: the forecast could not be computed", exc_info=exc)
+        else:
+            log.error("journeys: the forecast could not be computed: %s\n%s", message, details)
+        self._show_notice(f"The forecast could not be drawn: {message}")
+
+    def _show_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.setToolTip("Details are in the log file (Help ▸ About shows where)." if text else "")
+        self.notice.setVisible(bool(text))
+
+    def _show_forecast(self, frame) -> None:
+        src = self._source
+        fc = frame.data
         self._forecast = fc
+        self._bands = (frame.band_lower, frame.band_upper)
+        if self.notice.text().startswith("The forecast"):
+            self._show_notice("")
         paths, rings = [], []
         centres = src.grid.positions()
         if fc is not None:
-            for i, p in enumerate(patients):
+            step = frame.request.step
+            for i, p in enumerate(frame.request.patients):
+                if i >= len(self._tracks):
+                    break
                 track = self._tracks[i]
                 current = int(track.nodes[min(step, track.length - 1)])
                 paths.append((i, src.forecast_pieces(current, fc.nodes[i])))
@@ -548,9 +659,9 @@ class TrajectoryView(QWidget):
                             if c / s.shape[0] >= RING_MIN_SHARE:
                                 rings.append((i, *centres[int(node)], c / s.shape[0]))
         self._forecast_item.set_forecasts(paths, rings)
-        self._draw_forecast_curves(fc, step)
+        self._draw_forecast_curves(fc)
 
-    def _draw_forecast_curves(self, fc, step: int) -> None:
+    def _draw_forecast_curves(self, fc) -> None:
         j = self.variable_box.currentData()
         if fc is None or j is None:
             for c in self._forecast_curves:
@@ -565,16 +676,15 @@ class TrajectoryView(QWidget):
             start = int(fc.start[i])
             xs = np.array([self._time_axis_value(i, start - 1 + h) for h in range(fc.features.shape[1] + 1)])
             last = self._last_value(i, start - 1, j)
-            ys = np.concatenate([[last], fc.features[i, :, j]])
-            curve.setData(xs, ys)
-            if i == 0 and fc.sample_features is not None:
-                lo = np.percentile(fc.sample_features[0, :, :, j], 10, axis=0)
-                hi = np.percentile(fc.sample_features[0, :, :, j], 90, axis=0)
-                self._band_lo.setData(xs, np.concatenate([[last], lo]))
-                self._band_hi.setData(xs, np.concatenate([[last], hi]))
-            elif i == 0:
-                self._band_lo.setData([], [])
-                self._band_hi.setData([], [])
+            curve.setData(xs, np.concatenate([[last], fc.features[i, :, j]]))
+            if i == 0:
+                lower, upper = self._bands
+                if lower is not None and j < len(lower):
+                    self._band_lo.setData(xs, lower[j])
+                    self._band_hi.setData(xs, upper[j])
+                else:
+                    self._band_lo.setData([], [])
+                    self._band_hi.setData([], [])
 
     def _last_value(self, i: int, step: int, j: int) -> float:
         ds = self._source.dataset
@@ -629,6 +739,8 @@ class TrajectoryView(QWidget):
         self.plot.setLabel("bottom", f"{tl} ({ds.time_unit})" if ds.time_unit else tl)
         self._forecast_step = None
         self._draw_frame()
+        if self._forecast is not None:
+            self._draw_forecast_curves(self._forecast)
 
     # ================================================================== picker
     def _fill_list(self) -> None:
@@ -681,9 +793,17 @@ class TrajectoryView(QWidget):
         if self._source is not None:
             try:
                 layer = self._source.layer(kind, option, self.annotations)
-            except Exception:  # noqa: BLE001 - the background stays as it was
+            except Exception as exc:  # noqa: BLE001 - the background stays as it was, and we say so
+                log.error("journeys: the map layer %s:%s could not be computed", kind, option, exc_info=exc)
+                self._show_notice(f"The map colours could not be changed: {exc or type(exc).__name__}")
                 return
+            self._show_notice("")
             self.map.set_map_layer(layer, show=True)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.pause()
+        self.shutdown()
+        super().closeEvent(event)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)

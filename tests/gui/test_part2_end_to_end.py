@@ -94,7 +94,8 @@ def test_demo_train_select_and_export_like_core(window, qtbot, tmp_path):
     journeys = window.exploration.trajectories
     assert journeys.isVisible()
     journeys.set_patients([0, 1])
-    journeys.set_time(5.0)
+    with qtbot.waitSignal(journeys.forecast_ready, timeout=30000):  # computed on a worker thread
+        journeys.set_time(5.0)
     f = journeys.forecast
     assert f is not None and f.nodes.shape == (2, journeys.horizon_box.value())
     assert ((f.nodes >= 0) & (f.nodes < run.grid.n_nodes)).all()

@@ -93,6 +93,19 @@ def test_a_categorical_outcome_is_drawn_in_category_colours(view, explorer):
     assert "% of its time points" in view.describe(int(np.nanargmax(share)))
 
 
+def test_a_failing_cell_summary_is_logged_and_said_in_the_tooltip(view, caplog):
+    def broken(node, layer):
+        raise ValueError("labels are being reloaded")
+
+    view.set_node_describer(broken)
+    with caplog.at_level("ERROR"):
+        text = view.describe(3)
+        view.describe(3)
+    assert text.startswith("Cell 3 (row 1, column 4)")
+    assert "could not be computed: labels are being reloaded" in text
+    assert sum("cell 3 could not be computed" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_groups_show_a_legend_with_renameable_names(view, qtbot):
     choose(view, "superclusters", "3")
     layer = view.layer("superclusters:3")

@@ -279,6 +279,7 @@ class LossView(QWidget):
         box.setToolTip(tip + " Untick to hide this curve.")
         box.setStyleSheet(f"QCheckBox {{ color: {color}; font-weight: 600; }}")
         box.toggled.connect(lambda on, t=term: self._on_term_box_toggled(t, on))
+        box.setVisible(self.detailed)
         self._legend.insertWidget(self._legend.count() - 1, box)
         self._term_boxes[term] = box
 

@@ -169,7 +169,7 @@ class PatientPlotView(QWidget):
         row = 0
         strip = 0
         if self._bmu is not None:
-            plot = self._add_plot(row, "map cells passed through (one band per stay)", first)
+            plot = self._add_plot(row, "map cells (one band per stay)", first)
             first = plot
             plot.hideAxis("left")
             plot.showGrid(x=False, y=False)
@@ -214,7 +214,7 @@ class PatientPlotView(QWidget):
         self._runs = (x0, width, cells)
         span = edges[-1] - edges[0]
         for x, w, cell in zip(x0, width, cells):
-            if w >= span / 40:  # a number only where it fits; the hover of a band is its cell
+            if w >= span / 12:  # a number only where it fits in a narrow dock too
                 text = pg.TextItem(str(cell), color="#37474f", anchor=(0.5, 0.5))
                 text.setPos(x + w / 2, 0.5)
                 plot.addItem(text)

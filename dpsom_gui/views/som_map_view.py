@@ -181,8 +181,13 @@ class SomMapView(QWidget):
         self.legend = MapLegend()
         self.legend.category_renamed.connect(self._on_legend_category_renamed)
 
+        for box in (self._layer_box, self._option_box):
+            # Narrow docks: the boxes shrink below their longest entry instead of clipping the row.
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(10)
+        self._layer_label = QLabel("Colour shows:")
         top = QHBoxLayout()
-        top.addWidget(QLabel("Colour shows:"))
+        top.addWidget(self._layer_label)
         top.addWidget(self._layer_box, 2)
         top.addWidget(self._option_box, 2)
         layout = QVBoxLayout(self)
@@ -302,9 +307,12 @@ class SomMapView(QWidget):
         self._user_selects(nodes)
 
     def set_compact(self, compact: bool) -> None:
-        """Hide the legend and the caption (where the map is a background for other drawings)."""
+        """Hide the legend, the caption and the menu's label (where the map is a background for
+        other drawings)."""
         self.legend.setVisible(not compact)
         self._caption.setVisible(not compact)
+        self._layer_label.setVisible(not compact)
+        self.setMinimumSize(*((200, 200) if compact else (260, 240)))
 
     def set_refresh_rate(self, hz: float) -> None:
         self._throttle.set_rate(hz)

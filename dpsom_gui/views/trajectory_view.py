@@ -10,9 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QCoreApplication, QElapsedTimer, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QGraphicsItem, QHBoxLayout,
-                               QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox,
-                               QSplitter, QToolButton, QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QSizePolicy, QSlider,
+                               QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget, QWidgetAction)
 
 from ..analysis_workers import AnalysisWorker, ForecastRequest, compute_forecast, forecast_task
 from ..resources import icon
@@ -37,6 +36,12 @@ _SLIDER_SCALE = 10  # slider ticks per time step, so scrubbing is smooth
 _KEPT_FORECASTS = 64  # computed forecasts kept for stepping back and forth
 
 log = logging.getLogger(__name__)
+
+
+def _shrinkable(box: QComboBox, characters: int = 8) -> None:
+    """Let a combo box be narrower than its longest entry (the open list still shows it whole)."""
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(characters)
 
 
 class TrajectoryView(QWidget):
@@ -116,6 +121,8 @@ class TrajectoryView(QWidget):
         self._node_box.addItem("through the cells selected on this map", "selected")
         self._node_box.setToolTip("Only list patients who passed through the cells you selected on the map "
                                   "above (click or drag on it).")
+        for box in (self._outcome_box, self._node_box):
+            _shrinkable(box)
         self._list = QListWidget()
         self._list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self._list.setToolTip("Choose one or several patients (Ctrl or Shift to choose more). "
@@ -142,7 +149,6 @@ class TrajectoryView(QWidget):
 
         # ------------------------------------------------------------------- map
         self.map = SomMapView(hz=fps)
-        self.map.setMinimumSize(240, 220)
         self.map.set_compact(True)
         self._heat = HeatItem()
         self._heat.setZValue(10)
@@ -179,12 +185,16 @@ class TrajectoryView(QWidget):
         self.slider.valueChanged.connect(self._on_slider_value_changed)
         self.speed_box = QComboBox()
         for s in SPEEDS:
-            self.speed_box.addItem(f"{s:g} steps/s", s)
+            self.speed_box.addItem(f"{s:g}/s", s)
         self.speed_box.setCurrentIndex(SPEEDS.index(2.0))
-        self.speed_box.setToolTip("How many time steps play per second.")
+        self.speed_box.setToolTip("Playing speed: how many time steps play per second.")
         self.speed_box.currentIndexChanged.connect(lambda i: self.set_speed(self.speed_box.itemData(i)))
+        _shrinkable(self.speed_box, 6)
         self._time_label = QLabel("")
-        self._time_label.setMinimumWidth(130)
+        self._time_label.setProperty("role", "hint")
+        # The label may shrink (and clip) before any control does.
+        self._time_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._time_label.setMinimumWidth(40)
         self.trail_box = QSpinBox()
         self.trail_box.setRange(1, 48)
         self.trail_box.setValue(6)
@@ -209,32 +219,47 @@ class TrajectoryView(QWidget):
         self.horizon_box.setSuffix(" steps ahead")
         self.horizon_box.setToolTip("How many steps the forecast looks ahead.")
         self.horizon_box.valueChanged.connect(lambda _v: self._draw_frame(force_forecast=True))
-        self.export_button = QPushButton("Save as GIF…")
-        self.export_button.setToolTip("Save the animation from the first to the last step as an animated picture.")
+        self.export_button = QToolButton()
+        self.export_button.setText("GIF…")
+        self.export_button.setToolTip("Save the animation from the first to the last step as an animated picture "
+                                      "(GIF).")
         self.export_button.clicked.connect(self.export_requested)
+        # The less used display settings sit in a menu, so the row fits a narrow dock.
+        self.display_button = QToolButton()
+        self.display_button.setText("Display")
+        self.display_button.setToolTip("How long the trail is, the glow of the soft assignment, and how far "
+                                       "the forecast looks ahead.")
+        self.display_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        display = QWidget()
+        display_form = QFormLayout(display)
+        display_form.addRow("Trail", self.trail_box)
+        display_form.addRow(self.heat_check)
+        display_form.addRow("Forecast", self.horizon_box)
+        menu = QMenu(self.display_button)
+        action = QWidgetAction(menu)
+        action.setDefaultWidget(display)
+        menu.addAction(action)
+        self.display_button.setMenu(menu)
         transport = QHBoxLayout()
         for w in (self.back_button, self.play_button, self.forward_button):
             transport.addWidget(w)
         transport.addWidget(self.slider, 1)
-        transport.addWidget(self._time_label)
         transport.addWidget(self.speed_box)
         options = QHBoxLayout()
-        options.addWidget(QLabel("Trail"))
-        options.addWidget(self.trail_box)
-        options.addWidget(self.heat_check)
+        options.addWidget(self._time_label, 1)
         options.addWidget(self.forecast_check)
-        options.addWidget(self.horizon_box)
-        options.addStretch(1)
+        options.addWidget(self.display_button)
         options.addWidget(self.export_button)
 
         # ------------------------------------------------------------ linked plot
         self.variable_box = QComboBox()
+        _shrinkable(self.variable_box)
         self.variable_box.setToolTip("The measurement shown in the plot below the map.")
         self.variable_box.currentIndexChanged.connect(lambda _i: self._rebuild_curves())
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
-        self.plot.setMinimumHeight(120)
+        self.plot.setMinimumHeight(90)
         self.plot.getAxis("left").setWidth(52)
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setPen(pg.mkPen("#90a4ae"))
@@ -280,11 +305,13 @@ class TrajectoryView(QWidget):
         splitter.addWidget(picker)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([170, 520])
+        splitter.setChildrenCollapsible(False)
+        splitter.setSizes([150, 520])
+        picker.setMinimumWidth(120)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(splitter)
-        self.setMinimumSize(420, 360)
+        self.setMinimumSize(380, 340)
 
         self._timer = QTimer(self)
         self._timer.setInterval(int(1000 / max(1.0, fps)))
@@ -539,8 +566,8 @@ class TrajectoryView(QWidget):
         self.cursor.setValue(x_time)
         ds = src.dataset
         unit = f" {ds.time_unit}" if ds.time_unit else ""
-        text = (f"{ds.time_col or 'time'} {self._time_axis_value(0, min(step, self._end)):.4g}{unit} "
-                f"(step {step + 1} of {int(self._end) + 1})")
+        text = (f"{ds.time_col or 'time'} {self._time_axis_value(0, min(step, self._end)):.4g}{unit} · "
+                f"step {step + 1} of {int(self._end) + 1}")
         if text != self._time_label.text():  # once per step, not per frame: a new text re-lays out the row
             self._time_label.setText(text)
 

@@ -196,7 +196,7 @@ def test_plain_view_by_default_shows_one_learning_progress_curve_per_phase(qtbot
         assert np.all(np.diff(y) >= -1e-9)  # these losses only fall: progress only rises
     # the term curves and their jargon stay hidden until asked for
     assert not any(c.isVisible() for c in view._curves.values())
-    assert not view._term_boxes["elbo"].isVisible()
+    assert not view._term_boxes["elbo"].isVisible() and not view._term_boxes["som"].isVisible()
     assert [view._phase_labels[p].text().split("</span> ")[1] for p in ("pretrain", "joint")] == \
         ["pretraining", "joint training"]
     pixels = widget_pixels(view._plot).astype(int)

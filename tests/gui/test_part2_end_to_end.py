@@ -22,6 +22,12 @@ def window(qtbot, prefs, monkeypatch, tmp_path):
              "Save cell summary": "cells.csv"}
     monkeypatch.setattr(actions, "ask_export_path",
                         lambda window, title, flt, name: str(tmp_path / names[title]))
+    # The export dialog's choices that give the command line's columns, for the comparison below.
+    from dpsom_gui.dialogs import export_dialog
+
+    monkeypatch.setattr(export_dialog, "ask_export_options",
+                        lambda window, explorer, what="": export_dialog.ExportOptions(plain_names=False,
+                                                                                     keep_types=False))
     w = create_window(prefs, Engine(), log_path=None)
     qtbot.addWidget(w)
     w.resize(1280, 860)

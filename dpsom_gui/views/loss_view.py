@@ -41,26 +41,36 @@ _OTHER_PHASE_COLOURS = ["#b3473a", "#6d4c41", "#263238"]
 def learning_progress(loss: np.ndarray) -> np.ndarray:
     """How far a phase has come, in percent, from its loss per step ``(n,)``.
 
-    The loss is smoothed over a trailing window (about 1/20 of the steps so far, at most 200),
-    because single mini-batches jump about. 0 % is the smoothed loss at the phase's start,
-    100 % its lowest smoothed loss so far; a curve that flattens near 100 % means the phase
-    has learnt what it can. Values are kept between -25 % and 100 %. A phase whose loss has
-    not fallen stays at 0 %. Loss terms that are negative (a likelihood) need no care: only
-    differences count.
+    The loss is smoothed over a trailing window (about 1/10 of the steps so far, at most
+    200), because single mini-batches jump about. 0 % is the mean loss of the phase's first
+    window (the curve starts there: NaN before it), 100 % its lowest smoothed loss so far; a curve that flattens near 100 %
+    means the phase has learnt what it can. An improvement smaller than the batch-to-batch
+    noise is not stretched to 100 %: the scale is then set by the noise, so a phase that
+    hardly learns stays low instead of jumping about. Values are kept between -25 % and
+    100 %. Loss terms that are negative (a likelihood) need no care: only differences count.
     """
     y = np.asarray(loss, dtype=np.float64)
-    y = y[np.isfinite(y)] if not np.isfinite(y).all() else y
+    y = y[np.isfinite(y)]
     n = y.size
     if n == 0:
         return np.zeros(0)
-    w = int(min(200, max(1, n // 20)))
+    w = int(min(200, max(min(5, n), n // 10)))
     c = np.concatenate([[0.0], np.cumsum(y)])
     lo = np.maximum(np.arange(1, n + 1) - w, 0)
     smooth = (c[1:] - c[lo]) / (np.arange(1, n + 1) - lo)
-    start, best = smooth[0], smooth.min()
-    if not start - best > 1e-12 * max(1.0, abs(start)):
-        return np.zeros(n)
-    return np.clip(100.0 * (start - smooth) / (start - best), -25.0, 100.0)
+    # The first window is the reference (its mean is 0 %); the curve starts after it, where
+    # every smoothed value averages as many steps as the reference.
+    start, best = smooth[w - 1], smooth[w - 1:].min()
+    # Batch-to-batch noise (robust: from the median absolute step) as it remains after
+    # smoothing, and the spread that noise alone gives the highest and lowest of n values.
+    noise = 1.4826 * float(np.median(np.abs(np.diff(y)))) / np.sqrt(2.0 * w) if n > 1 else 0.0
+    scale = max(start - best, 3.0 * np.sqrt(2.0 * np.log(max(n, 2))) * noise)
+    out = np.full(n, np.nan)
+    out[w - 1:] = 0.0
+    if scale > 1e-12 * max(1.0, abs(start)):
+        out[w - 1:] = np.clip(100.0 * (start - smooth[w - 1:]) / scale, -25.0, 100.0)
+    return out
+
 
 _PALETTE = ["#263238", "#2e7d6b", "#3b6ea5", "#c08a1e", "#8e5ea2", "#b3473a", "#5a8f29", "#6d4c41"]
 
@@ -333,7 +343,7 @@ class LossView(QWidget):
                 key = self._total_key(phase)
                 if key is not None:
                     b = self._buffers[key]
-                    self._progress[phase].setData(b.x[: b.n], learning_progress(b.y[: b.n]))
+                    self._progress[phase].setData(b.x[: b.n], learning_progress(b.y[: b.n]), connect="finite")
             self._progress_dirty.clear()
             return
         if self.log_scale:

@@ -108,8 +108,8 @@ class InspectorView(QWidget):
         profile_layout.addWidget(self.profile_plot, 1)
 
         self.outcome_table = QTableWidget(0, 5)
-        self.outcome_table.setHorizontalHeaderLabels(["Outcome", "In these cells", "95% interval", "All patients",
-                                                      "Based on"])
+        self.outcome_table.setHorizontalHeaderLabels(["Outcome", "In these cells", "95% interval or shares",
+                                                      "All patients", "Based on"])
         tips = ["What happened (the model never saw it).",
                 "Share of time points with the outcome (or its mean) in the selected cells; for a "
                 "category, the most frequent one and its share.",

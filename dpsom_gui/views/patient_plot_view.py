@@ -13,7 +13,7 @@ from ..models import PatientListModel
 __all__ = ["PatientPlotView"]
 
 _ROW_HEIGHT = 110
-_STRIP_HEIGHT = 64
+_STRIP_HEIGHT = 80
 _LINE = "#3b6ea5"
 _STRIP = ("#d9c8e6", "#b79ccf")  # neighbouring stays alternate between two shades
 
@@ -171,7 +171,10 @@ class PatientPlotView(QWidget):
         if self._bmu is not None:
             plot = self._add_plot(row, "map cells (one band per stay)", first)
             first = plot
-            plot.hideAxis("left")
+            # The left axis stays (empty) so the strip lines up with the plots below it.
+            plot.getAxis("left").setTicks([[]])
+            plot.getAxis("left").setStyle(showValues=False)
+            plot.getAxis("left").setPen(pg.mkPen(None))
             plot.showGrid(x=False, y=False)
             plot.setMouseEnabled(x=True, y=False)
             plot.setYRange(0, 1, padding=0)

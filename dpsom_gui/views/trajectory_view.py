@@ -306,7 +306,7 @@ class TrajectoryView(QWidget):
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
-        splitter.setSizes([150, 520])
+        splitter.setSizes([190, 520])
         picker.setMinimumWidth(120)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)

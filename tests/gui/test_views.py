@@ -415,7 +415,9 @@ def test_patient_view_shows_map_cells_once_assigned(qtbot):
     assert width.sum() == pytest.approx(n * np.median(np.diff(ds.times[0, :n])))  # the bands tile the stay
     assert width[0] == pytest.approx(3 * width[1])
     strip = view._plots[0]
-    assert not strip.getAxis("left").isVisible()  # a cell number is a name: no measurement scale
+    left = strip.getAxis("left")
+    assert not left.style["showValues"] and left._tickLevels == [[]]  # a name, not a measurement: no scale
+    assert strip.vb.sceneBoundingRect().left() == pytest.approx(view._plots[1].vb.sceneBoundingRect().left())
     assert [t.toPlainText() for t in view._cell_texts][:2] == ["4", str(int(nodes[3]))]
     pixels = widget_pixels(view._layout).astype(int)
     shades = [np.all(np.abs(pixels[..., :3] - [int(c[i:i + 2], 16) for i in (1, 3, 5)]) < 8, axis=2).sum()

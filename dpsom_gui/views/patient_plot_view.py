@@ -88,7 +88,7 @@ class PatientPlotView(QWidget):
         splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([190, 500])
+        splitter.setSizes([150, 550])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(splitter)
@@ -169,7 +169,7 @@ class PatientPlotView(QWidget):
         row = 0
         strip = 0
         if self._bmu is not None:
-            plot = self._add_plot(row, "map cells (one band per stay)", first)
+            plot = self._add_plot(row, "map cells", first)
             first = plot
             # The left axis stays (empty) so the strip lines up with the plots below it.
             plot.getAxis("left").setTicks([[]])

@@ -63,3 +63,18 @@ def test_moves_between_cells_fill_a_wide_low_dock(qtbot, explorer):
     pixels = widget_pixels(view.plot_widget())
     dark = (pixels[..., :3].astype(int).sum(axis=2) < 90).mean()
     assert dark > 0.4  # the (mostly dark) matrix covers most of the picture, not a stamp in it
+
+
+def test_one_patients_plots_fit_the_narrow_dock(qtbot):
+    from gui_fakes import make_series
+
+    from dpsom_gui.views.patient_plot_view import PatientPlotView
+
+    ds = make_series()
+    view = shown(qtbot, PatientPlotView(), NARROW_DOCK)
+    view.set_dataset(ds)
+    view.set_assignments(np.arange(ds.values.shape[0] * ds.values.shape[1]).reshape(ds.values.shape[:2]) % 9)
+    qtbot.wait(50)
+    drawn = view._layout.ci.boundingRect().width()
+    assert drawn <= view._layout.viewport().width() + 1  # the plots are not cut off at the right
+    assert not view._scroll.horizontalScrollBar().isVisible()

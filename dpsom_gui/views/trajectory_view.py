@@ -189,7 +189,8 @@ class TrajectoryView(QWidget):
         self.speed_box.setCurrentIndex(SPEEDS.index(2.0))
         self.speed_box.setToolTip("Playing speed: how many time steps play per second.")
         self.speed_box.currentIndexChanged.connect(lambda i: self.set_speed(self.speed_box.itemData(i)))
-        _shrinkable(self.speed_box, 6)
+        _shrinkable(self.speed_box, 3)
+        self.slider.setMinimumWidth(70)
         self._time_label = QLabel("")
         self._time_label.setProperty("role", "hint")
         # The label may shrink (and clip) before any control does.

@@ -181,6 +181,7 @@ class PatientPlotView(QWidget):
             plot.setMaximumHeight(_STRIP_HEIGHT)
             self._cell_bars = pg.BarGraphItem(x0=[], y0=[], width=[], height=[], pen=pg.mkPen("w", width=1))
             plot.addItem(self._cell_bars)
+            plot.vb.sigResized.connect(lambda _vb: self._label_cells())
             row += 1
             strip = 1
         for j, name in enumerate(ds.feature_names):
@@ -215,9 +216,24 @@ class PatientPlotView(QWidget):
         self._cell_bars.setOpts(x0=x0, y0=np.zeros(starts.size), width=width, height=np.ones(starts.size),
                                 brushes=brushes)
         self._runs = (x0, width, cells)
-        span = edges[-1] - edges[0]
+        self._label_cells()
+
+    def _label_cells(self) -> None:
+        """Write each stay's cell number in its band where it fits at the strip's width now."""
+        if self._cell_bars is None or not self._plots:
+            return
+        plot = self._plots[0]
+        for text in self._cell_texts:
+            plot.removeItem(text)
+        self._cell_texts = []
+        x0, width, cells = self._runs
+        if not cells.size:
+            return
+        span = float(x0[-1] + width[-1] - x0[0])
+        pixels = plot.vb.width() / span if plot.vb.width() > 0 and span > 0 else 0.0
         for x, w, cell in zip(x0, width, cells):
-            if w >= span / 12:  # a number only where it fits in a narrow dock too
+            room = w * pixels if pixels else (w / span) * 300.0
+            if room >= 8.0 * len(str(cell)) + 6.0:  # a number only where it fits
                 text = pg.TextItem(str(cell), color="#37474f", anchor=(0.5, 0.5))
                 text.setPos(x + w / 2, 0.5)
                 plot.addItem(text)

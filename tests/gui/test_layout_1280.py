@@ -73,8 +73,14 @@ def test_one_patients_plots_fit_the_narrow_dock(qtbot):
     ds = make_series()
     view = shown(qtbot, PatientPlotView(), NARROW_DOCK)
     view.set_dataset(ds)
-    view.set_assignments(np.arange(ds.values.shape[0] * ds.values.shape[1]).reshape(ds.values.shape[:2]) % 9)
+    bmu = np.arange(ds.values.shape[0] * ds.values.shape[1]).reshape(ds.values.shape[:2]) % 9 + 100
+    bmu[0, 4:] = 150  # a long stay after short ones
+    view.set_assignments(bmu)
     qtbot.wait(50)
     drawn = view._layout.ci.boundingRect().width()
     assert drawn <= view._layout.viewport().width() + 1  # the plots are not cut off at the right
     assert not view._scroll.horizontalScrollBar().isVisible()
+    # cell numbers are written only where they fit: none runs into another
+    rects = [t.sceneBoundingRect() for t in view._cell_texts]
+    assert [t.toPlainText() for t in view._cell_texts][-1] == "150"
+    assert all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])

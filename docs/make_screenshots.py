@@ -7,8 +7,10 @@ see them)::
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python docs/make_screenshots.py
 
 It opens the demo cohort (the small "test" size unless ``--size demo``), trains a small
-T-DPSOM quickly, and saves PNG pictures of the main window, the map's groups, the journeys
-view, the selected cells, the transitions and the quality figures to ``docs/images/``.
+T-DPSOM quickly, and saves PNG pictures of the main window (1280 x 800, the smallest
+screen the layout is made for), the map's groups and categories, the journeys view, the
+selected cells, the transitions, the quality figures, one patient's measurements and the
+training curves (plain and detailed) to ``docs/images/``.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
     app.setStyleSheet(style_sheet())
     prefs = Preferences.open(Path(tempfile.mkdtemp(prefix="dpsom-shots-")) / "prefs.ini")
     window = create_window(prefs)
-    window.resize(1280, 900)
+    window.resize(1280, 800)  # the smallest screen the layout is made for
     window.show()
     session = window.session
     session.engine.warm_up()
@@ -120,6 +122,9 @@ def main(argv=None) -> int:
     mv.choose_layer("variable", "Lactate")
     settle(app)
     save(mv, "map-variable", out)
+    mv.choose_layer("outcome", "state")
+    settle(app)
+    save(mv, "map-categories", out)
 
     # ------------------------------------------------------------- inspector
     dock = ex.docks["inspector"]
@@ -143,7 +148,9 @@ def main(argv=None) -> int:
     died = ex.explorer.patients_matching(outcome="death_24h")
     chosen = [int(p) for p in died[:2]] + [p for p in range(4) if p not in died][:2]
     view.set_patients(chosen)
+    settle(app, 300)
     view.set_time(min(18.0, view.end_time))
+    wait_for(app, view.forecast_ready, 120)  # forecasts are computed in the background
     settle(app, 800)
     save(view, "journeys", out)
     dock.setFloating(False)
@@ -169,6 +176,26 @@ def main(argv=None) -> int:
     save(ex.metrics, "quality", out)
     dock.setFloating(False)
 
+    # ------------------------------------------------- one patient, loss terms
+    window.docks["patients"].raise_()
+    window.docks["patients"].setFloating(True)
+    window.docks["patients"].resize(760, 520)
+    settle(app, 500)
+    save(window.docks["patients"].widget(), "patient", out)
+    window.docks["patients"].setFloating(False)
+    dock = window.docks["losses"]
+    dock.setFloating(True)
+    dock.resize(1000, 380)
+    window.loss_view.set_detailed(False)
+    settle(app, 500)
+    save(window.loss_view, "training-progress", out)
+    window.loss_view.set_detailed(True)
+    settle(app, 500)
+    save(window.loss_view, "training-terms", out)
+    window.loss_view.set_detailed(False)
+    dock.setFloating(False)
+
+    ex.trajectories.shutdown()
     session.shutdown()
     session._set_dirty(False)
     window.close()

@@ -295,9 +295,19 @@ def export_assignments(window, path: str | None = None) -> bool:
     """Every point's cell and certainty as CSV (as ``dpsom export --assignments``)."""
     from . import exporting
 
+    from .dialogs.export_dialog import ask_export_options, write_assignments
+
     explorer = _explorer(window)
-    return explorer is not None and _export(window, "assignments", path, exporting.CSV_FILTER, "assignments.csv",
-                                            lambda p: exporting.export_assignments(explorer, p))
+    if explorer is None:
+        return False
+    if path is None:  # asked from the menu: headers, types, outcomes and probabilities first
+        options = ask_export_options(window, explorer)
+        if options is None:
+            return False
+        return _export(window, "assignments", path, exporting.CSV_FILTER, "assignments.csv",
+                       lambda p: write_assignments(explorer, p, options))
+    return _export(window, "assignments", path, exporting.CSV_FILTER, "assignments.csv",
+                   lambda p: exporting.export_assignments(explorer, p))
 
 
 def export_node_summary(window, path: str | None = None) -> bool:
@@ -321,6 +331,14 @@ def export_selection(window, path: str | None = None) -> bool:
     if not nodes:
         window.statusBar().showMessage("Select cells on the map first.", 6000)
         return False
+    if path is None:
+        from .dialogs.export_dialog import ask_export_options, write_assignments
+
+        options = ask_export_options(window, explorer, "selected lines")
+        if options is None:
+            return False
+        return _export(window, "selected lines", path, exporting.CSV_FILTER, "selected-cells.csv",
+                       lambda p: write_assignments(explorer, p, options, nodes))
     return _export(window, "selected lines", path, exporting.CSV_FILTER, "selected-cells.csv",
                    lambda p: exporting.export_assignments(explorer, p, nodes=nodes))
 

@@ -1,4 +1,4 @@
-"""Background analyses of a trained run (quality figures, stability across seeds).
+"""Background analyses of a trained run (quality figures, stability across seeds, forecasts).
 
 :class:`AnalysisWorker` runs one task on its own thread through
 :class:`dpsom_gui.workers.WorkerThread`, like training and importing: only the task's
@@ -12,13 +12,16 @@ import logging
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from .workers import DETAILS_SEPARATOR, loggable_traceback
 
-__all__ = ["AnalysisWorker", "stability_task", "metrics_task"]
+__all__ = ["AnalysisWorker", "stability_task", "metrics_task", "ForecastRequest", "ForecastFrame",
+           "compute_forecast", "forecast_task", "FORECAST_LOCK"]
 
 log = logging.getLogger(__name__)
 
@@ -117,5 +120,68 @@ def metrics_task(explorer, label: str) -> Callable:
     def task(report):
         report(("metrics", label))
         return explorer.metrics(label)
+
+    return task
+
+
+# ------------------------------------------------------------------ forecasts
+#: Serialises forecasts of one explorer between the GUI thread (GIF export) and workers.
+FORECAST_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ForecastRequest:
+    """Which forecast the journeys view wants: patients, from which step, how far, how many samples."""
+
+    patients: tuple
+    step: int
+    n_steps: int
+    n_samples: int
+
+
+@dataclass(frozen=True)
+class ForecastFrame:
+    """A computed forecast and the band of the first patient's sampled futures.
+
+    ``data`` is a :class:`~dpsom_gui.explore.ForecastData` (None when the run cannot
+    forecast). ``band_lower`` and ``band_upper`` are ``(D, H + 1)`` in clinical units, from
+    the last measured value to the 10th and 90th percentiles of the samples (None without
+    samples).
+    """
+
+    request: ForecastRequest
+    data: object
+    band_lower: np.ndarray | None = None
+    band_upper: np.ndarray | None = None
+
+
+def compute_forecast(source, request: ForecastRequest) -> ForecastFrame:
+    """The forecast ``request`` asks of ``source`` (a :class:`~dpsom_gui.explore.MapExplorer`),
+    with its bands (``core.analysis.cohort_stats.forecast_band``)."""
+    from core.analysis.cohort_stats import forecast_band
+
+    with FORECAST_LOCK:
+        fc = source.forecast(list(request.patients), request.step, n_steps=request.n_steps,
+                             n_samples=request.n_samples)
+    if fc is None or fc.sample_features is None or not request.patients:
+        return ForecastFrame(request, fc)
+    ds = source.dataset
+    p = int(request.patients[0])
+    last_step = max(0, min(int(fc.start[0]) - 1, int(ds.lengths[p]) - 1))
+    lower, upper = [], []
+    for j in range(fc.sample_features.shape[-1]):
+        seen = np.flatnonzero(ds.mask[p, : last_step + 1, j])
+        last = float(ds.values[p, seen[-1], j]) if seen.size else np.nan
+        lo, hi = forecast_band(last, fc.sample_features[0, :, :, j])
+        lower.append(lo)
+        upper.append(hi)
+    return ForecastFrame(request, fc, np.asarray(lower), np.asarray(upper))
+
+
+def forecast_task(source, request: ForecastRequest) -> Callable:
+    """A task for :class:`AnalysisWorker` computing :func:`compute_forecast`."""
+
+    def task(report):
+        return compute_forecast(source, request)
 
     return task

@@ -73,6 +73,9 @@ class OutcomeRow:
     upper: float
     cohort_mean: float
     n_missing: int
+    n_patients: int = 0
+    #: Categorical outcomes: ``(value, share of time points)`` of each category, commonest first.
+    categories: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -353,18 +356,41 @@ class MapExplorer:
     def _outcome_layer(self, label: str) -> MapLayer:
         if label not in self.labels():
             raise KeyError(f"no outcome {label!r}")
-        enr = self.enrichment(label)
         title = label_title(label)
+        if self._is_categorical(label) and not self._is_binary(label):
+            return self._category_layer(label, title)
+        enr = self.clustered(label)
         if enr.kind == "binary":
             return MapLayer(layer_name("outcome", label), 100.0 * enr.mean, f"{title}: share in each cell",
                             "How often this outcome happened among the time points of each cell (the "
                             "model never saw it). Hover over a cell for the count behind the share.",
-                            "%", counts=enr.count, colormap="inferno",
+                            "%", counts=enr.n_points, colormap="inferno",
                             extra={"lower": 100.0 * enr.lower, "upper": 100.0 * enr.upper})
         return MapLayer(layer_name("outcome", label), enr.mean, f"{title}: mean in each cell",
                         "The mean of this outcome among the time points of each cell (the model never "
                         "saw it). Hover over a cell for the count behind the mean.", "",
-                        counts=enr.count, colormap="inferno", extra={"lower": enr.lower, "upper": enr.upper})
+                        counts=enr.n_points, colormap="inferno", extra={"lower": enr.lower, "upper": enr.upper})
+
+    def clustered(self, label: str):
+        """``core.analysis.cohort_stats.clustered_summary`` of one label over the cells, with
+        patients as the independent units (cached)."""
+        from core.analysis.cohort_stats import clustered_summary
+
+        return self._cached(("clustered", label), lambda: clustered_summary(
+            self.point_node, self.label_points(label), self.point_patient, self.n_nodes))
+
+    def _category_layer(self, label: str, title: str) -> MapLayer:
+        from core.analysis.cohort_stats import category_shares
+
+        c = self._cached(("categories", label), lambda: category_shares(
+            self.point_node, self.label_points(label), self.point_patient, self.n_nodes))
+        names = tuple(_category_text(v) for v in c.categories)
+        return MapLayer(layer_name("outcome", label), np.where(c.top >= 0, c.top, np.nan).astype(float),
+                        f"{title}: most frequent in each cell",
+                        "The category met most often among the time points of each cell (the model never "
+                        "saw it); paler cells are more mixed. Hover over a cell for the shares.",
+                        counts=c.n_points, categories=names,
+                        extra={"share": c.top_share(), "shares": c.shares, "n_patients": c.n_patients})
 
     def supercluster_groups(self, n: int | None = None) -> tuple[np.ndarray, dict[int, float]]:
         """Group of every cell ``(K,)`` and the silhouette of each number tried.
@@ -443,8 +469,8 @@ class MapExplorer:
             lines.append(f"{hits} rows")
         if layer is not None:
             text = layer.format_value(float(layer.values[node]))
-            if layer.counts is not None and layer.kind == "outcome":
-                text += f" (n = {int(layer.counts[node])})"
+            if layer.kind == "outcome":
+                text += _evidence(layer, node)
             lines.append(f"{layer.title}: {text}")
         common, rates = [], []
         for name, kind, data in self._label_summaries():
@@ -545,18 +571,32 @@ class MapExplorer:
                 for j, name in enumerate(ds.feature_names)]
 
     def outcomes(self, mask: np.ndarray) -> list[OutcomeRow]:
-        """Mean, count and 95 % interval of every outcome among the masked points."""
-        from core.analysis import label_enrichment
+        """Mean (or commonest category), counts and 95 % interval of every outcome among the
+        masked points; intervals count patients, not time points."""
+        from core.analysis.cohort_stats import category_shares, clustered_summary
 
         group = np.where(mask, 0, 1)
         rows = []
         for name in self.labels():
+            y = self.label_points(name)
+            if self._is_categorical(name) and not self._is_binary(name):
+                c = category_shares(group, y, self.point_patient, 2)
+                order = np.argsort(-np.nan_to_num(c.shares[0]), kind="stable")
+                cats = tuple((float(c.categories[k]), float(c.shares[0, k])) for k in order if c.shares[0, k] > 0)
+                top = cats[0][0] if cats else float("nan")
+                cohort = float(c.categories[np.nanargmax(np.nansum(c.shares * c.n_points[:, None], axis=0))]) \
+                    if c.categories.size else float("nan")
+                rows.append(OutcomeRow(name, label_title(name), "categorical", top, int(c.n_points[0]),
+                                       float("nan"), float("nan"), cohort, int(np.isnan(y[mask]).sum()),
+                                       int(c.n_patients[0]), cats))
+                continue
             try:
-                e = label_enrichment(group, self.label_points(name), 2)
+                e = clustered_summary(group, y, self.point_patient, 2)
             except Exception:  # noqa: BLE001 - a label without numbers has no mean
                 continue
-            rows.append(OutcomeRow(name, label_title(name), e.kind, float(e.mean[0]), int(e.count[0]),
-                                   float(e.lower[0]), float(e.upper[0]), e.global_mean, e.n_missing))
+            rows.append(OutcomeRow(name, label_title(name), e.kind, float(e.mean[0]), int(e.n_points[0]),
+                                   float(e.lower[0]), float(e.upper[0]), e.global_mean, e.n_missing,
+                                   int(e.n_patients[0])))
         return rows
 
     # ------------------------------------------------------------------ transitions
@@ -676,6 +716,21 @@ class MapExplorer:
         from core.cli import evaluate_run
 
         return evaluate_run(self.run, label)
+
+
+def _evidence(layer: MapLayer, node: int) -> str:
+    """What an outcome layer's value at ``node`` rests on: its share or its interval."""
+    extra = layer.extra
+    if layer.is_categorical and "share" in extra and np.isfinite(extra["share"][node]):
+        return f" ({100 * extra['share'][node]:.0f}% of its time points)"
+    if "lower" in extra and np.isfinite(extra["lower"][node]):
+        lo, hi = layer.format_value(extra["lower"][node]), layer.format_value(extra["upper"][node])
+        return f" (95% interval {lo} to {hi}, counting patients)"
+    return ""
+
+
+def _category_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 class _quiet:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox,
-                               QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
-                               QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit,
+                               QProgressBar, QPushButton, QTableView, QTableWidget, QTableWidgetItem, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from ..models import DataFrameModel
 from ..workers import ImportWorker, WorkerThread, split_failure
 
-__all__ = ["ImportDialog", "ROLES", "roles_to_options"]
+__all__ = ["ImportDialog", "ROLES", "roles_to_options", "default_display_name", "apply_names_and_units"]
 
 #: Column roles, with the words the dialog shows and their explanation.
 ROLES = (
@@ -95,6 +98,46 @@ def roles_to_options(roles: dict[str, str]) -> tuple[dict, str | None]:
     return options, None
 
 
+def default_display_name(column: str, unit: str) -> str:
+    """The name a column is shown by at first: its header without a trailing "(unit)" that
+    the reader already took as the unit (``"heart rate (bpm)"`` -> ``"heart rate"``)."""
+    if unit:
+        stripped = re.sub(r"\s*[\(\[]\s*" + re.escape(unit) + r"\s*[\)\]]\s*$", "", column)
+        if stripped:
+            return stripped
+    return column
+
+
+def apply_names_and_units(dataset, names: dict[str, tuple[str, str]]):
+    """A copy of ``dataset`` whose variables carry the chosen display names and units.
+
+    ``names`` maps a variable's name as read to ``(shown name, unit)``; variables not in it
+    keep theirs. Every rename is noted in the dataset's report (saved with the project), so
+    the column it came from stays known.
+
+    Raises
+    ------
+    ValueError
+        When a name is empty or two variables would share one.
+    """
+    new_names, new_units, notes = [], [], []
+    units = list(dataset.units) + [""] * (dataset.n_features - len(dataset.units))
+    for column, unit in zip(dataset.feature_names, units):
+        name, chosen_unit = names.get(column, (column, unit))
+        name, chosen_unit = name.strip(), chosen_unit.strip()
+        if not name:
+            raise ValueError(f"Give the column '{column}' a name.")
+        if name in new_names:
+            raise ValueError(f"Two variables are both called '{name}'; give them different names.")
+        if name != column or chosen_unit != unit:
+            notes.append(f"The column '{column}' is shown as '{name}'" + (f" in {chosen_unit}." if chosen_unit
+                                                                         else " without a unit."))
+        new_names.append(name)
+        new_units.append(chosen_unit)
+    return dataclasses.replace(dataset, feature_names=new_names, units=new_units,
+                               warnings=list(dataset.warnings) + notes)
+
+
 def _combo(items, tip: str) -> QComboBox:
     box = QComboBox()
     box.setToolTip(tip)
@@ -111,6 +154,10 @@ class ImportDialog(QDialog):
     is read in the background whenever the choices change (with a progress bar), and the
     check report lists what was changed or left out and why. *Import* is enabled only for
     a successful check of the current choices; the dataset it read is then :attr:`dataset`.
+    After a check, the "Names and units" tab lets the user name each measurement and set its
+    unit; accepting the dialog applies them to :attr:`dataset` (see
+    :func:`apply_names_and_units`), so every view and export shows them and the project
+    keeps them.
 
     Signals
     -------
@@ -188,11 +235,42 @@ class ImportDialog(QDialog):
         self.report.setPlaceholderText("The check report appears here.")
         self.report.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.report.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.names_table = QTableWidget(0, 3)
+        self.names_table.setHorizontalHeaderLabels(["Column in the file", "Name shown", "Unit"])
+        for c, tip in enumerate(("The column's header, as read.",
+                                 "The name every view, legend and export shows. Double-click to change it.",
+                                 "The unit shown beside the values, e.g. bpm or mmol/L. Double-click to "
+                                 "change it.")):
+            self.names_table.horizontalHeaderItem(c).setToolTip(tip)
+        self.names_table.verticalHeader().setVisible(False)
+        self.names_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.names_table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                         | QAbstractItemView.EditTrigger.EditKeyPressed
+                                         | QAbstractItemView.EditTrigger.AnyKeyPressed)
+        self.names_table.itemChanged.connect(self._on_names_table_changed)
+        self._names: dict[str, tuple[str, str]] = {}  # the user's choices, kept across checks
+        self.names_problem = QLabel("")
+        self.names_problem.setStyleSheet("color: #b3473a;")
+        self.names_problem.setWordWrap(True)
+        names_page = QWidget()
+        names_layout = QVBoxLayout(names_page)
+        names_layout.setContentsMargins(4, 4, 4, 4)
+        hint = QLabel("How each measurement is named and in which unit, everywhere in the app and in exports. "
+                      "Saved with the project.")
+        hint.setProperty("role", "hint")
+        hint.setWordWrap(True)
+        names_layout.addWidget(hint)
+        names_layout.addWidget(self.names_table, 1)
+        names_layout.addWidget(self.names_problem)
+        self.report_tabs = QTabWidget()
+        self.report_tabs.addTab(self.report, "Report")
+        self.report_tabs.addTab(names_page, "Names and units")
+        self.report_tabs.setTabEnabled(1, False)
         report_box = QGroupBox("Check")
         report_layout = QVBoxLayout(report_box)
         report_layout.addWidget(self.status)
         report_layout.addWidget(self.progress)
-        report_layout.addWidget(self.report, 1)
+        report_layout.addWidget(self.report_tabs, 1)
         self.details_button = QPushButton("Technical details…")
         self.details_button.setToolTip("Show the technical details of the problem and where the log is, "
                                        "for whoever supports you.")
@@ -277,6 +355,43 @@ class ImportDialog(QDialog):
         box = self.role_boxes[column]
         box.setCurrentIndex(box.findData(role))
 
+    def names_and_units(self) -> dict[str, tuple[str, str]]:
+        """``{column as read: (shown name, unit)}`` for the variables of the checked data."""
+        out = {}
+        for r in range(self.names_table.rowCount()):
+            column = self.names_table.item(r, 0).data(Qt.ItemDataRole.UserRole)
+            out[column] = (self.names_table.item(r, 1).text(), self.names_table.item(r, 2).text())
+        return out
+
+    def set_name(self, column: str, name: str | None = None, unit: str | None = None) -> None:
+        """Set the shown name and/or unit of a variable (as typing in the table would)."""
+        for r in range(self.names_table.rowCount()):
+            if self.names_table.item(r, 0).data(Qt.ItemDataRole.UserRole) == column:
+                if name is not None:
+                    self.names_table.item(r, 1).setText(name)
+                if unit is not None:
+                    self.names_table.item(r, 2).setText(unit)
+                return
+        raise KeyError(f"no variable {column!r} in the checked data")
+
+    def named_dataset(self):
+        """The checked data with the chosen names and units (None before a check).
+
+        Raises ``ValueError`` for an empty or repeated name."""
+        if self.dataset is None:
+            return None
+        return apply_names_and_units(self.dataset, self.names_and_units())
+
+    def accept(self) -> None:
+        try:
+            named = self.named_dataset()
+        except ValueError as exc:
+            self.report_tabs.setCurrentIndex(1)
+            self.names_problem.setText(str(exc))
+            return
+        self.dataset = named
+        super().accept()
+
     def read_options(self) -> tuple[dict, str | None]:
         """``read_data`` keyword arguments for the current choices, or the problem."""
         options, problem = roles_to_options(self.column_roles())
@@ -311,6 +426,7 @@ class ImportDialog(QDialog):
     def _on_option_changed(self, *_args) -> None:
         self.dataset = None
         self._checked_options = None
+        self.report_tabs.setTabEnabled(1, False)
         problem = self._update_reading_as()
         self._update_buttons()
         if problem:
@@ -383,7 +499,37 @@ class ImportDialog(QDialog):
         self.error_dialog = ErrorDialog("The file cannot be imported", message, details, self.log_path, self)
         self.error_dialog.show()
 
+    def _fill_names(self, dataset) -> None:
+        table = self.names_table
+        table.blockSignals(True)
+        table.setRowCount(dataset.n_features)
+        for r, column in enumerate(dataset.feature_names):
+            unit = dataset.units[r] if r < len(dataset.units) else ""
+            name, unit = self._names.get(column, (default_display_name(column, unit), unit))
+            first = QTableWidgetItem(column)
+            first.setData(Qt.ItemDataRole.UserRole, column)
+            first.setFlags(first.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            table.setItem(r, 0, first)
+            table.setItem(r, 1, QTableWidgetItem(name))
+            table.setItem(r, 2, QTableWidgetItem(unit))
+        table.blockSignals(False)
+        self.report_tabs.setTabEnabled(1, True)
+        self._on_names_table_changed()
+
+    def _on_names_table_changed(self, *_args) -> None:
+        names = self.names_and_units()
+        self._names.update(names)
+        problem = ""
+        if self.dataset is not None:
+            try:
+                apply_names_and_units(self.dataset, names)
+            except ValueError as exc:
+                problem = str(exc)
+        self.names_problem.setText(problem)
+        self._update_buttons()
+
     def _show_report(self, dataset) -> None:
+        self._fill_names(dataset)
         if dataset.is_series:
             summary = (f"Read {dataset.n_samples:,} patients with {dataset.n_points:,} time points and "
                        f"{dataset.n_features} variables.")
@@ -409,7 +555,7 @@ class ImportDialog(QDialog):
         self.report.setPlainText("\n".join(lines))
 
     def _update_buttons(self) -> None:
-        self.import_button.setEnabled(self.dataset is not None)
+        self.import_button.setEnabled(self.dataset is not None and not self.names_problem.text())
         self.check_button.setEnabled(self.inspection is not None and self._job is None)
 
     # ------------------------------------------------------------------ close

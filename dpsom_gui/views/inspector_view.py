@@ -23,6 +23,16 @@ def _fmt(value: float, unit: str = "") -> str:
     return f"{text} {unit}" if unit else text
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _category(value: float) -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 class InspectorView(QWidget):
     """Shows what is in the cells selected on the map.
 
@@ -32,7 +42,8 @@ class InspectorView(QWidget):
       in cohort standard deviations: bars for the measured values, red dots for the cells'
       typical profile as the model pictures it. Hover for the values in clinical units.
     * **Outcomes**: rate or mean of every outcome in the cells with its 95 % interval,
-      beside the cohort's.
+      beside the cohort's; intervals count patients (a patient's hours are not independent),
+      and categories (a health state) show their commonest values and shares, never a mean.
 
     It is fed a :class:`~dpsom_gui.explore.SelectionSummary` by :meth:`set_selection`.
 
@@ -97,15 +108,22 @@ class InspectorView(QWidget):
         profile_layout.addWidget(self.profile_plot, 1)
 
         self.outcome_table = QTableWidget(0, 5)
-        self.outcome_table.setHorizontalHeaderLabels(["Outcome", "In these cells", "95% interval", "All patients",
-                                                      "Time points"])
+        self.outcome_table.setHorizontalHeaderLabels(["Outcome", "In these cells", "95% interval or shares",
+                                                      "All patients", "Based on"])
         tips = ["What happened (the model never saw it).",
-                "Share of time points with the outcome (or its mean) in the selected cells.",
-                "Range that holds the true value with 95% confidence, given how few points there may be.",
+                "Share of time points with the outcome (or its mean) in the selected cells; for a "
+                "category, the most frequent one and its share.",
+                "Range that holds the true value with 95% confidence. It counts patients, not hours: "
+                "a patient's hours are alike, so ten patients give a wide range however long they stayed. "
+                "For a category: the shares of the commonest categories.",
                 "The same figure over the whole cohort, for comparison.",
-                "How many time points with a known outcome the figure rests on."]
+                "How many patients and time points with a known outcome the figure rests on."]
         for c, tip in enumerate(tips):
             self.outcome_table.horizontalHeaderItem(c).setToolTip(tip)
+        self.outcome_note = QLabel("Intervals count patients: the hours of one patient are not independent "
+                                   "evidence.")
+        self.outcome_note.setProperty("role", "hint")
+        self.outcome_note.setWordWrap(True)
         self.outcome_table.verticalHeader().setVisible(False)
         self.outcome_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.outcome_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -113,7 +131,12 @@ class InspectorView(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.table, "Patients")
         self.tabs.addTab(profile_box, "Profile")
-        self.tabs.addTab(self.outcome_table, "Outcomes")
+        outcome_box = QWidget()
+        outcome_layout = QVBoxLayout(outcome_box)
+        outcome_layout.setContentsMargins(0, 0, 0, 0)
+        outcome_layout.addWidget(self.outcome_table, 1)
+        outcome_layout.addWidget(self.outcome_note)
+        self.tabs.addTab(outcome_box, "Outcomes")
         self.tabs.setTabToolTip(0, "Every time point (or row) in the selected cells.")
         self.tabs.setTabToolTip(1, "How the selected cells' patients differ from all patients, variable by variable.")
         self.tabs.setTabToolTip(2, "How often each outcome happened in the selected cells.")
@@ -143,7 +166,8 @@ class InspectorView(QWidget):
             return
         cells = f"cell {s.nodes[0]}" if len(s.nodes) == 1 else f"{len(s.nodes)} cells"
         series = bool((s.step >= 0).any())
-        who = f"{s.n_points} time points from {s.n_patients} patients" if series else f"{s.n_points} rows"
+        who = f"{_count(s.n_patients, 'patient')}, {_count(s.n_points, 'time point')}" if series \
+            else _count(s.n_points, "row")
         self._title.setText(f"Selected: {cells}, {who}.")
         self.table_model.set_frame(s.frame)
         self._show_profile(s.profile)
@@ -186,21 +210,29 @@ class InspectorView(QWidget):
     def _show_outcomes(self, rows) -> None:
         t = self.outcome_table
         t.setRowCount(len(rows))
+        series = self._summary is not None and bool((self._summary.step >= 0).any())
         for r, o in enumerate(rows):
-            if o.kind == "binary":
+            if o.kind == "categorical":
+                here = (f"{_category(o.mean)} ({100 * o.categories[0][1]:.0f}%)" if o.categories else "–")
+                ci = ", ".join(f"{_category(v)}: {100 * share:.0f}%" for v, share in o.categories[:3])
+                cohort = _category(o.cohort_mean)
+            elif o.kind == "binary":
                 here, ci = f"{100 * o.mean:.1f}%" if np.isfinite(o.mean) else "–", \
                     f"{100 * o.lower:.1f}–{100 * o.upper:.1f}%" if np.isfinite(o.lower) else "–"
                 cohort = f"{100 * o.cohort_mean:.1f}%"
             else:
                 here, ci = _fmt(o.mean), f"{_fmt(o.lower)} – {_fmt(o.upper)}" if np.isfinite(o.lower) else "–"
                 cohort = _fmt(o.cohort_mean)
-            for c, text in enumerate((o.title, here, ci, cohort, str(o.count))):
+            basis = (f"{_count(o.n_patients, 'patient')}, {o.count} points" if series and o.n_patients
+                     else _count(o.count, "row"))
+            for c, text in enumerate((o.title, here, ci, cohort, basis)):
                 item = QTableWidgetItem(text)
                 if c:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 t.setItem(r, c, item)
         t.resizeColumnsToContents()
         t.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.outcome_note.setVisible(series)
 
     # ---------------------------------------------------------------- events
     def _on_table_current_changed(self, current, _previous) -> None:

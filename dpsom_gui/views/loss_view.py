@@ -1,4 +1,4 @@
-"""Loss curves of every named loss term, phase by phase, while the model trains."""
+"""How training is going: a plain learning-progress curve per phase, or every loss term."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 from ._throttle import RedrawThrottle
 from .signed_log import SignedLogAxis, linear_width, signed_log
 
-__all__ = ["LossView", "TERM_TITLES", "PHASE_SHORT"]
+__all__ = ["LossView", "TERM_TITLES", "PHASE_SHORT", "PHASE_TITLES", "learning_progress"]
 
 #: Short name and plain explanation of each loss term (legend text and its tooltip).
 TERM_TITLES = {
@@ -27,6 +27,50 @@ TERM_TITLES = {
 #: Short labels of the phase markers.
 PHASE_SHORT = {"pretrain": "pretraining", "som_init": "map layout", "joint": "joint training",
                "prediction": "forecaster"}
+#: What each phase does, in plain words (the plain view's legend tooltips).
+PHASE_TITLES = {
+    "pretrain": "Learning to summarise each time point in a few numbers.",
+    "som_init": "Laying the cells of the map out over those summaries.",
+    "joint": "Refining the summaries and the map together.",
+    "prediction": "Learning to forecast the next health state.",
+}
+_PHASE_COLOURS = {"pretrain": "#3b6ea5", "som_init": "#c08a1e", "joint": "#2e7d6b", "prediction": "#8e5ea2"}
+_OTHER_PHASE_COLOURS = ["#b3473a", "#6d4c41", "#263238"]
+
+
+def learning_progress(loss: np.ndarray) -> np.ndarray:
+    """How far a phase has come, in percent, from its loss per step ``(n,)``.
+
+    The loss is smoothed over a trailing window (about 1/10 of the steps so far, at most
+    200), because single mini-batches jump about. 0 % is the mean loss of the phase's first
+    window (the curve starts there: NaN before it), 100 % its lowest smoothed loss so far; a curve that flattens near 100 %
+    means the phase has learnt what it can. An improvement smaller than the batch-to-batch
+    noise is not stretched to 100 %: the scale is then set by the noise, so a phase that
+    hardly learns stays low instead of jumping about. Values are kept between -25 % and
+    100 %. Loss terms that are negative (a likelihood) need no care: only differences count.
+    """
+    y = np.asarray(loss, dtype=np.float64)
+    y = y[np.isfinite(y)]
+    n = y.size
+    if n == 0:
+        return np.zeros(0)
+    w = int(min(200, max(min(5, n), n // 10)))
+    c = np.concatenate([[0.0], np.cumsum(y)])
+    lo = np.maximum(np.arange(1, n + 1) - w, 0)
+    smooth = (c[1:] - c[lo]) / (np.arange(1, n + 1) - lo)
+    # The first window is the reference (its mean is 0 %); the curve starts after it, where
+    # every smoothed value averages as many steps as the reference.
+    start, best = smooth[w - 1], smooth[w - 1:].min()
+    # Batch-to-batch noise (robust: from the median absolute step) as it remains after
+    # smoothing, and the spread that noise alone gives the highest and lowest of n values.
+    noise = 1.4826 * float(np.median(np.abs(np.diff(y)))) / np.sqrt(2.0 * w) if n > 1 else 0.0
+    scale = max(start - best, 3.0 * np.sqrt(2.0 * np.log(max(n, 2))) * noise)
+    out = np.full(n, np.nan)
+    out[w - 1:] = 0.0
+    if scale > 1e-12 * max(1.0, abs(start)):
+        out[w - 1:] = np.clip(100.0 * (start - smooth[w - 1:]) / scale, -25.0, 100.0)
+    return out
+
 
 _PALETTE = ["#263238", "#2e7d6b", "#3b6ea5", "#c08a1e", "#8e5ea2", "#b3473a", "#5a8f29", "#6d4c41"]
 
@@ -53,23 +97,32 @@ class _Buffer:
 
 
 class LossView(QWidget):
-    """Plots each loss term against the training step, one curve per term and phase.
+    """Shows how training is going, plainly by default and in detail on request.
+
+    * **Plain** (default): one *learning progress* curve per phase (:func:`learning_progress`
+      of the phase's total loss): 0 % at the phase's start, 100 % at its best so far, so a
+      curve that flattens near the top has learnt what it can. Higher is better.
+    * **Every loss term** (the "Show every loss term" box): each named term against the
+      step, one curve per term and phase, on a signed logarithmic scale
+      (:mod:`.signed_log`) so terms that turn negative, such as a likelihood, stay drawn.
 
     Curves are created once and only their data change; they use downsampling and
     clip-to-view so hundreds of thousands of steps stay smooth. Phase starts are marked
-    with a labelled vertical line. The logarithmic scale is a signed one
-    (:mod:`.signed_log`): terms that turn negative, such as a Gaussian likelihood once the
-    model fits well, stay on the plot.
+    with vertical lines whose labels are staggered so that short phases stay readable.
 
     Signals
     -------
     log_scale_changed(bool)
         The user switched the logarithmic scale on or off (the window remembers it).
+    detailed_changed(bool)
+        The user switched between the plain and the detailed view.
     """
 
     log_scale_changed = Signal(bool)
+    detailed_changed = Signal(bool)
 
-    def __init__(self, parent: QWidget | None = None, hz: float = 15.0, log_scale: bool = True) -> None:
+    def __init__(self, parent: QWidget | None = None, hz: float = 15.0, log_scale: bool = True,
+                 detailed: bool = False) -> None:
         super().__init__(parent)
         self._buffers: dict[tuple[str, str], _Buffer] = {}
         self._curves: dict[tuple[str, str], pg.PlotDataItem] = {}
@@ -79,22 +132,28 @@ class LossView(QWidget):
         self._last_step = 0
         self._width: float | None = None  # linear band of the signed log scale in use
 
+        self._progress: dict[str, pg.PlotDataItem] = {}
+        self._progress_dirty: set[str] = set()
+        self._detail_box = QCheckBox("Show every loss term")
+        self._detail_box.setToolTip("Switch from the plain learning progress to every term the model "
+                                    "minimises, as technical people read it.")
+        self._detail_box.setChecked(detailed)
+        self._detail_box.toggled.connect(self._on_detail_box_toggled)
         self._log_box = QCheckBox("Logarithmic scale")
         self._log_box.setToolTip("Show the losses on a logarithmic scale, so both large early values "
                                  "and small late changes are visible. Terms that turn negative (a "
                                  "likelihood can) are drawn below zero, where the scale mirrors itself.")
         self._log_box.setChecked(log_scale)
         self._log_box.toggled.connect(self._on_log_box_toggled)
-        help_label = QLabel("Lower is better. Curves that flatten mean the phase has learnt what it can.")
-        help_label.setProperty("role", "hint")
-        help_label.setWordWrap(True)
+        self._help = QLabel("")
+        self._help.setProperty("role", "hint")
+        self._help.setWordWrap(True)
 
         self._axis = SignedLogAxis("left")
         self._plot = pg.PlotWidget(background="w", axisItems={"left": self._axis})
         item = self._plot.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.15)
         item.setLabel("bottom", "training step")
-        item.setLabel("left", "loss")
         item.setMenuEnabled(False)
         for axis in ("left", "bottom"):
             item.getAxis(axis).setPen(pg.mkPen("#90a4ae"))
@@ -102,22 +161,30 @@ class LossView(QWidget):
         # Long runs stay smooth: draw only the visible range, at most a few points per pixel.
         item.setDownsampling(auto=True, mode="peak")
         item.setClipToView(True)
+        item.getViewBox().sigResized.connect(lambda _vb: self._place_phase_labels())
+        self._phase_labels: dict[str, QLabel] = {}
+        self._phase_legend = QHBoxLayout()
+        self._phase_legend.setSpacing(12)
+        self._phase_legend.addStretch(1)
         self._term_boxes: dict[str, QCheckBox] = {}
         self._legend = QHBoxLayout()
         self._legend.setSpacing(12)
         self._legend.addStretch(1)
 
         top = QHBoxLayout()
-        top.addWidget(help_label, 1)
+        top.addWidget(self._help, 1)
         top.addWidget(self._log_box)
+        top.addWidget(self._detail_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(4)
         layout.addLayout(top)
         layout.addWidget(self._plot, 1)
+        layout.addLayout(self._phase_legend)
         layout.addLayout(self._legend)
         self.setMinimumSize(320, 220)
         self._throttle = RedrawThrottle(self._redraw, hz, self)
+        self._apply_mode()
 
     # ------------------------------------------------------------------ input
     def append(self, records) -> None:
@@ -136,6 +203,7 @@ class LossView(QWidget):
                 self._add_curve(*key)
             self._buffers[key].extend(xs, ys)
             self._dirty.add(key)
+            self._progress_dirty.add(key[0])
         if grouped:
             self._throttle.request()
 
@@ -146,6 +214,14 @@ class LossView(QWidget):
             item.removeItem(curve)
         for line in self._phase_lines.values():
             item.removeItem(line)
+        for curve in self._progress.values():
+            item.removeItem(curve)
+        for label in self._phase_labels.values():
+            self._phase_legend.removeWidget(label)
+            label.deleteLater()
+        self._progress.clear()
+        self._phase_labels.clear()
+        self._progress_dirty.clear()
         for box in self._term_boxes.values():
             self._legend.removeWidget(box)
             box.deleteLater()
@@ -160,6 +236,10 @@ class LossView(QWidget):
     def set_log_scale(self, on: bool) -> None:
         self._log_box.setChecked(bool(on))
 
+    def set_detailed(self, on: bool) -> None:
+        """Show every loss term (True) or the plain learning progress (False)."""
+        self._detail_box.setChecked(bool(on))
+
     def set_refresh_rate(self, hz: float) -> None:
         self._throttle.set_rate(hz)
 
@@ -171,6 +251,15 @@ class LossView(QWidget):
     @property
     def log_scale(self) -> bool:
         return self._log_box.isChecked()
+
+    @property
+    def detailed(self) -> bool:
+        return self._detail_box.isChecked()
+
+    def progress_data(self, phase: str) -> tuple[np.ndarray, np.ndarray]:
+        """Steps and learning progress (percent) drawn for one phase in the plain view."""
+        x, y = self._progress[phase].getData()
+        return (np.zeros(0) if x is None else np.asarray(x)), (np.zeros(0) if y is None else np.asarray(y))
 
     def curve_keys(self) -> list[tuple[str, str]]:
         """(phase, term) of every curve, in order of appearance."""
@@ -200,6 +289,7 @@ class LossView(QWidget):
         box.setToolTip(tip + " Untick to hide this curve.")
         box.setStyleSheet(f"QCheckBox {{ color: {color}; font-weight: 600; }}")
         box.toggled.connect(lambda on, t=term: self._on_term_box_toggled(t, on))
+        box.setVisible(self.detailed)
         self._legend.insertWidget(self._legend.count() - 1, box)
         self._term_boxes[term] = box
 
@@ -208,7 +298,7 @@ class LossView(QWidget):
             self._add_term(term)
         width = 2.0 if term == "total" else 1.3
         curve = pg.PlotDataItem(pen=pg.mkPen(self._colors[term], width=width))
-        curve.setVisible(self._term_boxes[term].isChecked())
+        curve.setVisible(self.detailed and self._term_boxes[term].isChecked())
         # PlotItem.addItem applies the plot's own downsampling and clipping to the curve.
         self._plot.getPlotItem().addItem(curve)
         self._curves[(phase, term)] = curve
@@ -216,14 +306,46 @@ class LossView(QWidget):
 
     def _add_phase_line(self, phase: str, step: int) -> None:
         title = PHASE_SHORT.get(phase, phase)
+        colour = _PHASE_COLOURS.get(phase, _OTHER_PHASE_COLOURS[len(self._phase_lines) % len(_OTHER_PHASE_COLOURS)])
         line = pg.InfiniteLine(pos=max(0, step - 1), angle=90, movable=False,
                                pen=pg.mkPen("#b0bec5", style=pg.QtCore.Qt.PenStyle.DashLine),
-                               label=title, labelOpts={"position": 0.95, "color": "#607d8b",
+                               label=title, labelOpts={"position": 0.96, "color": "#607d8b",
                                                        "anchors": [(0, 0), (0, 0)]})
         self._plot.getPlotItem().addItem(line, ignoreBounds=True)
         self._phase_lines[phase] = line
+        self._place_phase_labels()
+        curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=2.0))
+        curve.setVisible(not self.detailed)
+        self._plot.getPlotItem().addItem(curve)
+        self._progress[phase] = curve
+        label = QLabel(f'<span style="color:{colour}">■</span> {title}')
+        label.setToolTip(PHASE_TITLES.get(phase, ""))
+        self._phase_legend.insertWidget(self._phase_legend.count() - 1, label)
+        self._phase_labels[phase] = label
+
+    def _place_phase_labels(self) -> None:
+        """Stagger the phase labels over three heights, one label's height apart, so a short
+        phase's name does not run into the next one's."""
+        height = self._plot.getPlotItem().getViewBox().height()
+        gap = min(0.3, 26.0 / height) if height > 0 else 0.1
+        for i, line in enumerate(self._phase_lines.values()):
+            line.label.setPosition(0.96 - gap * (i % 3))
+
+    def _total_key(self, phase: str) -> tuple[str, str] | None:
+        if (phase, "total") in self._buffers:
+            return phase, "total"
+        return next((key for key in self._buffers if key[0] == phase), None)
 
     def _redraw(self) -> None:
+        self._place_phase_labels()
+        if not self.detailed:
+            for phase in self._progress_dirty:
+                key = self._total_key(phase)
+                if key is not None:
+                    b = self._buffers[key]
+                    self._progress[phase].setData(b.x[: b.n], learning_progress(b.y[: b.n]), connect="finite")
+            self._progress_dirty.clear()
+            return
         if self.log_scale:
             # The band follows the data in powers of ten; when it moves, every curve is redrawn.
             width = linear_width([b.y[: b.n][:: max(1, b.n // 2000)] for b in self._buffers.values()])
@@ -244,7 +366,42 @@ class LossView(QWidget):
     def _on_term_box_toggled(self, term: str, on: bool) -> None:
         for (_, t), curve in self._curves.items():
             if t == term:
-                curve.setVisible(on)
+                curve.setVisible(on and self.detailed)
+
+    def _apply_mode(self) -> None:
+        detailed = self.detailed
+        item = self._plot.getPlotItem()
+        for (_, term), curve in self._curves.items():
+            curve.setVisible(detailed and self._term_boxes[term].isChecked())
+        for curve in self._progress.values():
+            curve.setVisible(not detailed)
+        for box in self._term_boxes.values():
+            box.setVisible(detailed)
+        for label in self._phase_labels.values():
+            label.setVisible(not detailed)
+        self._log_box.setVisible(detailed)
+        if detailed:
+            self._help.setText("Each term the model minimises: lower is better. A likelihood term can go "
+                               "below zero.")
+            item.setLabel("left", "loss")
+            self._width = None  # the band is chosen afresh for the terms
+            self._dirty = set(self._buffers)
+            item.enableAutoRange(y=True)
+        else:
+            self._help.setText("How much of what each phase can learn it has learnt: 0 % at the phase's "
+                               "start, 100 % at its best so far. Higher is better; a curve that flattens "
+                               "has learnt what it can.")
+            item.setLabel("left", "learning progress (%)")
+            self._axis.set_linear_width(None)
+            self._progress_dirty = set(self._phase_lines)
+            item.enableAutoRange(y=False)
+            item.setYRange(-5, 105, padding=0)
+
+    def _on_detail_box_toggled(self, on: bool) -> None:
+        self._apply_mode()
+        self._throttle.request()
+        self._throttle.flush()
+        self.detailed_changed.emit(on)
 
     def _on_log_box_toggled(self, on: bool) -> None:
         self._throttle.request()

@@ -13,7 +13,9 @@ from ..models import PatientListModel
 __all__ = ["PatientPlotView"]
 
 _ROW_HEIGHT = 110
+_STRIP_HEIGHT = 80
 _LINE = "#3b6ea5"
+_STRIP = ("#d9c8e6", "#b79ccf")  # neighbouring stays alternate between two shades
 
 
 class PatientPlotView(QWidget):
@@ -21,8 +23,9 @@ class PatientPlotView(QWidget):
 
     Only measured values are drawn (dots joined by a line); padding and unmeasured time
     points are left out. Plot items are created once per dataset and their data replaced
-    when another patient is chosen. When map assignments are given, the top row shows the
-    map cell of every time step.
+    when another patient is chosen. When map assignments are given, the top row is a strip
+    of the map cells the patient passed through: one band per stay in a cell, labelled with
+    the cell's number (a cell number is a name, not a measurement, so it gets no scale).
 
     Signals
     -------
@@ -39,7 +42,9 @@ class PatientPlotView(QWidget):
         self._patient: int | None = None
         self._curves: list[pg.PlotDataItem] = []
         self._plots: list[pg.PlotItem] = []
-        self._cell_curve: pg.PlotDataItem | None = None
+        self._cell_bars: pg.BarGraphItem | None = None
+        self._cell_texts: list[pg.TextItem] = []
+        self._runs = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=int))
 
         self._list_model = PatientListModel(parent=self)
         self._proxy = QSortFilterProxyModel(self)
@@ -83,7 +88,7 @@ class PatientPlotView(QWidget):
         splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([190, 500])
+        splitter.setSizes([180, 520])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(splitter)
@@ -119,13 +124,13 @@ class PatientPlotView(QWidget):
         self._patient = index
         n = int(ds.lengths[index])
         times = ds.times[index, :n] if ds.times is not None else np.arange(n, dtype=float)
-        if self._cell_curve is not None:
-            self._cell_curve.setData(times, self._bmu[index, :n].astype(float))
+        if self._cell_bars is not None:
+            self._show_cells(times, self._bmu[index, :n])
         for j, curve in enumerate(self._curves):
             seen = ds.mask[index, :n, j]
             curve.setData(times[seen], ds.values[index, :n, j][seen].astype(float))
         for plot in self._plots:
-            plot.enableAutoRange()
+            plot.enableAutoRange(x=True, y=self._cell_bars is None or plot is not self._plots[0])
         pid = ds.ids[index] if ds.ids is not None else index + 1
         self._title.setText(f"Patient {pid}: {n} time steps")
         self._select_row(index)
@@ -141,6 +146,10 @@ class PatientPlotView(QWidget):
         x, y = self._curves[feature].getData()
         return (np.zeros(0) if x is None else np.asarray(x)), (np.zeros(0) if y is None else np.asarray(y))
 
+    def cell_runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stays drawn in the cell strip: start time, duration and cell of each."""
+        return self._runs
+
     @property
     def patient_count(self) -> int:
         return self._proxy.rowCount()
@@ -151,19 +160,30 @@ class PatientPlotView(QWidget):
     # ---------------------------------------------------------------- drawing
     def _build_plots(self) -> None:
         self._layout.clear()
-        self._curves, self._plots, self._cell_curve = [], [], None
+        self._curves, self._plots, self._cell_bars, self._cell_texts = [], [], None, []
         ds = self._ds
         if ds is None:
             self._layout.setMinimumHeight(0)
             return
         first = None
         row = 0
+        strip = 0
         if self._bmu is not None:
-            plot = self._add_plot(row, "map cell", first)
+            plot = self._add_plot(row, "map cells", first)
             first = plot
-            self._cell_curve = plot.plot(pen=pg.mkPen("#8e5ea2", width=1.5),
-                                         symbol="s", symbolSize=4, symbolBrush="#8e5ea2", symbolPen=None)
+            # The left axis stays (empty) so the strip lines up with the plots below it.
+            plot.getAxis("left").setTicks([[]])
+            plot.getAxis("left").setStyle(showValues=False)
+            plot.getAxis("left").setPen(pg.mkPen(None))
+            plot.showGrid(x=False, y=False)
+            plot.setMouseEnabled(x=True, y=False)
+            plot.setYRange(0, 1, padding=0)
+            plot.setMaximumHeight(_STRIP_HEIGHT)
+            self._cell_bars = pg.BarGraphItem(x0=[], y0=[], width=[], height=[], pen=pg.mkPen("w", width=1))
+            plot.addItem(self._cell_bars)
+            plot.vb.sigResized.connect(lambda _vb: self._label_cells())
             row += 1
+            strip = 1
         for j, name in enumerate(ds.feature_names):
             unit = ds.units[j] if j < len(ds.units) else ""
             plot = self._add_plot(row, f"{name} ({unit})" if unit else name, first)
@@ -173,7 +193,51 @@ class PatientPlotView(QWidget):
             row += 1
         time_label = ds.time_col or "time"
         self._plots[-1].setLabel("bottom", f"{time_label} ({ds.time_unit})" if ds.time_unit else time_label)
-        self._layout.setMinimumHeight(_ROW_HEIGHT * row)
+        self._layout.setMinimumHeight(_ROW_HEIGHT * (row - strip) + _STRIP_HEIGHT * strip)
+
+    def _show_cells(self, times: np.ndarray, nodes: np.ndarray) -> None:
+        plot = self._plots[0]
+        for text in self._cell_texts:
+            plot.removeItem(text)
+        self._cell_texts = []
+        n = nodes.size
+        if n == 0:
+            self._cell_bars.setOpts(x0=[], y0=[], width=[], height=[])
+            self._runs = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=int))
+            return
+        t = np.asarray(times, dtype=float)
+        gap = float(np.median(np.diff(t))) if n > 1 else 1.0
+        edges = np.concatenate([[t[0] - gap / 2], (t[:-1] + t[1:]) / 2, [t[-1] + gap / 2]])
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(nodes)) + 1])
+        ends = np.concatenate([starts[1:], [n]])
+        x0, width = edges[starts], edges[ends] - edges[starts]
+        cells = nodes[starts].astype(int)
+        brushes = [pg.mkBrush(_STRIP[i % 2]) for i in range(starts.size)]
+        self._cell_bars.setOpts(x0=x0, y0=np.zeros(starts.size), width=width, height=np.ones(starts.size),
+                                brushes=brushes)
+        self._runs = (x0, width, cells)
+        self._label_cells()
+
+    def _label_cells(self) -> None:
+        """Write each stay's cell number in its band where it fits at the strip's width now."""
+        if self._cell_bars is None or not self._plots:
+            return
+        plot = self._plots[0]
+        for text in self._cell_texts:
+            plot.removeItem(text)
+        self._cell_texts = []
+        x0, width, cells = self._runs
+        if not cells.size:
+            return
+        span = float(x0[-1] + width[-1] - x0[0])
+        pixels = plot.vb.width() / span if plot.vb.width() > 0 and span > 0 else 0.0
+        for x, w, cell in zip(x0, width, cells):
+            room = w * pixels if pixels else (w / span) * 300.0
+            if room >= 8.0 * len(str(cell)) + 6.0:  # a number only where it fits
+                text = pg.TextItem(str(cell), color="#37474f", anchor=(0.5, 0.5))
+                text.setPos(x + w / 2, 0.5)
+                plot.addItem(text)
+                self._cell_texts.append(text)
 
     def _add_plot(self, row: int, title: str, link_to) -> pg.PlotItem:
         plot = self._layout.addPlot(row=row, col=0)

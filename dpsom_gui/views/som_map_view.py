@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -19,6 +21,15 @@ __all__ = ["SomMapView", "LAYER_TITLES"]
 LAYER_TITLES = {k: LAYER_KINDS[k] for k in ("umatrix", "hits")}
 
 _MISSING = QColor(MISSING_COLOUR)
+log = logging.getLogger(__name__)
+
+
+def _paler(colour: QColor, share) -> QColor:
+    """``colour`` mixed with white as its category's ``share`` of the cell falls (mixed cells pale)."""
+    if share is None or not np.isfinite(share):
+        return colour
+    keep = 0.3 + 0.7 * float(min(max(share, 0.0), 1.0))
+    return QColor(*(int(round(255 - keep * (255 - c))) for c in (colour.red(), colour.green(), colour.blue())))
 
 
 class _CellsItem(pg.GraphicsObject):
@@ -124,6 +135,7 @@ class SomMapView(QWidget):
         self._levels_locked = False
         self._selected: list[int] = []
         self._describer = None
+        self._failed_descriptions: set[int] = set()
         self._centres = np.zeros((0, 2))
         self._cmaps: dict[str, pg.ColorMap] = {}
 
@@ -169,8 +181,13 @@ class SomMapView(QWidget):
         self.legend = MapLegend()
         self.legend.category_renamed.connect(self._on_legend_category_renamed)
 
+        for box in (self._layer_box, self._option_box):
+            # Narrow docks: the boxes shrink below their longest entry instead of clipping the row.
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(10)
+        self._layer_label = QLabel("Colour shows:")
         top = QHBoxLayout()
-        top.addWidget(QLabel("Colour shows:"))
+        top.addWidget(self._layer_label)
         top.addWidget(self._layer_box, 2)
         top.addWidget(self._option_box, 2)
         layout = QVBoxLayout(self)
@@ -274,6 +291,7 @@ class SomMapView(QWidget):
     def set_node_describer(self, describe) -> None:
         """``describe(node, layer) -> str`` gives the hover text (None: the cell and its value)."""
         self._describer = describe
+        self._failed_descriptions: set[int] = set()
 
     def choose_layer(self, kind: str, option: str | None = None) -> None:
         """Do what choosing ``kind`` (and ``option``) in the menus does: show it if held,
@@ -289,9 +307,12 @@ class SomMapView(QWidget):
         self._user_selects(nodes)
 
     def set_compact(self, compact: bool) -> None:
-        """Hide the legend and the caption (where the map is a background for other drawings)."""
+        """Hide the legend, the caption and the menu's label (where the map is a background for
+        other drawings)."""
         self.legend.setVisible(not compact)
         self._caption.setVisible(not compact)
+        self._layer_label.setVisible(not compact)
+        self.setMinimumSize(*((200, 200) if compact else (260, 240)))
 
     def set_refresh_rate(self, hz: float) -> None:
         self._throttle.set_rate(hz)
@@ -358,7 +379,8 @@ class SomMapView(QWidget):
         if name not in self._cmaps:
             try:
                 self._cmaps[name] = pg.colormap.get(name)
-            except Exception:  # noqa: BLE001 - an unknown map name falls back to viridis
+            except Exception as exc:  # noqa: BLE001 - an unknown map name falls back to viridis
+                log.warning("map: colour map %r is not available (%s); viridis is used instead", name, exc)
                 self._cmaps[name] = pg.colormap.get("viridis")
         return self._cmaps[name]
 
@@ -370,7 +392,9 @@ class SomMapView(QWidget):
         finite = np.isfinite(values)
         if layer.is_categorical:
             self._levels = (0.0, float(max(len(layer.categories) - 1, 1)))
-            colors = [QColor(category_colour(int(v))) if ok else _MISSING for v, ok in zip(values, finite)]
+            share = layer.extra.get("share")
+            colors = [_paler(QColor(category_colour(int(v))), None if share is None else share[i]) if ok
+                      else _MISSING for i, (v, ok) in enumerate(zip(values, finite))]
             self._cells.set_colors(colors)
             return
         if finite.any():
@@ -509,18 +533,22 @@ class SomMapView(QWidget):
     def describe(self, node: int) -> str:
         """The hover text of a cell."""
         layer = self._layers.get(self._current) if self._current else None
+        problem = ""
         if self._describer is not None:
             try:
                 return self._describer(node, layer)
-            except Exception:  # noqa: BLE001 - a tooltip must never break the map
-                pass
+            except Exception as exc:  # noqa: BLE001 - a tooltip must never break the map; say what is missing
+                if node not in self._failed_descriptions:  # once per cell, not on every mouse move
+                    self._failed_descriptions.add(node)
+                    log.error("map: the summary of cell %d could not be computed", node, exc_info=exc)
+                problem = f"\n(The summary of this cell could not be computed: {exc or type(exc).__name__})"
         row, col = self._grid.coords(node)
         text = f"Cell {node} (row {int(row) + 1}, column {int(col) + 1})"
         if layer is not None:
             text += f"\n{layer.title}: {layer.format_value(float(layer.values[node]))}"
             if layer.counts is not None:
                 text += f"\nPoints in this cell: {int(layer.counts[node])}"
-        return text
+        return text + problem
 
     def _on_scene_moved(self, scene_pos) -> None:
         node = self._scene_to_node(scene_pos)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QGraphicsItem, QHBoxLayout,
-                               QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSlider, QSpinBox,
-                               QSplitter, QToolButton, QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QSizePolicy, QSlider,
+                               QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget, QWidgetAction)
 
+from ..analysis_workers import AnalysisWorker, ForecastRequest, compute_forecast, forecast_task
 from ..resources import icon
+from ..workers import WorkerThread, split_failure
 from .map_layers import label_title
 from .map_overlays import ForecastItem, HeatItem, TrailsItem, patient_colour
 from .som_map_view import SomMapView
@@ -29,6 +33,15 @@ RING_MIN_SHARE = 0.15
 #: The linked plot shows the measurements of at most this many chosen patients (the first ones).
 MAX_PLOT_PATIENTS = 10
 _SLIDER_SCALE = 10  # slider ticks per time step, so scrubbing is smooth
+_KEPT_FORECASTS = 64  # computed forecasts kept for stepping back and forth
+
+log = logging.getLogger(__name__)
+
+
+def _shrinkable(box: QComboBox, characters: int = 8) -> None:
+    """Let a combo box be narrower than its longest entry (the open list still shows it whole)."""
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(characters)
 
 
 class TrajectoryView(QWidget):
@@ -43,7 +56,10 @@ class TrajectoryView(QWidget):
     and the forecast ahead of it (line and 10-90 % band) for the first ten patients.
 
     A ``QTimer`` advances the time by wall clock at the chosen speed (steps per second);
-    markers are created once and only their data change from frame to frame.
+    markers are created once and only their data change from frame to frame. Forecasts are
+    computed on a worker thread (one at a time, the latest wish next), so playing never
+    waits for the model; until a new one arrives the previous one stays drawn. What could
+    not be computed is logged and named in a line under the map.
 
     The view draws what its *source* (a :class:`dpsom_gui.explore.MapExplorer`) computes:
     tracks, soft assignments, forecasts and patient filters.
@@ -59,6 +75,9 @@ class TrajectoryView(QWidget):
         A patient was double-clicked in the list (to show all their measurements elsewhere).
     export_requested
         The user asked to save the animation as a GIF.
+    forecast_ready
+        A forecast computed in the background has been drawn (or has failed) and its
+        thread has ended.
     """
 
     time_changed = Signal(float)
@@ -66,6 +85,7 @@ class TrajectoryView(QWidget):
     patients_changed = Signal(list)
     patient_activated = Signal(int)
     export_requested = Signal()
+    forecast_ready = Signal()
 
     def __init__(self, parent: QWidget | None = None, fps: float = 30.0) -> None:
         super().__init__(parent)
@@ -82,6 +102,12 @@ class TrajectoryView(QWidget):
         self._t0 = self._t1 = np.zeros(0)
         self._owner = np.zeros(0, dtype=int)
         self.frames_drawn = 0
+        self._frames: OrderedDict = OrderedDict()  # ForecastRequest -> ForecastFrame
+        self._wanted: ForecastRequest | None = None
+        self._job: WorkerThread | None = None
+        self._job_request: ForecastRequest | None = None
+        self._job_outcome = None
+        self._bands = (None, None)
 
         # ------------------------------------------------------------ patient picker
         self._search = QLineEdit()
@@ -95,6 +121,8 @@ class TrajectoryView(QWidget):
         self._node_box.addItem("through the cells selected on this map", "selected")
         self._node_box.setToolTip("Only list patients who passed through the cells you selected on the map "
                                   "above (click or drag on it).")
+        for box in (self._outcome_box, self._node_box):
+            _shrinkable(box)
         self._list = QListWidget()
         self._list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self._list.setToolTip("Choose one or several patients (Ctrl or Shift to choose more). "
@@ -121,7 +149,6 @@ class TrajectoryView(QWidget):
 
         # ------------------------------------------------------------------- map
         self.map = SomMapView(hz=fps)
-        self.map.setMinimumSize(240, 220)
         self.map.set_compact(True)
         self._heat = HeatItem()
         self._heat.setZValue(10)
@@ -158,12 +185,17 @@ class TrajectoryView(QWidget):
         self.slider.valueChanged.connect(self._on_slider_value_changed)
         self.speed_box = QComboBox()
         for s in SPEEDS:
-            self.speed_box.addItem(f"{s:g} steps/s", s)
+            self.speed_box.addItem(f"{s:g}/s", s)
         self.speed_box.setCurrentIndex(SPEEDS.index(2.0))
-        self.speed_box.setToolTip("How many time steps play per second.")
+        self.speed_box.setToolTip("Playing speed: how many time steps play per second.")
         self.speed_box.currentIndexChanged.connect(lambda i: self.set_speed(self.speed_box.itemData(i)))
+        _shrinkable(self.speed_box, 3)
+        self.slider.setMinimumWidth(70)
         self._time_label = QLabel("")
-        self._time_label.setMinimumWidth(130)
+        self._time_label.setProperty("role", "hint")
+        # The label may shrink (and clip) before any control does.
+        self._time_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._time_label.setMinimumWidth(40)
         self.trail_box = QSpinBox()
         self.trail_box.setRange(1, 48)
         self.trail_box.setValue(6)
@@ -188,32 +220,47 @@ class TrajectoryView(QWidget):
         self.horizon_box.setSuffix(" steps ahead")
         self.horizon_box.setToolTip("How many steps the forecast looks ahead.")
         self.horizon_box.valueChanged.connect(lambda _v: self._draw_frame(force_forecast=True))
-        self.export_button = QPushButton("Save as GIF…")
-        self.export_button.setToolTip("Save the animation from the first to the last step as an animated picture.")
+        self.export_button = QToolButton()
+        self.export_button.setText("GIF…")
+        self.export_button.setToolTip("Save the animation from the first to the last step as an animated picture "
+                                      "(GIF).")
         self.export_button.clicked.connect(self.export_requested)
+        # The less used display settings sit in a menu, so the row fits a narrow dock.
+        self.display_button = QToolButton()
+        self.display_button.setText("Display")
+        self.display_button.setToolTip("How long the trail is, the glow of the soft assignment, and how far "
+                                       "the forecast looks ahead.")
+        self.display_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        display = QWidget()
+        display_form = QFormLayout(display)
+        display_form.addRow("Trail", self.trail_box)
+        display_form.addRow(self.heat_check)
+        display_form.addRow("Forecast", self.horizon_box)
+        menu = QMenu(self.display_button)
+        action = QWidgetAction(menu)
+        action.setDefaultWidget(display)
+        menu.addAction(action)
+        self.display_button.setMenu(menu)
         transport = QHBoxLayout()
         for w in (self.back_button, self.play_button, self.forward_button):
             transport.addWidget(w)
         transport.addWidget(self.slider, 1)
-        transport.addWidget(self._time_label)
         transport.addWidget(self.speed_box)
         options = QHBoxLayout()
-        options.addWidget(QLabel("Trail"))
-        options.addWidget(self.trail_box)
-        options.addWidget(self.heat_check)
+        options.addWidget(self._time_label, 1)
         options.addWidget(self.forecast_check)
-        options.addWidget(self.horizon_box)
-        options.addStretch(1)
+        options.addWidget(self.display_button)
         options.addWidget(self.export_button)
 
         # ------------------------------------------------------------ linked plot
         self.variable_box = QComboBox()
+        _shrinkable(self.variable_box)
         self.variable_box.setToolTip("The measurement shown in the plot below the map.")
         self.variable_box.currentIndexChanged.connect(lambda _i: self._rebuild_curves())
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
-        self.plot.setMinimumHeight(120)
+        self.plot.setMinimumHeight(90)
         self.plot.getAxis("left").setWidth(52)
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setPen(pg.mkPen("#90a4ae"))
@@ -248,28 +295,42 @@ class TrajectoryView(QWidget):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.canvas, 1)
+        self.notice = QLabel("")
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("color: #b3473a;")
+        self.notice.setVisible(False)
+        right_layout.addWidget(self.notice)
         right_layout.addLayout(transport)
         right_layout.addLayout(options)
         splitter = QSplitter()
         splitter.addWidget(picker)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([170, 520])
+        splitter.setChildrenCollapsible(False)
+        splitter.setSizes([190, 520])
+        picker.setMinimumWidth(120)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(splitter)
-        self.setMinimumSize(420, 360)
+        self.setMinimumSize(380, 340)
 
         self._timer = QTimer(self)
         self._timer.setInterval(int(1000 / max(1.0, fps)))
         self._timer.timeout.connect(self._on_timer_timeout)
         self._clock = QElapsedTimer()
         self._set_enabled(False)
+        app = QCoreApplication.instance()
+        if app is not None:  # a forecast thread must end before the application does
+            app.aboutToQuit.connect(self.shutdown)
 
     # ==================================================================== input
     def set_source(self, source) -> None:
         """Show the patients of a :class:`~dpsom_gui.explore.MapExplorer` (None clears)."""
         self.pause()
+        self.shutdown()
+        self._frames.clear()
+        self._wanted = None
+        self._show_notice("")
         self._source = source
         series = source is not None and source.series
         for item in (self._heat, self._trails, self._forecast_item, self._markers):
@@ -316,7 +377,10 @@ class TrajectoryView(QWidget):
         self._patients = patients
         self._tracks = [src.track(p) for p in patients]
         self._end = float(max((t.length for t in self._tracks), default=1) - 1)
-        self._forecast_step, self._forecast = None, None
+        self._forecast_step, self._forecast, self._bands = None, None, (None, None)
+        self._forecast_item.set_forecasts([], [])
+        for c in self._forecast_curves:
+            c.setData([], [])
         owner, lines, t0, t1 = [], [], [], []
         for i, track in enumerate(self._tracks):
             lines.append(track.lines)
@@ -503,8 +567,8 @@ class TrajectoryView(QWidget):
         self.cursor.setValue(x_time)
         ds = src.dataset
         unit = f" {ds.time_unit}" if ds.time_unit else ""
-        text = (f"{ds.time_col or 'time'} {self._time_axis_value(0, min(step, self._end)):.4g}{unit} "
-                f"(step {step + 1} of {int(self._end) + 1})")
+        text = (f"{ds.time_col or 'time'} {self._time_axis_value(0, min(step, self._end)):.4g}{unit} · "
+                f"step {step + 1} of {int(self._end) + 1}")
         if text != self._time_label.text():  # once per step, not per frame: a new text re-lays out the row
             self._time_label.setText(text)
 
@@ -520,23 +584,98 @@ class TrajectoryView(QWidget):
             return
         if step == self._forecast_step and not force:
             return
-        patients = self._patients[:MAX_FORECAST_PATIENTS]
-        samples = FORECAST_SAMPLES
-        if (self.is_playing or self._rendering) and not src.has_forecast(patients, step, self.horizon_box.value(),
-                                                                          samples):
+        patients = tuple(self._patients[:MAX_FORECAST_PATIENTS])
+        request = ForecastRequest(patients, step, self.horizon_box.value(), FORECAST_SAMPLES)
+        if (self.is_playing or self._rendering) and request not in self._frames:
             # Sampled futures take longer than a frame: while the journey plays, the expected
             # path is drawn alone; pausing, stepping or scrubbing adds the samples.
-            samples = 0
+            request = ForecastRequest(patients, step, self.horizon_box.value(), 0)
         self._forecast_step = step
-        try:
-            fc = src.forecast(patients, step, n_steps=self.horizon_box.value(), n_samples=samples)
-        except Exception:  # noqa: BLE001 - no forecast is better than a broken view
-            fc = None
+        self._wanted = request
+        if request in self._frames:
+            self._frames.move_to_end(request)
+            self._show_forecast(self._frames[request])
+        elif self._rendering:  # a picture of this very frame is being taken: compute it here
+            try:
+                self._keep(compute_forecast(src, request))
+            except Exception as exc:  # noqa: BLE001 - the frame is drawn without a forecast
+                self._forecast_failed(str(exc) or type(exc).__name__, exc)
+                return
+            self._show_forecast(self._frames[request])
+        elif self._job is None:
+            self._start_job(request)
+
+    # ------------------------------------------------------------ forecast jobs
+    def _start_job(self, request: ForecastRequest) -> None:
+        worker = AnalysisWorker(forecast_task(self._source, request))
+        worker.result.connect(self._on_job_result)
+        worker.failed.connect(self._on_job_failed)
+        self._job_request, self._job_outcome = request, None
+        self._job = WorkerThread(worker, self)
+        self._job.stopped.connect(self._on_job_stopped)
+        self._job.start()
+
+    def _on_job_result(self, frame) -> None:
+        self._job_outcome = ("done", frame)
+
+    def _on_job_failed(self, text: str) -> None:
+        self._job_outcome = ("failed", text)
+
+    def _on_job_stopped(self) -> None:
+        self._job = None
+        outcome, self._job_outcome = self._job_outcome, None
+        if outcome is not None and outcome[0] == "done":
+            self._keep(outcome[1])
+            if outcome[1].request == self._wanted:
+                self._show_forecast(outcome[1])
+        elif outcome is not None:
+            message, details = split_failure(outcome[1])
+            self._forecast_failed(message, details=details)
+        wanted = self._wanted
+        if (wanted is not None and wanted not in self._frames and wanted != self._job_request
+                and self._source is not None and self.isVisible()):
+            self._start_job(wanted)
+            return
+        self.forecast_ready.emit()
+
+    def _keep(self, frame) -> None:
+        self._frames[frame.request] = frame
+        while len(self._frames) > _KEPT_FORECASTS:
+            self._frames.popitem(last=False)
+
+    def shutdown(self) -> None:
+        """Stop a forecast still being computed and wait for its thread (bounded)."""
+        if self._job is not None:
+            job, self._job = self._job, None
+            job.stopped.disconnect(self._on_job_stopped)
+            job.stop(10000)
+
+    def _forecast_failed(self, message: str, exc: BaseException | None = None, details: str = "") -> None:
+        if exc is not None:
+            log.error("journeys: the forecast could not be computed", exc_info=exc)
+        else:
+            log.error("journeys: the forecast could not be computed: %s\n%s", message, details)
+        self._show_notice(f"The forecast could not be drawn: {message}")
+
+    def _show_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.setToolTip("Details are in the log file (Help ▸ About shows where)." if text else "")
+        self.notice.setVisible(bool(text))
+
+    def _show_forecast(self, frame) -> None:
+        src = self._source
+        fc = frame.data
         self._forecast = fc
+        self._bands = (frame.band_lower, frame.band_upper)
+        if self.notice.text().startswith("The forecast"):
+            self._show_notice("")
         paths, rings = [], []
         centres = src.grid.positions()
         if fc is not None:
-            for i, p in enumerate(patients):
+            step = frame.request.step
+            for i, p in enumerate(frame.request.patients):
+                if i >= len(self._tracks):
+                    break
                 track = self._tracks[i]
                 current = int(track.nodes[min(step, track.length - 1)])
                 paths.append((i, src.forecast_pieces(current, fc.nodes[i])))
@@ -548,9 +687,9 @@ class TrajectoryView(QWidget):
                             if c / s.shape[0] >= RING_MIN_SHARE:
                                 rings.append((i, *centres[int(node)], c / s.shape[0]))
         self._forecast_item.set_forecasts(paths, rings)
-        self._draw_forecast_curves(fc, step)
+        self._draw_forecast_curves(fc)
 
-    def _draw_forecast_curves(self, fc, step: int) -> None:
+    def _draw_forecast_curves(self, fc) -> None:
         j = self.variable_box.currentData()
         if fc is None or j is None:
             for c in self._forecast_curves:
@@ -565,16 +704,15 @@ class TrajectoryView(QWidget):
             start = int(fc.start[i])
             xs = np.array([self._time_axis_value(i, start - 1 + h) for h in range(fc.features.shape[1] + 1)])
             last = self._last_value(i, start - 1, j)
-            ys = np.concatenate([[last], fc.features[i, :, j]])
-            curve.setData(xs, ys)
-            if i == 0 and fc.sample_features is not None:
-                lo = np.percentile(fc.sample_features[0, :, :, j], 10, axis=0)
-                hi = np.percentile(fc.sample_features[0, :, :, j], 90, axis=0)
-                self._band_lo.setData(xs, np.concatenate([[last], lo]))
-                self._band_hi.setData(xs, np.concatenate([[last], hi]))
-            elif i == 0:
-                self._band_lo.setData([], [])
-                self._band_hi.setData([], [])
+            curve.setData(xs, np.concatenate([[last], fc.features[i, :, j]]))
+            if i == 0:
+                lower, upper = self._bands
+                if lower is not None and j < len(lower):
+                    self._band_lo.setData(xs, lower[j])
+                    self._band_hi.setData(xs, upper[j])
+                else:
+                    self._band_lo.setData([], [])
+                    self._band_hi.setData([], [])
 
     def _last_value(self, i: int, step: int, j: int) -> float:
         ds = self._source.dataset
@@ -629,6 +767,8 @@ class TrajectoryView(QWidget):
         self.plot.setLabel("bottom", f"{tl} ({ds.time_unit})" if ds.time_unit else tl)
         self._forecast_step = None
         self._draw_frame()
+        if self._forecast is not None:
+            self._draw_forecast_curves(self._forecast)
 
     # ================================================================== picker
     def _fill_list(self) -> None:
@@ -681,9 +821,17 @@ class TrajectoryView(QWidget):
         if self._source is not None:
             try:
                 layer = self._source.layer(kind, option, self.annotations)
-            except Exception:  # noqa: BLE001 - the background stays as it was
+            except Exception as exc:  # noqa: BLE001 - the background stays as it was, and we say so
+                log.error("journeys: the map layer %s:%s could not be computed", kind, option, exc_info=exc)
+                self._show_notice(f"The map colours could not be changed: {exc or type(exc).__name__}")
                 return
+            self._show_notice("")
             self.map.set_map_layer(layer, show=True)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.pause()
+        self.shutdown()
+        super().closeEvent(event)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)

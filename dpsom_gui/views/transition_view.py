@@ -56,7 +56,8 @@ class TransitionView(QWidget):
         self.plot_item.setMenuEnabled(False)
         self.plot_item.setMouseEnabled(False, False)
         self.plot_item.hideButtons()
-        self.plot_item.setAspectLocked(True)
+        # No locked aspect: in a wide, low dock a square picture would shrink to a stamp in
+        # the middle of an axis running far past the last cell. The picture fills the plot.
         self.plot_item.invertY(True)
         self.plot_item.setLabel("left", "from cell")
         self.plot_item.setLabel("bottom", "to cell")
@@ -128,13 +129,19 @@ class TransitionView(QWidget):
         m = self.matrix()
         if not m.size:
             self.image.clear()
+            self.plot_item.getViewBox().setLimits(xMin=None, xMax=None, yMin=None, yMax=None)
             return
+        share = self.mode_box.currentData() == "share"
+        if share:
+            m = 100.0 * m  # percent: a colour bar in "x0.001" units reads badly
         hi = float(m.max()) or 1.0
         self.image.setImage(m, levels=(0.0, hi), autoLevels=False)
         self.image.setRect(QRectF(-0.5, -0.5, m.shape[1], m.shape[0]))
         self._colorbar.setLevels(values=(0.0, hi))
-        self._colorbar.axis.setLabel("share" if self.mode_box.currentData() == "share" else "moves")
-        self.plot_item.setRange(xRange=(-0.5, m.shape[1] - 0.5), yRange=(-0.5, m.shape[0] - 0.5), padding=0.02)
+        self._colorbar.axis.setLabel("% of moves out of the cell" if share else "moves")
+        vb = self.plot_item.getViewBox()
+        vb.setLimits(xMin=-0.5, xMax=m.shape[1] - 0.5, yMin=-0.5, yMax=m.shape[0] - 0.5)
+        self.plot_item.setRange(xRange=(-0.5, m.shape[1] - 0.5), yRange=(-0.5, m.shape[0] - 0.5), padding=0)
 
     def _emit_flows(self) -> None:
         on = self.arrows_check.isChecked() and self.arrows_check.isEnabled()

@@ -150,3 +150,54 @@ def test_preferences_are_written_only_on_ok(qtbot, prefs):
     assert prefs.refresh_hz == 10
     for box in dialog.fields.values():
         assert len(box.toolTip().split()) >= 6
+
+
+# -------------------------------------------------------------- names and units
+def checked_dialog(qtbot, path):
+    dialog = open_dialog(qtbot, path, auto_check=False)
+    with qtbot.waitSignal(dialog.check_finished, timeout=10000):
+        dialog.check()
+    return dialog
+
+
+def test_names_and_units_are_offered_after_a_check_and_applied_on_import(qtbot, wide_csv):
+    dialog = checked_dialog(qtbot, wide_csv)
+    assert dialog.report_tabs.isTabEnabled(1)
+    # the unit in the header was read as the unit; the name shown drops it
+    assert dialog.names_and_units() == {"heart rate (bpm)": ("heart rate", "bpm"), "lactate": ("lactate", "")}
+    dialog.set_name("lactate", "Lactate", "mmol/L")
+    dialog.set_name("heart rate (bpm)", "Heart rate")
+    dialog.import_button.click()
+    assert dialog.result() == dialog.DialogCode.Accepted
+    ds = dialog.dataset
+    assert ds.feature_names == ["Heart rate", "Lactate"] and ds.units == ["bpm", "mmol/L"]
+    assert "The column 'lactate' is shown as 'Lactate' in mmol/L." in ds.warnings
+    assert ds.values.shape == (5, 8, 2)  # the data themselves are untouched
+
+
+def test_repeated_or_empty_names_block_the_import_with_a_reason(qtbot, wide_csv):
+    dialog = checked_dialog(qtbot, wide_csv)
+    dialog.set_name("lactate", "heart rate")
+    assert not dialog.import_button.isEnabled()
+    assert "both called 'heart rate'" in dialog.names_problem.text()
+    dialog.set_name("lactate", "  ")
+    assert "Give the column 'lactate' a name." == dialog.names_problem.text()
+    dialog.set_name("lactate", "Lactate")
+    assert dialog.import_button.isEnabled() and dialog.names_problem.text() == ""
+
+
+def test_chosen_names_survive_a_new_check_and_the_project_file(qtbot, wide_csv, tmp_path):
+    from core.config import make_config
+    from core.io.project_h5 import load_project, save_project
+
+    dialog = checked_dialog(qtbot, wide_csv)
+    dialog.set_name("lactate", "Lactate", "mmol/L")
+    with qtbot.waitSignal(dialog.check_finished, timeout=10000):
+        dialog.aggregate.setCurrentIndex(1)  # another option: the file is read again
+    assert dialog.names_and_units()["lactate"] == ("Lactate", "mmol/L")
+    dialog.import_button.click()
+    engine = Engine()
+    project = engine.empty_project(make_config("tdpsom", input_kind="series"), dialog.dataset)
+    save_project(tmp_path / "named.dpsom", project)
+    loaded = load_project(tmp_path / "named.dpsom").dataset
+    assert loaded.feature_names == ["heart rate", "Lactate"] and loaded.units == ["bpm", "mmol/L"]

@@ -81,7 +81,7 @@ def test_training_from_the_panel_updates_views_and_locks_settings(window, qtbot)
     assert window.map_view.layer_names() == ["umatrix", "hits"]
     assert panel.progress_bar.value() == 1000
     assert "finished" in panel._phase.text()
-    assert window.patient_view._cell_curve is not None  # map cells shown for the patient
+    assert window.patient_view._cell_bars is not None  # map cells shown for the patient
 
 
 def test_pause_resume_and_stop_from_the_menu(prefs, qtbot, answers):

@@ -22,6 +22,12 @@ def window(qtbot, prefs, monkeypatch, tmp_path):
              "Save cell summary": "cells.csv"}
     monkeypatch.setattr(actions, "ask_export_path",
                         lambda window, title, flt, name: str(tmp_path / names[title]))
+    # The export dialog's choices that give the command line's columns, for the comparison below.
+    from dpsom_gui.dialogs import export_dialog
+
+    monkeypatch.setattr(export_dialog, "ask_export_options",
+                        lambda window, explorer, what="": export_dialog.ExportOptions(plain_names=False,
+                                                                                     keep_types=False))
     w = create_window(prefs, Engine(), log_path=None)
     qtbot.addWidget(w)
     w.resize(1280, 860)
@@ -94,7 +100,8 @@ def test_demo_train_select_and_export_like_core(window, qtbot, tmp_path):
     journeys = window.exploration.trajectories
     assert journeys.isVisible()
     journeys.set_patients([0, 1])
-    journeys.set_time(5.0)
+    with qtbot.waitSignal(journeys.forecast_ready, timeout=30000):  # computed on a worker thread
+        journeys.set_time(5.0)
     f = journeys.forecast
     assert f is not None and f.nodes.shape == (2, journeys.horizon_box.value())
     assert ((f.nodes >= 0) & (f.nodes < run.grid.n_nodes)).all()

@@ -76,8 +76,38 @@ def test_hover_text_names_the_cell_its_size_and_common_labels(explorer):
     assert lines[0] == f"Cell {node} (row {row + 1}, column {col + 1})"
     patients = len({p for p, b in zip(*np.nonzero(run.dataset.step_mask)) if run.results()["bmu"][p, b] == node})
     assert lines[1] == f"{explorer.hits()[node]} time points from {patients} patients"
-    assert "Death within 24 h" in text and "(n = " in text
+    assert "Death within 24 h" in text and "95% interval" in text and "counting patients" in text
     assert "Most common: True health state" in text
+    # a categorical outcome names its commonest category and share, never a mean
+    state = explorer.layer("outcome", "state")
+    assert state.is_categorical and state.title == "True health state (state): most frequent in each cell"
+    text = explorer.describe_node(node, state)
+    assert "% of its time points)" in text and "mean" not in text.lower()
+
+
+def test_outcome_intervals_count_patients_not_time_points(explorer):
+    from core.analysis.cohort_stats import clustered_summary
+
+    run = explorer.run
+    ds = run.dataset
+    bmu = real(run)
+    y = ds.labels["death_24h"][ds.step_mask]
+    patients = np.nonzero(ds.step_mask)[0]
+    layer = explorer.layer("outcome", "death_24h")
+    want = clustered_summary(bmu, y, patients, run.grid.n_nodes)
+    naive = label_enrichment(bmu, y, run.grid.n_nodes)
+    assert np.allclose(layer.extra["upper"], 100 * want.upper, equal_nan=True)
+    used = (want.n_patients < want.n_points) & (want.n_points > 0)
+    assert used.any()
+    # where several points share a patient, the honest interval is never narrower on average
+    width = (want.upper - want.lower)[used]
+    assert np.nanmean(width) > np.nanmean((naive.upper - naive.lower)[used])
+    s = explorer.selection([0, 5])
+    death = next(o for o in s.outcomes if o.name == "death_24h")
+    assert death.n_patients == s.n_patients
+    state = next(o for o in s.outcomes if o.name == "state")
+    assert state.kind == "categorical" and sum(share for _, share in state.categories) == pytest.approx(1.0)
+    assert state.mean == state.categories[0][0]
 
 
 def test_selection_rows_profile_and_outcomes(explorer):
@@ -102,7 +132,7 @@ def test_selection_rows_profile_and_outcomes(explorer):
     assert row.z_measured == pytest.approx((hr.mean() - cohort.mean()) / cohort.std())
     hits = explorer.hits()[nodes]
     assert row.model == pytest.approx((run.decoded_prototypes()[nodes, 0] * hits).sum() / hits.sum())
-    # outcomes: rate, count and Wilson interval of the selected points
+    # outcomes: rate and count of the selected points, with an interval that counts patients
     death = next(o for o in s.outcomes if o.name == "death_24h")
     y = ds.labels["death_24h"][inside]
     assert death.count == y.size and death.mean == pytest.approx(y.mean())

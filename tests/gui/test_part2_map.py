@@ -75,6 +75,37 @@ def test_empty_cells_are_grey_and_counted_on_hover(view, explorer):
     assert "time points from" in view.describe(0)
 
 
+def test_a_categorical_outcome_is_drawn_in_category_colours(view, explorer):
+    from dpsom_gui.views.map_layers import category_colour
+
+    choose(view, "outcome", "state")
+    layer = view.layer("outcome:state")
+    assert layer.is_categorical and not view._colorbar.isVisible()
+    assert view.legend.isVisible()
+    pixels = widget_pixels(view._plot)
+    share = layer.extra["share"]
+    for node in np.flatnonzero(np.isfinite(layer.values))[:6]:
+        c = view.map_to_widget(*explorer.grid.positions()[node])
+        got = pixels[int(c.y()), int(c.x())][:3].astype(int)
+        base = np.array([int(category_colour(int(layer.values[node]))[i:i + 2], 16) for i in (1, 3, 5)])
+        keep = 0.3 + 0.7 * share[node]
+        assert np.abs(got - (255 - keep * (255 - base))).max() < 8  # its category's colour, paler when mixed
+    assert "% of its time points" in view.describe(int(np.nanargmax(share)))
+
+
+def test_a_failing_cell_summary_is_logged_and_said_in_the_tooltip(view, caplog):
+    def broken(node, layer):
+        raise ValueError("labels are being reloaded")
+
+    view.set_node_describer(broken)
+    with caplog.at_level("ERROR"):
+        text = view.describe(3)
+        view.describe(3)
+    assert text.startswith("Cell 3 (row 1, column 4)")
+    assert "could not be computed: labels are being reloaded" in text
+    assert sum("cell 3 could not be computed" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_groups_show_a_legend_with_renameable_names(view, qtbot):
     choose(view, "superclusters", "3")
     layer = view.layer("superclusters:3")

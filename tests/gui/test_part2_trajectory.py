@@ -98,10 +98,15 @@ def test_soft_assignment_glow_follows_the_time(view, explorer):
     assert not view.heat_item.isVisible()
 
 
-def test_forecast_drawn_ahead_for_the_first_patients_and_cached(view, explorer):
+def wait_forecast(qtbot, view, action):
+    with qtbot.waitSignal(view.forecast_ready, timeout=10000):
+        action()
+
+
+def test_forecast_drawn_ahead_for_the_first_patients_and_cached(view, explorer, qtbot):
     run = explorer.run
     view.set_patients(list(range(8)))
-    view.set_time(3.0)
+    wait_forecast(qtbot, view, lambda: view.set_time(3.0))
     f = view.forecast
     assert f is not None and f.patients == tuple(range(MAX_FORECAST_PATIENTS))
     assert run.forecast_calls[-1] == (tuple(range(MAX_FORECAST_PATIENTS)), 4, 6, FORECAST_SAMPLES)  # history = step + 1
@@ -113,36 +118,70 @@ def test_forecast_drawn_ahead_for_the_first_patients_and_cached(view, explorer):
     x, y = view._forecast_curves[0].getData()
     assert x[0] == pytest.approx(3.0) and len(x) == 7  # from the current hour, 6 steps ahead
     assert y[1:].tolist() == pytest.approx(f.features[0, :, 0].tolist())
-    view.horizon_box.setValue(2)
+    lo, hi = view._band_lo.getData()[1], view._band_hi.getData()[1]
+    assert lo[0] == hi[0] == pytest.approx(y[0])  # the band starts at the last measurement
+    assert np.all(lo[1:] <= hi[1:]) and np.any(lo[1:] < hi[1:])
+    wait_forecast(qtbot, view, lambda: view.horizon_box.setValue(2))
     assert view.forecast.nodes.shape == (MAX_FORECAST_PATIENTS, 2)
     view.forecast_check.setChecked(False)
     assert not view.forecast_item.isVisible()
 
 
-def test_while_playing_only_the_expected_path_is_computed(view, explorer):
+def test_while_playing_only_the_expected_path_is_computed(view, explorer, qtbot):
     run = explorer.run
     view.set_patients([0, 1])
-    view.set_time(2.0)  # paused: with samples
+    wait_forecast(qtbot, view, lambda: view.set_time(2.0))  # paused: with samples
     assert run.forecast_calls[-1] == ((0, 1), 3, 6, FORECAST_SAMPLES)
+    view.set_speed(0.5)  # the clock moves slowly while we wait for the worker
     view.play()
-    view.tick(0.5)  # to step 3: the quick forecast without samples
+    wait_forecast(qtbot, view, lambda: view.tick(2.0))  # to step 3: the quick forecast without samples
     assert run.forecast_calls[-1] == ((0, 1), 4, 6, 0)
     assert view.forecast.sample_nodes is None and view.forecast_item.n_rings == 0
-    view.set_time(2.2)  # back at step 2 while playing: the sampled one is cached and drawn
+    view.set_time(2.2)  # back at step 2 while playing: the sampled one is kept and drawn at once
     assert view.forecast.sample_nodes is not None
     view.pause()
-    view.step(1)  # paused at step 3: now with samples
+    wait_forecast(qtbot, view, lambda: view.step(1))  # paused at step 3: now with samples
     assert run.forecast_calls[-1] == ((0, 1), 4, 6, FORECAST_SAMPLES) and view.forecast_item.n_rings > 0
 
 
-def test_no_forecast_is_computed_while_the_view_is_hidden(view, explorer):
+def test_forecasts_are_computed_off_the_gui_thread(view, explorer, qtbot):
+    import threading
+
+    threads = []
+    real = explorer.run.forecast
+
+    def spy(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    explorer.run.forecast = spy
+    view.set_patients([2])
+    wait_forecast(qtbot, view, lambda: view.set_time(3.0))
+    assert threads and threading.get_ident() not in threads
+    assert view.forecast is not None and view.forecast.patients == (2,)
+
+
+def test_a_failing_forecast_is_logged_and_named_under_the_map(view, explorer, qtbot, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model has no history here")
+
+    explorer.run.forecast = broken
+    view.set_patients([4])
+    with caplog.at_level("ERROR"):
+        wait_forecast(qtbot, view, lambda: view.set_time(2.0))
+    assert view.notice.isVisible() and "the model has no history here" in view.notice.text()
+    assert any("forecast could not be computed" in r.getMessage() for r in caplog.records)
+
+
+def test_no_forecast_is_computed_while_the_view_is_hidden(view, explorer, qtbot):
     run = explorer.run
+    qtbot.waitUntil(lambda: view._job is None, timeout=10000)
     view.hide()
     calls = len(run.forecast_calls)
     view.set_patients([3])
     view.set_time(4.0)
     assert len(run.forecast_calls) == calls
-    view.show()
+    wait_forecast(qtbot, view, view.show)
     assert run.forecast_calls[-1] == ((3,), 5, 6, FORECAST_SAMPLES)
 
 
@@ -194,9 +233,9 @@ def test_animation_exports_as_a_gif_qt_can_play(view, tmp_path):
     assert view.time == 0.0  # the view is back where it was
 
 
-def test_journeys_look_as_approved(view):
+def test_journeys_look_as_approved(view, qtbot):
     view.set_patients([0, 1, 2])
-    view.set_time(4.5)
+    wait_forecast(qtbot, view, lambda: view.set_time(4.5))
     view.map.flush()
     canvas = view.map.plot_widget()
     canvas.setFixedSize(380, 320)

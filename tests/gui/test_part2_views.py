@@ -40,7 +40,7 @@ def test_inspector_lists_the_lines_and_links_them_to_patients(qtbot, explorer):
     assert model.rowCount() == summary.n_points
     headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
     assert headers[:4] == ["row", "patient_id", "hour", "node"]
-    assert f"{summary.n_points} time points from {summary.n_patients} patients" in view._title.text()
+    assert f"{summary.n_patients} patients, {summary.n_points} time points" in view._title.text()
     view.select_line(3)
     assert chosen == [(int(summary.patient[3]), int(summary.step[3]))]
     assert model.data(model.index(3, 1)) == explorer.patient_ids()[summary.patient[3]]
@@ -64,8 +64,16 @@ def test_inspector_profile_bars_and_outcomes(qtbot, explorer):
     cells = view.outcome_cells()
     death = next(o for o in summary.outcomes if o.name == "death_24h")
     row = next(c for c in cells if c[0].startswith("Death within 24 h"))
-    assert row[1] == f"{100 * death.mean:.1f}%" and row[4] == str(death.count)
+    assert row[1] == f"{100 * death.mean:.1f}%"
+    assert row[4] == f"{summary.n_patients} patients, {death.count} points"
     assert row[2] == f"{100 * death.lower:.1f}–{100 * death.upper:.1f}%"
+    assert view.outcome_note.isVisible() and "count patients" in view.outcome_note.text()
+    # the health state is a category: its commonest value and shares, no mean
+    state = next(c for c in cells if c[0].startswith("True health state"))
+    s = next(o for o in summary.outcomes if o.name == "state")
+    top, share = s.categories[0]
+    assert state[1] == f"{int(top)} ({100 * share:.0f}%)"
+    assert state[2].startswith(f"{int(top)}: {100 * share:.0f}%")
 
 
 # ------------------------------------------------------------------- transitions

@@ -163,7 +163,7 @@ def test_loss_curves_are_created_once_and_updated(qtbot):
 
 
 def test_loss_log_scale_toggle_and_term_visibility(qtbot):
-    view = shown(qtbot, LossView(log_scale=False), (520, 320))
+    view = shown(qtbot, LossView(log_scale=False, detailed=True), (520, 320))
     view.append(list(fake_steps()))
     view.flush()
     linear = widget_pixels(view._plot)
@@ -178,6 +178,67 @@ def test_loss_log_scale_toggle_and_term_visibility(qtbot):
     assert view.curve_keys() == []
 
 
+def test_plain_view_by_default_shows_one_learning_progress_curve_per_phase(qtbot):
+    view = shown(qtbot, LossView(log_scale=True), (620, 360))
+    steps = np.arange(1, 301)
+    pre = 900.0 * np.exp(-steps[:100] / 20.0) - 40.0  # a likelihood that turns negative
+    joint = 50.0 * np.exp(-(steps[100:] - 100) / 60.0) + 3.0
+    records = [_Rec(int(t), {"total": float(v), "elbo": float(v)}, "pretrain") for t, v in zip(steps[:100], pre)]
+    records += [_Rec(int(t), {"total": float(v), "som": 1.0}, "joint") for t, v in zip(steps[100:], joint)]
+    view.append(records)
+    view.flush()
+    assert not view.detailed and not view._log_box.isVisible()
+    assert "Higher is better" in view._help.text() and "Lower is better" not in view._help.text()
+    assert view.plot_item().getAxis("left").labelText == "learning progress (%)"
+    for phase in ("pretrain", "joint"):
+        x, y = view.progress_data(phase)
+        y = y[np.isfinite(y)]  # the first window is the reference, not drawn
+        assert len(y) >= 0.85 * len(x) and y[0] == 0.0 and y.max() == pytest.approx(100.0)
+        assert np.all((y >= -25) & (y <= 100))
+        assert np.all(np.diff(y) >= -1e-9)  # these losses only fall: progress only rises
+    # the term curves and their jargon stay hidden until asked for
+    assert not any(c.isVisible() for c in view._curves.values())
+    assert not view._term_boxes["elbo"].isVisible() and not view._term_boxes["som"].isVisible()
+    assert [view._phase_labels[p].text().split("</span> ")[1] for p in ("pretrain", "joint")] == \
+        ["pretraining", "joint training"]
+    pixels = widget_pixels(view._plot).astype(int)
+    blue = (np.abs(pixels[..., :3] - (0x3B, 0x6E, 0xA5)).sum(axis=2) < 60).sum()
+    green = (np.abs(pixels[..., :3] - (0x2E, 0x7D, 0x6B)).sum(axis=2) < 60).sum()  # joint training
+    assert blue > 100 and green > 100  # both phases are drawn in their colours
+    view.set_detailed(True)
+    assert view._curves[("pretrain", "elbo")].isVisible() and view._log_box.isVisible()
+    assert not view._progress["joint"].isVisible()
+
+
+def test_phase_labels_of_short_phases_do_not_overlap(qtbot):
+    view = shown(qtbot, LossView(), (620, 360))
+    records = [_Rec(t, {"total": 10.0 / t}, "pretrain") for t in range(1, 200)]
+    records += [_Rec(t, {"total": 1.0}, "som_init") for t in range(200, 203)]  # a very short phase
+    records += [_Rec(t, {"total": 5.0 / t}, "joint") for t in range(203, 400)]
+    view.append(records)
+    view.flush()
+    qtbot.wait(50)  # labels follow the view's transform on the next event round
+    rects = [line.label.sceneBoundingRect() for line in view._phase_lines.values()]
+    assert len(rects) == 3
+    for i in range(len(rects)):
+        for j in range(i + 1, len(rects)):
+            assert not rects[i].intersects(rects[j]), (i, j)
+
+
+def test_learning_progress_is_robust_to_noise_and_flat_losses():
+    from dpsom_gui.views.loss_view import learning_progress
+
+    rng = np.random.default_rng(0)
+    y = 10 * np.exp(-np.arange(2000) / 300) + rng.normal(0, 1.0, 2000)
+    p = learning_progress(y)
+    assert p[-1] > 90 and np.nanmax(p[:300]) < 60  # noisy batches do not make an early phase look finished
+    assert np.isnan(p[:199]).all() and p[199] == 0.0  # a window of n/10 steps is the reference
+    assert learning_progress(np.full(30, 4.0))[4:].tolist() == [0.0] * 26
+    flat = learning_progress(5.0 + rng.normal(0, 1.0, 60))  # a phase that learns nothing
+    assert np.nanmax(flat) < 60  # noise is not stretched into "done"
+    assert learning_progress(np.zeros(0)).size == 0
+
+
 class _Rec:
     def __init__(self, step, losses, phase="joint"):
         self.phase, self.step, self.losses = phase, step, losses
@@ -185,7 +246,7 @@ class _Rec:
 
 def test_losses_that_turn_negative_stay_drawn_on_the_log_scale(qtbot):
     """A likelihood term crossing zero is drawn on both sides of it, large values compressed."""
-    view = shown(qtbot, LossView(log_scale=True), (520, 360))
+    view = shown(qtbot, LossView(log_scale=True, detailed=True), (520, 360))
     steps = np.arange(1, 201)
     elbo = 2000.0 * np.exp(-steps / 15.0) - 40.0  # 1,800 down to -40: crosses zero near step 60
     view.append([_Rec(int(t), {"total": 5.0, "elbo": float(v)}) for t, v in zip(steps, elbo)])
@@ -344,10 +405,24 @@ def test_patient_view_shows_map_cells_once_assigned(qtbot):
     view.set_dataset(ds)
     n_plots = len(view._plots)
     bmu = np.arange(ds.values.shape[0] * ds.values.shape[1]).reshape(ds.values.shape[:2]) % 9
+    bmu[0, :3] = 4  # patient 0 stays three steps in cell 4, then moves on
     view.set_assignments(bmu)
     assert len(view._plots) == n_plots + 1
-    x, y = view._cell_curve.getData()
-    assert y.tolist() == bmu[0, : int(ds.lengths[0])].tolist()
+    n = int(ds.lengths[0])
+    x0, width, cells = view.cell_runs()
+    nodes = bmu[0, :n]
+    assert cells.tolist() == [int(v) for i, v in enumerate(nodes) if i == 0 or v != nodes[i - 1]]
+    assert width.sum() == pytest.approx(n * np.median(np.diff(ds.times[0, :n])))  # the bands tile the stay
+    assert width[0] == pytest.approx(3 * width[1])
+    strip = view._plots[0]
+    left = strip.getAxis("left")
+    assert not left.style["showValues"] and left._tickLevels == [[]]  # a name, not a measurement: no scale
+    assert strip.vb.sceneBoundingRect().left() == pytest.approx(view._plots[1].vb.sceneBoundingRect().left())
+    assert [t.toPlainText() for t in view._cell_texts][:2] == ["4", str(int(nodes[3]))]
+    pixels = widget_pixels(view._layout).astype(int)
+    shades = [np.all(np.abs(pixels[..., :3] - [int(c[i:i + 2], 16) for i in (1, 3, 5)]) < 8, axis=2).sum()
+              for c in ("#d9c8e6", "#b79ccf")]
+    assert min(shades) > 50  # neighbouring stays are drawn in alternating shades
 
 
 def test_patient_view_explains_tables_have_no_time(qtbot):

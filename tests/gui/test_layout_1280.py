@@ -1,0 +1,86 @@
+"""Docks stay usable in the space a 1280 x 800 screen gives them: no clipped controls, no
+pictures shrunk into a corner of their axes."""
+
+import numpy as np
+import pytest
+from approval import shown, widget_pixels
+from part2_fakes import make_explorer
+from PySide6.QtWidgets import QAbstractButton, QComboBox, QSpinBox
+
+from dpsom_gui.views.transition_view import TransitionView
+from dpsom_gui.views.trajectory_view import TrajectoryView
+
+# The right-hand dock column of the main window at 1280 x 800 (measured under Xvfb).
+NARROW_DOCK = (448, 415)
+# A bottom dock at 1280 x 800.
+WIDE_LOW_DOCK = (1280, 260)
+
+
+def clipped_controls(widget) -> list[str]:
+    """Visible buttons, boxes and spin boxes narrower than they need to show their text."""
+    out = []
+    for w in widget.findChildren(QAbstractButton) + widget.findChildren(QComboBox) + widget.findChildren(QSpinBox):
+        if w.isVisible() and w.width() < w.minimumSizeHint().width():
+            out.append(f"{type(w).__name__} {getattr(w, 'text', lambda: '')() or ''!r}: "
+                       f"{w.width()} < {w.minimumSizeHint().width()}")
+    return out
+
+
+@pytest.fixture
+def explorer():
+    return make_explorer()
+
+
+def test_journeys_fit_the_narrow_dock_without_clipping(qtbot, explorer):
+    view = shown(qtbot, TrajectoryView(), NARROW_DOCK)
+    view.set_source(explorer)
+    qtbot.waitUntil(lambda: view._job is None, timeout=10000)
+    hint = view.minimumSizeHint()
+    assert hint.width() <= NARROW_DOCK[0] and hint.height() <= NARROW_DOCK[1]
+    assert clipped_controls(view) == []
+    for w in (view.play_button, view.slider, view.forecast_check, view.display_button, view.export_button,
+              view.map._layer_box):
+        r = w.geometry()
+        top_left = w.mapTo(view, r.topLeft() - r.topLeft())
+        assert 0 <= top_left.x() and top_left.x() + w.width() <= view.width(), w  # nothing off the right edge
+    # what moved into the Display menu still works
+    assert view.trail_box.value() == 6 and view.heat_check.isChecked()
+
+
+def test_moves_between_cells_fill_a_wide_low_dock(qtbot, explorer):
+    view = shown(qtbot, TransitionView(), WIDE_LOW_DOCK)
+    counts = explorer.transition_counts()
+    view.set_counts(counts)
+    qtbot.wait(50)
+    k = counts.shape[0]
+    (x0, x1), (y0, y1) = view.plot_item.getViewBox().viewRange()
+    assert x0 >= -0.5 - 1e-6 and x1 <= k - 0.5 + 1e-6  # the axis ends with the matrix
+    picture = view.image.sceneBoundingRect()
+    box = view.plot_item.getViewBox().sceneBoundingRect()
+    assert picture.width() >= 0.95 * box.width() and picture.height() >= 0.95 * box.height()
+    assert view._colorbar.axis.labelText == "% of moves out of the cell"
+    assert clipped_controls(view) == []
+    pixels = widget_pixels(view.plot_widget())
+    dark = (pixels[..., :3].astype(int).sum(axis=2) < 90).mean()
+    assert dark > 0.4  # the (mostly dark) matrix covers most of the picture, not a stamp in it
+
+
+def test_one_patients_plots_fit_the_narrow_dock(qtbot):
+    from gui_fakes import make_series
+
+    from dpsom_gui.views.patient_plot_view import PatientPlotView
+
+    ds = make_series()
+    view = shown(qtbot, PatientPlotView(), NARROW_DOCK)
+    view.set_dataset(ds)
+    bmu = np.arange(ds.values.shape[0] * ds.values.shape[1]).reshape(ds.values.shape[:2]) % 9 + 100
+    bmu[0, 4:] = 150  # a long stay after short ones
+    view.set_assignments(bmu)
+    qtbot.wait(50)
+    drawn = view._layout.ci.boundingRect().width()
+    assert drawn <= view._layout.viewport().width() + 1  # the plots are not cut off at the right
+    assert not view._scroll.horizontalScrollBar().isVisible()
+    # cell numbers are written only where they fit: none runs into another
+    rects = [t.sceneBoundingRect() for t in view._cell_texts]
+    assert [t.toPlainText() for t in view._cell_texts][-1] == "150"
+    assert all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])

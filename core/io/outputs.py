@@ -121,9 +121,11 @@ def writing(label: str, path: str | os.PathLike) -> Iterator[None]:
     OutputPathError
         For any ``OSError`` raised inside the block that is not already a message for the user.
     """
+    from ..errors import DPSOMError
+
     try:
         yield
-    except InputError:
+    except DPSOMError:  # already one line for the user (a project file error, say)
         raise
     except OSError as exc:
         if exc.errno == errno.ENOSPC:

@@ -553,6 +553,11 @@ def cmd_apply(args) -> int:
     check_outputs({"--assignments": args.assignments}, _project_inputs(args.project, project))
     if args.id_col is None and run.dataset.id_col and run.temporal:
         args.id_col, args.time_col = run.dataset.id_col, run.dataset.time_col
+    if args.data not in DEMOS and not run.temporal:
+        written = _apply_in_chunks(args, run)
+        if written is not None:
+            print(f"wrote {written} assignments to {args.assignments}")
+            return EXIT_OK
     ds = _read(args, args.data)
     if ds.is_series != run.temporal:
         need = "time series (give --id-col and --time-col)" if run.temporal else "a table"
@@ -573,6 +578,25 @@ def cmd_apply(args) -> int:
         write_csv(df, args.assignments)
     print(f"wrote {len(df)} assignments to {args.assignments}")
     return EXIT_OK
+
+
+def _apply_in_chunks(args, run) -> int | None:
+    """Map a table file chunk by chunk (memory bounded by the chunk, not the rows); the
+    number of lines written, or None when the file has to be read whole."""
+    from .io.export import write_csv_lines
+    from .io.outputs import atomic_text, writing
+    from .workflow import table_assignment_chunks
+
+    chunks = table_assignment_chunks(run, args.data, format=args.format, id_col=args.id_col, labels=args.labels,
+                                     probabilities=args.probabilities, warn=lambda w: _say(f"dpsom: note: {w}"))
+    if chunks is None:
+        return None
+    written = 0
+    with writing("--assignments", args.assignments), atomic_text(args.assignments) as fh:
+        for frame in chunks:
+            write_csv_lines(frame, fh, header=written == 0)
+            written += len(frame)
+    return written
 
 
 def cmd_export(args) -> int:

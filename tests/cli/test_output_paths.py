@@ -226,3 +226,78 @@ def test_a_second_resume_of_a_project_in_training_is_refused(work, capsys):
     code, _, err = run_cli(capsys, "resume", project, "--max-steps", "8", *FAST)
     assert code == 0, err
     assert not lock.exists()
+
+
+def test_apply_streams_a_large_table_in_chunks_with_the_same_result(trained, tmp_path, capsys, monkeypatch):
+    """Chunk by chunk (forced small here) gives the lines of the whole-file assignment, in order."""
+    import core.data.readers as readers
+    from core.cli import _load
+    from core.data.readers import read_data
+    from core.io.export import assignments_frame
+
+    _, project = trained
+    rng = np.random.default_rng(7)
+    n = 2600
+    df = pd.DataFrame(rng.normal(size=(n, 4)), columns=["d", "b", "a", "c"])  # another column order
+    df.insert(1, "pid", [f" P{i}" if i % 7 == 0 else f"P{i}" for i in range(n)])
+    df.loc[5, "b"] = np.nan
+    new = tmp_path / "new.csv"
+    df.to_csv(new, index=False)
+    _, run = _load(str(project))
+    whole = read_data(new, id_col="pid")
+    whole.values = whole.values[:, [whole.feature_names.index(f) for f in run.preprocessor.feature_names_]]
+    whole.mask = ~np.isnan(whole.values)
+    whole.feature_names = list(run.preprocessor.feature_names_)
+    a = run.assignments(whole)
+    expected = assignments_frame(bmu=a["bmu"], grid=run.grid, proba=a["proba"], dataset=whole)
+
+    seen = []
+    original = readers._TextSource.frames
+
+    def frames(self, str_columns, progress):
+        for chunk in original(self, str_columns, progress):
+            seen.append(len(chunk))
+            yield chunk
+
+    import core.workflow as workflow
+
+    assigned = []
+    assign = workflow.ModelRun.assignments
+
+    def recording(self, dataset=None):
+        assigned.append(None if dataset is None else dataset.n_samples)
+        return assign(self, dataset)
+
+    monkeypatch.setattr(readers, "_CHUNK_CELLS", 1000)
+    monkeypatch.setattr(readers._TextSource, "frames", frames)
+    monkeypatch.setattr(workflow.ModelRun, "assignments", recording)
+    out = tmp_path / "a.csv"
+    code, stdout, err = run_cli(capsys, "apply", project, new, "--assignments", out, "--id-col", "pid")
+    assert code == 0, err
+    assert len(seen) >= 3 and f"wrote {n} assignments" in stdout
+    assert assigned == seen  # one chunk at a time, never the whole file
+    got = pd.read_csv(out, dtype={"pid": str}, keep_default_na=False)
+    assert got["row"].tolist() == list(range(n))
+    assert got["pid"].tolist() == [str(i) for i in expected["pid"]]  # ids as the whole-file reader gives them
+    assert got["node"].tolist() == expected["node"].tolist()
+    assert np.allclose(got["p_max"], expected["p_max"], atol=1e-6)
+    raw = out.read_bytes()
+    assert raw.startswith(b"row,pid,node,") and raw.count(b"\r\nrow,") == 0  # one header
+
+
+def test_apply_stops_at_bad_text_in_a_later_chunk_and_writes_nothing(trained, tmp_path, capsys, monkeypatch):
+    import core.data.readers as readers
+
+    _, project = trained
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame(rng.normal(size=(2500, 4)).round(3).astype(object), columns=["a", "b", "c", "d"])
+    df.loc[2300, "c"] = "oops"
+    new = tmp_path / "bad.csv"
+    df.to_csv(new, index=False)
+    monkeypatch.setattr(readers, "_CHUNK_CELLS", 1000)
+    out = tmp_path / "a.csv"
+    code, _, err = run_cli(capsys, "apply", project, new, "--assignments", out)
+    assert code == 2
+    line = one_error_line(err)
+    assert "line 2302" in line and "'c'" in line and "oops" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]

@@ -124,6 +124,9 @@ class Session(QObject):
         self._import_outcome: tuple[str, str] = ("cancelled", "")
         self._loaded_import: tuple | None = None
         self._pending_results: dict | None = None
+        #: The OS lock on the project file while this session trains it (another process
+        #: training the same project is refused, and the other way round).
+        self._lock = None
         self._autosave = QTimer(self)
         self._autosave.timeout.connect(self._on_autosave_timeout)
 
@@ -387,11 +390,17 @@ class Session(QObject):
                 job.stopped.disconnect()
                 ok = job.stop(timeout_ms) and ok
                 setattr(self, name, None)
+        self._release_lock()
         if self.state in ("running", "paused", "stopping"):
             self._set_state("idle")
         return ok
 
     def _start_worker(self, resume: bool) -> None:
+        from core.io.outputs import ProjectLock
+
+        self._release_lock()
+        if self.path:
+            self._lock = ProjectLock(self.path).acquire()  # ProjectBusy: another process trains it
         self.cancel_analysis(wait=True)
         self._drop_groupings()  # training moves the prototypes: a saved grouping no longer fits
         run = self.run
@@ -445,7 +454,13 @@ class Session(QObject):
             self._set_dirty(True)
         self.training_progress.emit(records)
 
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
     def _on_training_stopped(self) -> None:
+        self._release_lock()
         self._autosave.stop()
         self._training = None
         outcome, text = self._outcome or ("cancelled", "")

@@ -23,7 +23,7 @@ from typing import IO, Iterator, Mapping
 
 from ..errors import InputError
 
-__all__ = ["OutputPathError", "ProjectBusy", "check_outputs", "writing", "atomic_text", "sweep_stale_temps",
+__all__ = ["OutputPathError", "ProjectBusy", "check_outputs", "check_unlocked", "writing", "atomic_text", "sweep_stale_temps",
            "ProjectLock", "lock_holder", "lock_path", "unfinished_path"]
 
 #: Temporary files are named ``<target name>.tmp<8 hex digits>`` (matched by ``*.tmp*``
@@ -318,10 +318,7 @@ class ProjectLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             if not _try_lock(fd):
                 os.close(fd)
-                pid = _read_pid(self.path)
-                holder = f"process {pid}" if pid else "another process"
-                raise ProjectBusy(f"{holder} is training this project; wait for it to finish or stop it, "
-                                  "then try again", path=str(self.project))
+                raise _busy(self.project, _read_pid(self.path))
             # The previous holder may have removed the file between our open and our lock:
             # then we hold a lock on a file nobody else sees; open the current one again.
             try:
@@ -360,6 +357,25 @@ class ProjectLock:
     def __del__(self) -> None:  # a forgotten lock must not outlive its object
         with contextlib.suppress(Exception):
             self.release()
+
+
+def _busy(project: Path, pid: int | None) -> ProjectBusy:
+    holder = f"process {pid}" if pid else "another process"
+    return ProjectBusy(f"{holder} is training this project; wait for it to finish or stop it, then try again",
+                       path=str(project))
+
+
+def check_unlocked(project: str | os.PathLike) -> None:
+    """Refuse to write ``project`` while another process trains it.
+
+    Raises
+    ------
+    ProjectBusy
+        Naming the project and the id of the process that holds its lock.
+    """
+    pid = lock_holder(project)
+    if pid is not None:
+        raise _busy(Path(project), pid)
 
 
 def lock_holder(project: str | os.PathLike) -> int | None:

@@ -23,7 +23,7 @@ from typing import IO, Iterator, Mapping
 
 from ..errors import InputError
 
-__all__ = ["OutputPathError", "ProjectBusy", "check_outputs", "check_unlocked", "writing", "atomic_text", "sweep_stale_temps",
+__all__ = ["OutputPathError", "ProjectBusy", "check_outputs", "check_unlocked", "writing", "atomic_text", "atomic_path", "sweep_stale_temps",
            "ProjectLock", "lock_holder", "lock_path", "unfinished_path"]
 
 #: Temporary files are named ``<target name>.tmp<8 hex digits>`` (matched by ``*.tmp*``
@@ -145,11 +145,14 @@ def _try_lock(fd: int) -> bool:
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         import msvcrt
 
+        position = os.lseek(fd, 0, os.SEEK_CUR)  # the writer's place in the file
         try:
             os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except OSError:
             return False
+        finally:
+            os.lseek(fd, position, os.SEEK_SET)
         return True
     import fcntl
 
@@ -166,8 +169,12 @@ def _unlock(fd: int) -> None:
     if sys.platform == "win32":  # pragma: no cover
         import msvcrt
 
+        position = os.lseek(fd, 0, os.SEEK_CUR)
         os.lseek(fd, _WIN_LOCK_OFFSET, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        finally:
+            os.lseek(fd, position, os.SEEK_SET)
         return
     import fcntl
 
@@ -241,6 +248,32 @@ def atomic_text(path: str | os.PathLike, *, encoding: str = "utf-8") -> Iterator
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path next to ``path`` for a writer that takes a file name (a picture
+    library, say); it replaces ``path`` once the block ends without error.
+
+    The temporary file is created and locked here, so that :func:`sweep_stale_temps` knows
+    it is in use; the writer may truncate and rewrite it by name.
+    """
+    path = Path(path)
+    sweep_stale_temps(path)
+    tmp = path.parent / f"{path.name}.tmp{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)
+    try:
+        _try_lock(fd)
+        yield tmp
+        if os.path.getsize(tmp) == 0:
+            raise OSError(errno.EIO, "nothing was written", str(path))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------------------------ locks

@@ -245,3 +245,21 @@ def test_a_locked_temporary_file_of_a_live_writer_is_not_swept(tmp_path):
         os.utime(tmp, (0, 0))  # old, but its writer is alive and holds the lock
         assert sweep_stale_temps(target) == [] and tmp.exists()
     assert target.read_bytes() == b"a\r\n"
+
+
+def test_atomic_path_replaces_only_when_the_writer_succeeds(tmp_path):
+    from core.io.outputs import atomic_path
+
+    target = tmp_path / "pic.png"
+    target.write_bytes(b"old picture")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("the writer failed")
+    with pytest.raises(OSError, match="nothing was written"):
+        with atomic_path(target):
+            pass  # a writer that reported success but wrote nothing
+    assert target.read_bytes() == b"old picture" and [p.name for p in tmp_path.iterdir()] == ["pic.png"]
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"new picture")
+    assert target.read_bytes() == b"new picture" and [p.name for p in tmp_path.iterdir()] == ["pic.png"]

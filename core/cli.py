@@ -212,14 +212,16 @@ def _locked(*projects: Path):
     """Hold the training lock of each project while this process trains into it.
 
     In a process group rank 0 holds the locks for the group (every rank taking them would
-    lock each other out).
+    lock each other out). Under the lock, temporary files that a killed save of the project
+    left behind are removed.
     """
-    from .io.outputs import ProjectLock
+    from .io.outputs import ProjectLock, sweep_stale_temps
 
     stack = contextlib.ExitStack()
     if os.environ.get("RANK", "0") == "0":
         for p in dict.fromkeys(projects):
             stack.enter_context(ProjectLock(p))
+            sweep_stale_temps(p)
     return stack
 
 
@@ -587,7 +589,8 @@ def _apply_in_chunks(args, run) -> int | None:
     from .io.outputs import atomic_text, writing
     from .workflow import table_assignment_chunks
 
-    chunks = table_assignment_chunks(run, args.data, format=args.format, id_col=args.id_col, labels=args.labels,
+    chunks = table_assignment_chunks(run, args.data, format=args.format, id_col=args.id_col, time_col=args.time_col,
+                                     var_col=args.var_col, value_col=args.value_col, labels=args.labels,
                                      probabilities=args.probabilities, warn=lambda w: _say(f"dpsom: note: {w}"))
     if chunks is None:
         return None

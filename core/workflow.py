@@ -522,6 +522,7 @@ def assign(est: DPSOM | TDPSOM, X: np.ndarray, lengths: np.ndarray | None = None
 
 
 def table_assignment_chunks(run: "ModelRun", path, *, format: str = "auto", id_col: str | None = None,
+                            time_col: str | None = None, var_col: str | None = None, value_col: str | None = None,
                             labels=None, probabilities: bool = False, warn=None):
     """Assignments of a table file's rows, computed and returned chunk by chunk.
 
@@ -535,8 +536,9 @@ def table_assignment_chunks(run: "ModelRun", path, *, format: str = "auto", id_c
         A fitted DPSOM run (tables only).
     path : path
         A text (.csv .tsv .txt) or Parquet file.
-    format, id_col, labels
-        As for :func:`core.data.readers.read_data`.
+    format, id_col, time_col, var_col, value_col, labels
+        As for :func:`core.data.readers.read_data` (options that make the file a time
+        series give None).
     probabilities : bool
         Add ``p_0 .. p_{K-1}``.
     warn : callable, optional
@@ -569,8 +571,8 @@ def table_assignment_chunks(run: "ModelRun", path, *, format: str = "auto", id_c
         source.encoding = "cp1252"
         source.warnings.append("The file is not UTF-8 throughout; read it as cp1252 (Windows Western European)")
     notes = list(source.warnings)
-    plan = R._plan(source, format, id_col=id_col, time_col=None, var_col=None, value_col=None, features=None,
-                   labels=labels, warnings=notes)
+    plan = R._plan(source, format, id_col=id_col, time_col=time_col, var_col=var_col, value_col=value_col,
+                   features=None, labels=labels, warnings=notes)
     if plan.fmt != "table":
         return None
     for note in notes:

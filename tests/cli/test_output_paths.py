@@ -222,10 +222,14 @@ def test_a_second_resume_of_a_project_in_training_is_refused(work, capsys):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
-    # The lock died with its process: the project trains again.
+    # The lock died with its process: the project trains again, and the temporary file of a
+    # save the kill may have cut short is removed.
+    stale = project.with_name(project.name + ".tmp0123abcd")
+    stale.write_bytes(b"half a project")
+    os.utime(stale, (time.time() - 60, time.time() - 60))
     code, _, err = run_cli(capsys, "resume", project, "--max-steps", "8", *FAST)
     assert code == 0, err
-    assert not lock.exists()
+    assert not lock.exists() and not stale.exists()
 
 
 def test_apply_streams_a_large_table_in_chunks_with_the_same_result(trained, tmp_path, capsys, monkeypatch):

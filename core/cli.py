@@ -513,7 +513,10 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    # Locked before reading: a second resume of the same project is refused at once.
+    # Locked before reading: a second resume of the same project is refused at once. (No
+    # file, nothing to lock: loading it says what is wrong.)
+    if not Path(args.project).is_file():
+        return _resume(args)
     with _locked(Path(args.project)):
         return _resume(args)
 

@@ -221,6 +221,20 @@ def sweep_stale_temps(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _sync_folder(folder: Path) -> None:
+    """Make a rename into ``folder`` durable, where the system allows it (not on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_text(path: str | os.PathLike, *, encoding: str = "utf-8") -> Iterator[IO[str]]:
     """Open a text file that appears at ``path`` only once the block ends without error.
@@ -229,8 +243,6 @@ def atomic_text(path: str | os.PathLike, *, encoding: str = "utf-8") -> Iterator
     the disk), which then replaces ``path`` in one rename; on any error it is removed and
     ``path`` is left as it was. Temporary files of earlier, killed writes are swept first.
     """
-    from ._h5files import sync_folder
-
     path = Path(path)
     sweep_stale_temps(path)
     tmp = path.parent / f"{path.name}.tmp{secrets.token_hex(4)}"
@@ -242,7 +254,7 @@ def atomic_text(path: str | os.PathLike, *, encoding: str = "utf-8") -> Iterator
         os.fsync(fh.fileno())
         fh.close()
         os.replace(tmp, path)
-        sync_folder(path.parent if str(path.parent) else Path("."))
+        _sync_folder(path.parent if str(path.parent) else Path("."))
     except BaseException:
         fh.close()
         with contextlib.suppress(OSError):
@@ -268,6 +280,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if os.path.getsize(tmp) == 0:
             raise OSError(errno.EIO, "nothing was written", str(path))
         os.replace(tmp, path)
+        _sync_folder(path.parent if str(path.parent) else Path("."))
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -348,7 +361,12 @@ class ProjectLock:
             raise ProjectBusy("this project is already being trained in this program; wait for it to finish",
                               path=str(self.project))
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise OutputPathError(f"the project's folder cannot be written ({(exc.strerror or '').lower()}), so "
+                                      "training could not save it; copy the project to a folder you can write to",
+                                      path=str(self.project)) from None
             if not _try_lock(fd):
                 os.close(fd)
                 raise _busy(self.project, _read_pid(self.path))

@@ -305,3 +305,19 @@ def test_apply_stops_at_bad_text_in_a_later_chunk_and_writes_nothing(trained, tm
     line = one_error_line(err)
     assert "line 2302" in line and "'c'" in line and "oops" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_resume_on_a_read_only_disk_exits_2_with_one_line(work, capsys, monkeypatch):
+    _, project = work
+    before = digest(project)
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    code, _, err = run_cli(capsys, "resume", project, "--max-steps", "8", *FAST)
+    assert code == 2 and "cannot be written" in one_error_line(err) and str(project) in err
+    assert digest(project) == before

@@ -246,15 +246,18 @@ def _load(path: str, *, lazy_cohort: bool = False):
 
 def _save(path: str, run, cluster=None) -> None:
     """Write the project atomically; in a process group every rank calls this, rank 0 writes."""
+    from .io.outputs import writing
     from .io.project_h5 import save_project
 
     if cluster is None or not cluster.distributed:
-        save_project(path, run.to_project(), embed_data=run.embed_data)
+        with writing("the project", path):
+            save_project(path, run.to_project(), embed_data=run.embed_data)
         return
     # Gathering the per-rank training state is a collective; the writing is rank 0's alone.
     state = run.estimator.get_train_state() if run.is_fitted else None
     if cluster.is_main:
-        save_project(path, run.to_project(train_state=state), embed_data=run.embed_data)
+        with writing("the project", path):
+            save_project(path, run.to_project(train_state=state), embed_data=run.embed_data)
     cluster.barrier()
 
 
@@ -432,13 +435,9 @@ def _finish_training(run, out: Path, args, cluster, *, resume: bool = False, che
     Checkpoints go to ``checkpoint`` (default ``out``); the finished run is saved to ``out``
     and a separate checkpoint file is then removed.
     """
-    from .io.outputs import writing
-
     checkpoint = checkpoint or out
-    with writing("the project", checkpoint):
-        _train_loop(run, str(checkpoint), resume=resume, autosave=args.autosave, quiet=args.quiet, cluster=cluster)
-    with writing("the project", out):
-        _save(str(out), run, cluster)
+    _train_loop(run, str(checkpoint), resume=resume, autosave=args.autosave, quiet=args.quiet, cluster=cluster)
+    _save(str(out), run, cluster)
     if cluster.is_main:
         if checkpoint != out:
             with contextlib.suppress(FileNotFoundError):
@@ -497,9 +496,8 @@ def _train_cohort(args, out: Path, checkpoint: Path) -> int:
 def cmd_prepare(args) -> int:
     from .io.cohort_h5 import cohort_from_dataset
     from .data.preprocessing import Preprocessor
-    from .workflow import DEFAULT_PREPROCESSING
-
     from .io.outputs import check_outputs
+    from .workflow import DEFAULT_PREPROCESSING
 
     out = Path(args.out)
     check_outputs({"--out": out}, _data_input(args.data))

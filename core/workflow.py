@@ -30,8 +30,8 @@ from .nets import count_parameters
 from .progress import TrainProgress
 from .training import available_devices, phase_epochs, schedule_steps, select_device
 
-__all__ = ["ModelRun", "TrainingRun", "assign", "table_assignment_chunks", "propose_config", "propose_config_for_counts", "suggest_grid",
-           "suggest_series_batch", "available_devices", "DEFAULT_PREPROCESSING"]
+__all__ = ["ModelRun", "TrainingRun", "assign", "table_assignment_chunks", "propose_config",
+           "propose_config_for_counts", "suggest_grid", "suggest_series_batch", "available_devices", "DEFAULT_PREPROCESSING"]
 
 #: Preprocessing used when none is chosen: z-scores, forward fill without limit, medians.
 DEFAULT_PREPROCESSING = {"scaling": "zscore", "clip_quantiles": None, "ffill_limit": None, "impute": "median"}

@@ -23,8 +23,8 @@ from typing import IO, Iterator, Mapping
 
 from ..errors import InputError
 
-__all__ = ["OutputPathError", "ProjectBusy", "check_outputs", "check_unlocked", "writing", "atomic_text", "atomic_path", "sweep_stale_temps",
-           "ProjectLock", "lock_holder", "lock_path", "unfinished_path"]
+__all__ = ["OutputPathError", "ProjectBusy", "check_outputs", "check_unlocked", "writing", "atomic_text",
+           "atomic_path", "sweep_stale_temps", "ProjectLock", "lock_holder", "lock_path", "unfinished_path"]
 
 #: Temporary files are named ``<target name>.tmp<8 hex digits>`` (matched by ``*.tmp*``
 #: ignore patterns and sorted next to their target).

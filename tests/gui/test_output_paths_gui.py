@@ -116,3 +116,36 @@ def test_the_session_holds_the_lock_while_it_trains(window, qtbot, tmp_path):
     while lock_path(path).exists() and time.monotonic() < deadline:
         qtbot.wait(20)
     assert not lock_path(path).exists()
+
+
+def test_autosave_of_a_new_training_keeps_the_saved_project_until_the_user_saves(prefs, qtbot, tmp_path):
+    from gui_fakes import FakeEngine, make_series
+
+    from core.io.outputs import unfinished_path
+    from core.io.project_h5 import load_project
+    from dpsom_gui.session import Session
+
+    session = Session(prefs, FakeEngine(delay=0.005))
+    try:
+        session.load_dataset(make_series())
+        path = tmp_path / "saved.h5"
+        session.save_project(str(path))
+        before = digest(path)
+        session.start_training()  # a new model over the saved project
+        qtbot.waitUntil(lambda: len(session.history) >= 2, timeout=5000)
+        with qtbot.waitSignal(session.message, timeout=5000) as blocker:
+            session._on_autosave_timeout()
+        side = unfinished_path(path)
+        assert blocker.args[0] == f"Autosaved to {side}"
+        assert digest(path) == before and int(load_project(side).model_state["done_steps"]) >= 2
+        assert session.path == str(path)
+        with qtbot.waitSignal(session.message, timeout=5000, check_params_cb=lambda text: text.startswith("Saved ")):
+            session.save_project()  # the user saves: the run goes into the project, the side file goes
+        assert digest(path) != before and not side.exists()
+        with qtbot.waitSignal(session.message, timeout=5000, check_params_cb=lambda text: text.startswith("Saved ")):
+            session._on_autosave_timeout()  # from now on autosaves go to the project itself
+        assert not side.exists()
+        with qtbot.waitSignal(session.training_cancelled, timeout=10000):
+            session.cancel_training()
+    finally:
+        session.shutdown()

@@ -338,8 +338,9 @@ def cmd_train(args) -> int:
     checkpoint = unfinished_path(out) if out.exists() else out
     with _locked(out, checkpoint):
         if checkpoint != out and os.environ.get("RANK", "0") == "0":
+            earlier = "; it replaces the earlier unfinished run there" if checkpoint.exists() else ""
             _say(f"dpsom: note: {out} exists; it is kept unchanged until this run is complete "
-                 f"(checkpoints go to {checkpoint}, which 'dpsom resume' continues if the run is stopped)")
+                 f"(checkpoints go to {checkpoint}, which 'dpsom resume' continues if the run is stopped{earlier})")
         return _train_into(args, out, checkpoint)
 
 

@@ -8,6 +8,7 @@ to a log file whose path is printed. See docs/cli.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -191,6 +192,40 @@ def _read_with_options(args, path: str):
     return ds, options
 
 
+def _data_input(path: str | None) -> dict:
+    """DATA as an input that no output may replace (the built-in demos are not files)."""
+    return {} if path is None or path in DEMOS else {"DATA": path}
+
+
+def _project_inputs(project_path: str, project) -> dict:
+    """A loaded project's file and the data file it was read from: outputs must spare both."""
+    inputs = {"PROJECT.h5": project_path}
+    source = ((project.metadata or {}).get("read_options") or {}).get("path")
+    if not source and project.data_ref:
+        source = project.data_ref.get("path")
+    if source:
+        source = Path(source)
+        inputs["the project's data file"] = source if source.is_absolute() else Path(project_path).parent / source
+    return inputs
+
+
+def _locked(*projects: Path):
+    """Hold the training lock of each project while this process trains into it.
+
+    In a process group rank 0 holds the locks for the group (every rank taking them would
+    lock each other out). Under the lock, temporary files that a killed save of the project
+    left behind are removed.
+    """
+    from .io.outputs import ProjectLock, sweep_stale_temps
+
+    stack = contextlib.ExitStack()
+    if os.environ.get("RANK", "0") == "0":
+        for p in dict.fromkeys(projects):
+            stack.enter_context(ProjectLock(p))
+            sweep_stale_temps(p)
+    return stack
+
+
 def _load(path: str, *, lazy_cohort: bool = False):
     """Load a project and its run; with ``lazy_cohort`` a cohort-file project stays on disk."""
     from .io.project_h5 import check_data_ref, load_project
@@ -212,15 +247,18 @@ def _load(path: str, *, lazy_cohort: bool = False):
 
 def _save(path: str, run, cluster=None) -> None:
     """Write the project atomically; in a process group every rank calls this, rank 0 writes."""
+    from .io.outputs import writing
     from .io.project_h5 import save_project
 
     if cluster is None or not cluster.distributed:
-        save_project(path, run.to_project(), embed_data=run.embed_data)
+        with writing("the project", path):
+            save_project(path, run.to_project(), embed_data=run.embed_data)
         return
     # Gathering the per-rank training state is a collective; the writing is rank 0's alone.
     state = run.estimator.get_train_state() if run.is_fitted else None
     if cluster.is_main:
-        save_project(path, run.to_project(train_state=state), embed_data=run.embed_data)
+        with writing("the project", path):
+            save_project(path, run.to_project(train_state=state), embed_data=run.embed_data)
     cluster.barrier()
 
 
@@ -292,17 +330,27 @@ def _train_loop(run, path: str, *, resume: bool, autosave: float, quiet: bool, c
 
 # --------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from .workflow import ModelRun, propose_config
+    from .io.outputs import check_outputs, unfinished_path
 
     out = Path(args.out)
-    if out.exists() and out.is_dir():
-        raise InputError("--out names a folder; give a file name such as project.h5", path=str(out))
-    if not out.parent.exists():
-        raise InputError("the folder for --out does not exist; create it first", path=str(out))
+    check_outputs({"--out": out}, _data_input(args.data))
+    # An existing project stays as it is until the new run is complete: checkpoints go to
+    # a sibling file, which the finished project then replaces.
+    checkpoint = unfinished_path(out) if out.exists() else out
+    with _locked(out, checkpoint):
+        if checkpoint != out and os.environ.get("RANK", "0") == "0":
+            earlier = "; it replaces the earlier unfinished run there" if checkpoint.exists() else ""
+            _say(f"dpsom: note: {out} exists; it is kept unchanged until this run is complete "
+                 f"(checkpoints go to {checkpoint}, which 'dpsom resume' continues if the run is stopped{earlier})")
+        return _train_into(args, out, checkpoint)
+
+
+def _train_into(args, out: Path, checkpoint: Path) -> int:
     from .io.cohort_h5 import is_cohort_file
+    from .workflow import ModelRun, propose_config
 
     if args.data not in DEMOS and is_cohort_file(args.data):
-        return _train_cohort(args, out)
+        return _train_cohort(args, out, checkpoint)
     ds, read_options = _read_with_options(args, args.data)
     if args.no_embed and read_options is None:
         raise InputError("--no-embed needs a data file to refer to; the built-in demo is always embedded")
@@ -326,7 +374,7 @@ def cmd_train(args) -> int:
              f"{'toroidal' if cfg.grid.toroidal else 'flat'}) on {ds.n_samples} "
              f"{'patients' if ds.is_series else 'rows'} x {ds.n_features} features ({kind}), preset "
              f"{cfg.preset}, {_where(cluster, cfg)}; about {est['steps']} steps, ~{_duration(est['seconds'])}")
-    return _finish_training(run, out, args, cluster)
+    return _finish_training(run, out, args, cluster, checkpoint=checkpoint)
 
 
 def _apply_train_options(args, cfg, model: str):
@@ -383,11 +431,19 @@ def _where(cluster, cfg) -> str:
     return f"device {select_device(cfg.train.device)}"
 
 
-def _finish_training(run, out: Path, args, cluster, *, resume: bool = False) -> int:
-    """Train, save the project (rank 0 writes) and report; shared by train and resume."""
-    _train_loop(run, str(out), resume=resume, autosave=args.autosave, quiet=args.quiet, cluster=cluster)
+def _finish_training(run, out: Path, args, cluster, *, resume: bool = False, checkpoint: Path | None = None) -> int:
+    """Train, save the project (rank 0 writes) and report; shared by train and resume.
+
+    Checkpoints go to ``checkpoint`` (default ``out``); the finished run is saved to ``out``
+    and a separate checkpoint file is then removed.
+    """
+    checkpoint = checkpoint or out
+    _train_loop(run, str(checkpoint), resume=resume, autosave=args.autosave, quiet=args.quiet, cluster=cluster)
     _save(str(out), run, cluster)
     if cluster.is_main:
+        if checkpoint != out:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(checkpoint)
         print(f"saved {out} ({_where_stopped(run)})")
     if cluster.distributed:
         import gc
@@ -410,7 +466,7 @@ def _where_stopped(run) -> str:
     return f"stopped at step {step} of {whole}; continue with 'dpsom resume'"
 
 
-def _train_cohort(args, out: Path) -> int:
+def _train_cohort(args, out: Path, checkpoint: Path) -> int:
     """``dpsom train COHORT.h5``: train from the file batch by batch, without loading it."""
     from .cohort_run import CohortRun
     from .io.cohort_h5 import Cohort
@@ -434,7 +490,7 @@ def _train_cohort(args, out: Path) -> int:
              f"({cohort.n_samples} {unit} x {cohort.n_features} features, read in shards); preset {cfg.preset}, "
              f"{_where(cluster, cfg)}")
     try:
-        return _finish_training(run, out, args, cluster)
+        return _finish_training(run, out, args, cluster, checkpoint=checkpoint)
     finally:
         cohort.close()
 
@@ -442,11 +498,11 @@ def _train_cohort(args, out: Path) -> int:
 def cmd_prepare(args) -> int:
     from .io.cohort_h5 import cohort_from_dataset
     from .data.preprocessing import Preprocessor
+    from .io.outputs import check_outputs
     from .workflow import DEFAULT_PREPROCESSING
 
     out = Path(args.out)
-    if not out.parent.exists():
-        raise InputError("the folder for --out does not exist; create it first", path=str(out))
+    check_outputs({"--out": out}, _data_input(args.data))
     ds = _read(args, args.data)
     options = dict(DEFAULT_PREPROCESSING, scaling=args.scaling)
     pre = Preprocessor(**options).fit(ds)
@@ -457,6 +513,15 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    # Locked before reading: a second resume of the same project is refused at once. (No
+    # file, nothing to lock: loading it says what is wrong.)
+    if not Path(args.project).is_file():
+        return _resume(args)
+    with _locked(Path(args.project)):
+        return _resume(args)
+
+
+def _resume(args) -> int:
     project, run = _load(args.project, lazy_cohort=True)
     if run.estimator is None:
         raise InputError("this project holds no trained model yet; train it with 'dpsom train'", path=args.project)
@@ -485,11 +550,19 @@ def _require_model(run, path: str) -> None:
 
 def cmd_apply(args) -> int:
     from .io.export import assignments_frame, write_csv
+    from .io.outputs import check_outputs, writing
 
+    check_outputs({"--assignments": args.assignments}, {"PROJECT.h5": args.project, **_data_input(args.data)})
     project, run = _load(args.project)
     _require_model(run, args.project)
+    check_outputs({"--assignments": args.assignments}, _project_inputs(args.project, project))
     if args.id_col is None and run.dataset.id_col and run.temporal:
         args.id_col, args.time_col = run.dataset.id_col, run.dataset.time_col
+    if args.data not in DEMOS and not run.temporal:
+        written = _apply_in_chunks(args, run)
+        if written is not None:
+            print(f"wrote {written} assignments to {args.assignments}")
+            return EXIT_OK
     ds = _read(args, args.data)
     if ds.is_series != run.temporal:
         need = "time series (give --id-col and --time-col)" if run.temporal else "a table"
@@ -506,25 +579,51 @@ def cmd_apply(args) -> int:
     a = run.assignments(ds)
     df = assignments_frame(bmu=a["bmu"], grid=run.grid, proba=a["proba"], dataset=ds,
                            next_node_pred=a.get("next_node_pred"), probabilities=args.probabilities)
-    write_csv(df, args.assignments)
+    with writing("--assignments", args.assignments):
+        write_csv(df, args.assignments)
     print(f"wrote {len(df)} assignments to {args.assignments}")
     return EXIT_OK
+
+
+def _apply_in_chunks(args, run) -> int | None:
+    """Map a table file chunk by chunk (memory bounded by the chunk, not the rows); the
+    number of lines written, or None when the file has to be read whole."""
+    from .io.export import write_csv_lines
+    from .io.outputs import atomic_text, writing
+    from .workflow import table_assignment_chunks
+
+    chunks = table_assignment_chunks(run, args.data, format=args.format, id_col=args.id_col, time_col=args.time_col,
+                                     var_col=args.var_col, value_col=args.value_col, labels=args.labels,
+                                     probabilities=args.probabilities, warn=lambda w: _say(f"dpsom: note: {w}"))
+    if chunks is None:
+        return None
+    written = 0
+    with writing("--assignments", args.assignments), atomic_text(args.assignments) as fh:
+        for frame in chunks:
+            write_csv_lines(frame, fh, header=written == 0)
+            written += len(frame)
+    return written
 
 
 def cmd_export(args) -> int:
     from .analysis import hit_map, label_enrichment, transition_matrix
     from .io.export import assignments_frame, node_summary_frame, transition_frame, write_csv
+    from .io.outputs import check_outputs, writing
 
     if not (args.assignments or args.nodes or args.transitions):
         raise UsageError("say what to export: --assignments OUT.csv, --nodes NODES.csv and/or --transitions T.csv")
+    outputs = {"--assignments": args.assignments, "--nodes": args.nodes, "--transitions": args.transitions}
+    check_outputs(outputs, {"PROJECT.h5": args.project})
     project, run = _load(args.project)
     _require_model(run, args.project)
+    check_outputs(outputs, _project_inputs(args.project, project))
     a = run.assignments()
     ds = run.dataset
     if args.assignments:
         df = assignments_frame(bmu=a["bmu"], grid=run.grid, proba=a["proba"], dataset=ds,
                                next_node_pred=a.get("next_node_pred"), probabilities=args.probabilities)
-        write_csv(df, args.assignments)
+        with writing("--assignments", args.assignments):
+            write_csv(df, args.assignments)
         print(f"wrote {len(df)} assignments to {args.assignments}")
     if args.nodes:
         bmu = a["bmu"]
@@ -538,13 +637,15 @@ def cmd_export(args) -> int:
         df = node_summary_frame(run.grid, counts=hit_map(bmu[valid], run.grid.n_nodes), label_means=means,
                                 prototypes=run.decoded_prototypes(), feature_names=ds.feature_names,
                                 annotations=project.annotations)
-        write_csv(df, args.nodes)
+        with writing("--nodes", args.nodes):
+            write_csv(df, args.nodes)
         print(f"wrote {len(df)} nodes to {args.nodes}")
     if args.transitions:
         if not run.temporal:
             raise InputError("transitions need a T-DPSOM model trained on time series", path=args.project)
         m = transition_matrix(a["bmu"], ds.lengths, run.grid.n_nodes)
-        write_csv(transition_frame(m), args.transitions)
+        with writing("--transitions", args.transitions):
+            write_csv(transition_frame(m), args.transitions)
         print(f"wrote the {run.grid.n_nodes}x{run.grid.n_nodes} transition matrix to {args.transitions}")
     return EXIT_OK
 

@@ -136,7 +136,41 @@ def save_project_as(window, path: str | None = None) -> bool:
     return _save(window, path)
 
 
+def _data_file(session) -> str | None:
+    """The file the session's data were read from, when it is one."""
+    for source in (getattr(getattr(session, "run", None), "read_options", None) or {}).get("path"), \
+            getattr(session.dataset, "source", None):
+        if source and Path(str(source)).is_file():
+            return str(source)
+    return None
+
+
+def _output_problem(window, label: str, path: str, *, project_is_input: bool) -> str | None:
+    """Why ``path`` must not be written (as ``dpsom`` would say it), or None.
+
+    An output never replaces the data file or, for exports, the open project; a project
+    another process is training is not saved over.
+    """
+    from core.io.outputs import ProjectBusy, OutputPathError, check_outputs, check_unlocked
+
+    session = window.session
+    inputs = {"the data file": _data_file(session)}
+    if project_is_input:
+        inputs["the open project"] = session.path
+    try:
+        check_outputs({label: path}, inputs)
+        if not project_is_input:
+            check_unlocked(path)
+    except (OutputPathError, ProjectBusy) as exc:
+        return str(exc)
+    return None
+
+
 def _save(window, path: str) -> bool:
+    problem = _output_problem(window, "the project file", path, project_is_input=False)
+    if problem:
+        window.show_error("The project was not saved", problem)
+        return False
     try:
         window.session.save_project(path)
     except Exception as exc:  # noqa: BLE001
@@ -281,6 +315,10 @@ def _export(window, what: str, path: str | None, file_filter: str, name: str, wr
     if not path:
         return False
     _remember_directory(window, path)
+    problem = _output_problem(window, f"the {what} file", path, project_is_input=True)
+    if problem:
+        window.show_error(f"The {what} could not be saved", problem)
+        return False
     try:
         count = write(path)
     except Exception as exc:  # noqa: BLE001 - a failed export is reported, the app carries on

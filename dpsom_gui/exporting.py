@@ -2,7 +2,8 @@
 
 CSV content comes from :mod:`core.io.export` (through :class:`~dpsom_gui.explore.MapExplorer`)
 and is written by ``core.io.export.write_csv``; this module only chooses what goes into
-which file.
+which file. Every file appears only once complete (a temporary file next to it, renamed);
+which paths may be written at all is checked before, by ``core.io.outputs.check_outputs``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,24 @@ def save_widget_picture(widget, path) -> Path:
     ValueError
         For another suffix, or when the file could not be written.
     """
+    from core.io.outputs import atomic_path
+
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix not in (".png", ".svg"):
+        raise ValueError(f"pictures are saved as .png or .svg, not {suffix or 'a file without extension'}")
+    # Drawn into a temporary file next to the target, which it replaces when complete: a
+    # picture cut short never takes the place of a good one.
+    with atomic_path(path) as tmp:
+        _draw_picture(widget, tmp, suffix, path)
+    return path
+
+
+def _draw_picture(widget, tmp: Path, suffix: str, path: Path) -> None:
     if suffix == ".png":
-        if not widget.grab().save(str(path), "PNG"):
+        if not widget.grab().save(str(tmp), "PNG"):
             raise ValueError(f"could not write {path}; choose another folder")
-        return path
+        return
     if suffix == ".svg":
         from PySide6.QtCore import QPoint, QRect, QSize
         from PySide6.QtGui import QPainter
@@ -38,7 +51,7 @@ def save_widget_picture(widget, path) -> Path:
 
         size = widget.size()
         generator = QSvgGenerator()
-        generator.setFileName(str(path))
+        generator.setFileName(str(tmp))
         generator.setSize(QSize(size.width(), size.height()))
         generator.setViewBox(QRect(0, 0, size.width(), size.height()))
         generator.setTitle(widget.windowTitle() or "DPSOM Studio view")
@@ -50,8 +63,6 @@ def save_widget_picture(widget, path) -> Path:
             widget.render(painter, QPoint(0, 0))
         finally:
             painter.end()
-        return path
-    raise ValueError(f"pictures are saved as .png or .svg, not {suffix or 'a file without extension'}")
 
 
 def export_assignments(explorer, path, nodes=None, probabilities: bool = False) -> int:

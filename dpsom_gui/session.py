@@ -124,6 +124,12 @@ class Session(QObject):
         self._import_outcome: tuple[str, str] = ("cancelled", "")
         self._loaded_import: tuple | None = None
         self._pending_results: dict | None = None
+        #: The OS lock on the project file while this session trains it (another process
+        #: training the same project is refused, and the other way round).
+        self._lock = None
+        #: A new training over a saved project autosaves next to it (``NAME.unfinished.h5``)
+        #: until the user saves: a crash mid-run must not cost the saved model.
+        self._keep_saved = False
         self._autosave = QTimer(self)
         self._autosave.timeout.connect(self._on_autosave_timeout)
 
@@ -230,6 +236,11 @@ class Session(QObject):
         return project
 
     def _after_save(self, path: str) -> None:
+        from core.io.outputs import unfinished_path
+
+        # The user's own save supersedes the autosaves of this run.
+        self._keep_saved = False
+        unfinished_path(path).unlink(missing_ok=True)
         self._set_path(path)
         self.prefs.add_recent_file(path)
         self._set_dirty(False)
@@ -387,11 +398,18 @@ class Session(QObject):
                 job.stopped.disconnect()
                 ok = job.stop(timeout_ms) and ok
                 setattr(self, name, None)
+        self._release_lock()
         if self.state in ("running", "paused", "stopping"):
             self._set_state("idle")
         return ok
 
     def _start_worker(self, resume: bool) -> None:
+        from core.io.outputs import ProjectLock
+
+        self._release_lock()
+        if self.path:
+            self._lock = ProjectLock(self.path).acquire()  # ProjectBusy: another process trains it
+        self._keep_saved = not resume and bool(self.path) and Path(self.path).exists()
         self.cancel_analysis(wait=True)
         self._drop_groupings()  # training moves the prototypes: a saved grouping no longer fits
         run = self.run
@@ -445,7 +463,13 @@ class Session(QObject):
             self._set_dirty(True)
         self.training_progress.emit(records)
 
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
     def _on_training_stopped(self) -> None:
+        self._release_lock()
         self._autosave.stop()
         self._training = None
         outcome, text = self._outcome or ("cancelled", "")
@@ -465,7 +489,10 @@ class Session(QObject):
             self.training_cancelled.emit()
 
     def _on_worker_saved(self, path: str) -> None:
-        autosave = self.path is None and Path(path).parent == self.prefs.autosave_directory()
+        from core.io.outputs import unfinished_path
+
+        autosave = (self.path is None and Path(path).parent == self.prefs.autosave_directory()) or (
+            self.path is not None and Path(path) == unfinished_path(self.path))
         if autosave:
             self.message.emit(f"Autosaved to {path}")
         else:
@@ -477,7 +504,9 @@ class Session(QObject):
     def _on_autosave_timeout(self) -> None:
         if self._training is None:
             return
-        path = self.path
+        from core.io.outputs import unfinished_path
+
+        path = str(unfinished_path(self.path)) if self.path and self._keep_saved else self.path
         if path is None:
             folder = self.prefs.autosave_directory()
             folder.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import secrets
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -19,8 +19,9 @@ import pandas as pd
 
 from ..data.dataset import Dataset
 from ..grid import SOMGrid
+from .outputs import atomic_text
 
-__all__ = ["assignments_frame", "node_summary_frame", "transition_frame", "write_csv"]
+__all__ = ["assignments_frame", "node_summary_frame", "transition_frame", "write_csv", "write_csv_lines"]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -263,17 +264,24 @@ def transition_frame(matrix: np.ndarray, *, long: bool = False) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ writing
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+#: A finite number as a spreadsheet reads it (no "nan", "inf" or Python's "1_000").
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+#: Leading characters a spreadsheet may drop (or a user may trim) before reading a cell.
+_BLANKS = " \t\r\n"
 
 
 def _escape(value: Any) -> Any:
-    """Prefix an apostrophe to text a spreadsheet would evaluate as a formula."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _is_number(value):
+    """Prefix an apostrophe to text a spreadsheet would evaluate as a formula.
+
+    A cell is a formula risk when, after any leading spaces, tabs or line breaks, it starts
+    with ``= + - @`` and is not a finite number: ``-1.5`` is left alone, ``-inf``, ``+nan``
+    and ``=1+2`` are escaped. Text that merely starts with a space or a tab (an id such as
+    " 12") is written unchanged.
+    """
+    if not isinstance(value, str):
+        return value
+    rest = value.lstrip(_BLANKS)
+    if rest.startswith(_FORMULA_START) and not _NUMBER.fullmatch(rest):
         return "'" + value
     return value
 
@@ -299,15 +307,27 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def write_csv_lines(df: pd.DataFrame, fh, *, header: bool = True) -> None:
+    """Append a table to an open text file in the format of :func:`write_csv`.
+
+    For writers that produce one table in parts (``dpsom apply`` writes chunk by chunk):
+    the first part with ``header=True``, the others without.
+    """
+    # CRLF (RFC 4180): the csv writer only quotes cells holding a character of the line
+    # terminator, and a bare CR inside an unquoted cell would break the table.
+    _prepare(df).to_csv(fh, index=False, header=header, lineterminator="\r\n")
+
+
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a table as CSV for people and spreadsheets, atomically.
 
     UTF-8 with a header line and no index, lines ending in CRLF as RFC 4180 asks; date-times
     in ISO 8601; missing values empty.
-    Text cells (and column names) that start with ``= + - @``, a tab or a carriage return
-    and are not numbers get a leading apostrophe, so a spreadsheet shows them instead of
-    running them as formulas; numbers such as ``-1.5`` are untouched. The file appears at
-    ``path`` only once completely written.
+    Text cells (and column names) that a spreadsheet would run as a formula (after any
+    leading blanks they start with ``= + - @`` and are not finite numbers, so ``-inf`` and
+    ``+nan`` count) get a leading apostrophe; numbers such as ``-1.5`` and text that merely
+    starts with a space or a tab are untouched. The file appears at ``path`` only once
+    completely written; temporary files of an earlier, killed write are removed.
 
     Parameters
     ----------
@@ -321,20 +341,6 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         ``path``.
     """
     path = Path(path)
-    table = _prepare(df)
-    tmp = path.parent / f"{path.name}.tmp{secrets.token_hex(4)}"
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as fh:
-            # CRLF (RFC 4180): the csv writer only quotes cells holding a character of the
-            # line terminator, and a bare CR inside an unquoted cell would break the table.
-            table.to_csv(fh, index=False, lineterminator="\r\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_text(path) as fh:
+        write_csv_lines(df, fh)
     return path

@@ -117,13 +117,14 @@ def test_assignment_shape_errors(kwargs, message):
 
 def test_formula_like_text_is_escaped_but_numbers_are_not(tmp_path):
     cells = ["=1+2", "+cmd", "-1.5", "-", "@SUM(A1)", "\tx", "\rx", "normal", "-1e3", "+7", " =x", "é",
-             "two\nlines", "cr\rinside"]
+             "two\nlines", "cr\rinside", "+nan", "-inf", "-Infinity", "+1_000", "\t=cmd", "\r@x", "nan", ".5e-3"]
     df = pd.DataFrame({"text": cells, "=evil": [-1.5] * len(cells), "n": range(len(cells))})
     path = write_csv(df, tmp_path / "x.csv")
     back = pd.read_csv(path, dtype={"text": str}, keep_default_na=False)
     assert list(back.columns) == ["text", "'=evil", "n"]
-    assert back["text"].tolist() == ["'=1+2", "'+cmd", "-1.5", "'-", "'@SUM(A1)", "'\tx", "'\rx", "normal",
-                                     "-1e3", "+7", " =x", "é", "two\nlines", "cr\rinside"]
+    assert back["text"].tolist() == ["'=1+2", "'+cmd", "-1.5", "'-", "'@SUM(A1)", "\tx", "\rx", "normal",
+                                     "-1e3", "+7", "' =x", "é", "two\nlines", "cr\rinside", "'+nan", "'-inf",
+                                     "'-Infinity", "'+1_000", "'\t=cmd", "'\r@x", "nan", ".5e-3"]
     assert back["'=evil"].tolist() == [-1.5] * len(cells)
     raw = path.read_bytes()
     assert raw.startswith(b"text,'=evil,n\r\n") and "é".encode("utf-8") in raw
@@ -188,3 +189,77 @@ def test_transition_frame_wide_and_long():
     assert long.to_dict("list") == {"from_node": [0, 2, 5], "to_node": [1, 0, 5], "value": [0.5, 0.25, 1.0]}
     with pytest.raises(ValueError, match="square"):
         transition_frame(np.zeros((2, 3)))
+
+
+def test_ids_that_start_with_a_space_or_tab_are_written_unchanged(tmp_path):
+    ids = np.array([" 12", "\tP-3", "  x", "P4"], dtype=object)
+    ds = Dataset(values=np.zeros((4, 1)), mask=np.ones((4, 1), bool), feature_names=["a"], ids=ids, id_col="pid")
+    df = assignments_frame(bmu=np.array([0, 1, 2, 3]), grid=GRID, dataset=ds)
+    path = write_csv(df, tmp_path / "ids.csv")
+    raw = path.read_bytes().decode("utf-8").split("\r\n")
+    assert [line.split(",")[1] for line in raw[1:5]] == [" 12", "\tP-3", "  x", "P4"]
+    back = pd.read_csv(path, dtype={"pid": str}, keep_default_na=False)
+    assert back["pid"].tolist() == ids.tolist()
+
+
+def test_a_killed_export_leaves_a_temporary_file_that_the_next_export_removes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "out.csv"
+    # A writer killed mid-write: its temporary file stays, unlocked, with half a table.
+    code = ("import os, pandas as pd, core.io.export as e\n"
+            "def die(self, fh, **kw):\n"
+            "    fh.write('a\\r\\n1\\r\\n'); fh.flush(); os._exit(9)\n"
+            "pd.DataFrame.to_csv = die\n"
+            f"e.write_csv(pd.DataFrame({{'a': [1]}}), {str(path)!r})\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=os.getcwd(), capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert res.returncode == 9, res.stderr
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith("out.csv.tmp")
+    old = tmp_path / left[0]
+    os.utime(old, (old.stat().st_atime - 60, old.stat().st_mtime - 60))  # not a write in progress
+    # A temporary file another live writer holds (locked, and fresh) is left alone.
+    from core.io.outputs import atomic_text
+
+    with atomic_text(tmp_path / "busy.csv") as fh:
+        fh.write("x\r\n")
+        busy = [p for p in tmp_path.iterdir() if p.name.startswith("busy.csv.tmp")]
+        write_csv(pd.DataFrame({"a": [2]}), path)
+        assert busy[0].exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy.csv", "out.csv"]
+    assert path.read_bytes() == b"a\r\n2\r\n"
+
+
+def test_a_locked_temporary_file_of_a_live_writer_is_not_swept(tmp_path):
+    import os
+
+    from core.io.outputs import atomic_text, sweep_stale_temps
+
+    target = tmp_path / "t.csv"
+    with atomic_text(target) as fh:
+        fh.write("a\r\n")
+        tmp = next(p for p in tmp_path.iterdir() if p.name.startswith("t.csv.tmp"))
+        os.utime(tmp, (0, 0))  # old, but its writer is alive and holds the lock
+        assert sweep_stale_temps(target) == [] and tmp.exists()
+    assert target.read_bytes() == b"a\r\n"
+
+
+def test_atomic_path_replaces_only_when_the_writer_succeeds(tmp_path):
+    from core.io.outputs import atomic_path
+
+    target = tmp_path / "pic.png"
+    target.write_bytes(b"old picture")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("the writer failed")
+    with pytest.raises(OSError, match="nothing was written"):
+        with atomic_path(target):
+            pass  # a writer that reported success but wrote nothing
+    assert target.read_bytes() == b"old picture" and [p.name for p in tmp_path.iterdir()] == ["pic.png"]
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"new picture")
+    assert target.read_bytes() == b"new picture" and [p.name for p in tmp_path.iterdir()] == ["pic.png"]

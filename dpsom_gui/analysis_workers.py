@@ -112,7 +112,7 @@ def stability_task(run, seeds, label: str | None = None) -> Callable:
 
 
 def metrics_task(explorer, label: str) -> Callable:
-    """A task computing :meth:`dpsom_gui.explore.MapExplorer.metrics` for ``label``."""
+    """A task computing :meth:`dpsom_gui.map_explorer.MapExplorer.metrics` for ``label``."""
 
     def task(report):
         report(("metrics", label))

@@ -34,7 +34,7 @@ class InspectorView(QWidget):
     * **Outcomes**: rate or mean of every outcome in the cells with its 95 % interval,
       beside the cohort's.
 
-    It is fed a :class:`~dpsom_gui.explore.SelectionSummary` by :meth:`set_selection`.
+    It is fed a :class:`~dpsom_gui.map_explorer.SelectionSummary` by :meth:`set_selection`.
 
     Signals
     -------
@@ -129,7 +129,7 @@ class InspectorView(QWidget):
 
     # ------------------------------------------------------------------ input
     def set_selection(self, summary) -> None:
-        """Show a :class:`~dpsom_gui.explore.SelectionSummary` (None or no cells clears)."""
+        """Show a :class:`~dpsom_gui.map_explorer.SelectionSummary` (None or no cells clears)."""
         self._summary = summary if summary is not None and summary.nodes else None
         s = self._summary
         self.export_button.setEnabled(s is not None and s.n_points > 0)

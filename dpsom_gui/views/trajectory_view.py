@@ -45,7 +45,7 @@ class TrajectoryView(QWidget):
     A ``QTimer`` advances the time by wall clock at the chosen speed (steps per second);
     markers are created once and only their data change from frame to frame.
 
-    The view draws what its *source* (a :class:`dpsom_gui.explore.MapExplorer`) computes:
+    The view draws what its *source* (a :class:`dpsom_gui.map_explorer.MapExplorer`) computes:
     tracks, soft assignments, forecasts and patient filters.
 
     Signals
@@ -268,7 +268,7 @@ class TrajectoryView(QWidget):
 
     # ==================================================================== input
     def set_source(self, source) -> None:
-        """Show the patients of a :class:`~dpsom_gui.explore.MapExplorer` (None clears)."""
+        """Show the patients of a :class:`~dpsom_gui.map_explorer.MapExplorer` (None clears)."""
         self.pause()
         self._source = source
         series = source is not None and source.series
@@ -430,7 +430,7 @@ class TrajectoryView(QWidget):
 
     @property
     def forecast(self):
-        """The forecast drawn now (:class:`~dpsom_gui.explore.ForecastData`) or None."""
+        """The forecast drawn now (:class:`~dpsom_gui.map_explorer.ForecastData`) or None."""
         return self._forecast
 
     def curve_data(self, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """The exploring part of the window: selected cells, journeys, transitions and map quality.
 
 :class:`Exploration` creates those views and their docks, keeps one
-:class:`~dpsom_gui.explore.MapExplorer` for the current trained run, and routes events
+:class:`~dpsom_gui.map_explorer.MapExplorer` for the current trained run, and routes events
 between the session and the views (views never call each other): a selection on the map
 fills the inspector, a chosen line shows that patient, the transition view's arrows are
 drawn on the map, and the quality panel's requests run as background analyses.
@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt
 
 from .analysis_workers import metrics_task, stability_task
-from .explore import MapExplorer
+from .map_explorer import MapExplorer
 from .panels.metrics_panel import MetricsPanel
 from .views.inspector_view import InspectorView
 from .views.map_overlays import FlowArrowsItem

@@ -41,7 +41,8 @@ from .progress import TrainProgress
 
 __all__ = ["TrainData", "Trainer", "select_device", "available_devices", "gpu_note", "EncodedBatch", "encode_rows",
            "elbo_terms", "precision_context",
-           "batches_per_epoch", "phase_epochs", "schedule_steps", "rank_batch_size"]
+           "batches_per_epoch", "phase_epochs", "schedule_steps", "rank_batch_size", "reopened_position",
+           "rescheduled_state"]
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -377,6 +378,31 @@ class Trainer:
             "prediction": ([t.lr] * t.epochs_pred, list(net.predictor.parameters()) if self.temporal else []),
         }
         return [_Phase(name, n, *plan[name]) for name, n in phase_epochs(self.cfg)]
+
+    def reschedule(self, config: Config) -> None:
+        """Go on training under ``config``'s schedule: a longer joint phase, another step limit.
+
+        The position stays where it is, unless the run has already left the joint phase and
+        ``config`` asks for more joint epochs than it trained: then it goes back to the start
+        of the first joint epoch not yet run (a finished run is reopened). Network weights,
+        optimiser moments, random generators and history are kept.
+
+        Parameters
+        ----------
+        config : Config
+            The run's configuration with the new schedule (same network and grid).
+        """
+        self.cfg = config
+        self.phases = self._build_phases()
+        position = reopened_position(self.state_position(), self.history, config)
+        if position is not None:
+            self.phase, self.epoch, self.batch = position["phase"], position["epoch"], position["batch"]
+            self.perm = self.target = None
+
+    def state_position(self) -> dict:
+        """Where the schedule stands: the next step is batch ``batch`` of epoch ``epoch`` of
+        phase ``phase``; ``global_step`` steps have run."""
+        return {"phase": self.phase, "epoch": self.epoch, "batch": self.batch, "global_step": self.global_step}
 
     @property
     def batches_per_epoch(self) -> int:
@@ -742,8 +768,7 @@ class Trainer:
                     "exp_avg_sq": st["exp_avg_sq"].detach().cpu().numpy(),
                 }
         state = {
-            "position": {"phase": self.phase, "epoch": self.epoch, "batch": self.batch,
-                         "global_step": self.global_step},
+            "position": self.state_position(),
             "seed": self.seed,
             "elapsed": self.elapsed_total,
             "optimizer": opt,
@@ -808,6 +833,45 @@ class Trainer:
         self.target = torch.as_tensor(np.asarray(state["target"])) if "target" in state else None
         if self.perm is not None and len(self.perm) != self.data.n_samples:
             self.perm = None
+
+
+def reopened_position(position: dict, history: list[dict], config: Config) -> dict | None:
+    """The position a run goes back to when ``config`` asks for more joint epochs than it ran.
+
+    Parameters
+    ----------
+    position : dict
+        ``phase``, ``epoch``, ``batch``, ``global_step`` (as :meth:`Trainer.state_position`).
+    history : list of dict
+        One row per finished epoch, with its ``phase``.
+    config : Config
+        The new schedule.
+
+    Returns
+    -------
+    dict or None
+        The start of the first joint epoch not yet run, when the run has already left the
+        joint phase and ``config`` asks for more joint epochs than it trained; else None
+        (the run goes on from ``position``).
+    """
+    joint = [name for name, _ in phase_epochs(config)].index("joint")
+    done = sum(1 for row in history if row.get("phase") == "joint")
+    if int(position.get("phase", 0)) > joint and done < config.train.epochs_joint:
+        return {"phase": joint, "epoch": done, "batch": 0, "global_step": int(position.get("global_step", 0))}
+    return None
+
+
+def rescheduled_state(state: dict, config: Config) -> dict:
+    """A saved training state (:meth:`Trainer.state_dict` with its history) moved as
+    :meth:`Trainer.reschedule` would move a live trainer; ``state`` itself is not changed."""
+    position = reopened_position(state.get("position", {}), state.get("history", []), config)
+    if position is None:
+        return state
+    moved = {k: v for k, v in state.items() if k not in ("perm", "target")}
+    moved["position"] = position
+    if "ranks" in moved:  # saved by a process group: the per-rank epoch orders are void too
+        moved["ranks"] = {r: {k: v for k, v in part.items() if k != "perm"} for r, part in moved["ranks"].items()}
+    return moved
 
 
 def _reseed(rng: dict, rank: int) -> int:

@@ -1014,25 +1014,12 @@ def _unflatten(rows: torch.Tensor, step_mask: torch.Tensor | None) -> torch.Tens
 
 
 def _kmeans(z: torch.Tensor, k: int, gen: torch.Generator, iters: int = 50) -> torch.Tensor:
-    """Plain Lloyd k-means with k-means++ seeding on ``z (n, d)``; returns ``(k, d)``."""
-    n = z.shape[0]
-    first = torch.randint(n, (1,), generator=gen).item()
-    centres = [z[first]]
-    d2 = (z - centres[0]).pow(2).sum(1)
-    for _ in range(1, k):
-        probs = d2 / d2.sum() if d2.sum() > 0 else torch.full_like(d2, 1.0 / n)
-        nxt = torch.multinomial(probs.cpu(), 1, generator=gen).item()
-        centres.append(z[nxt])
-        d2 = torch.minimum(d2, (z - z[nxt]).pow(2).sum(1))
-    c = torch.stack(centres)
-    for _ in range(iters):
-        assign = L.squared_distances(z, c).argmin(1)
-        new = torch.zeros_like(c).index_add_(0, assign, z)
-        counts = torch.bincount(assign, minlength=k).clamp_min(1).to(z.dtype)
-        new = new / counts[:, None]
-        empty = torch.bincount(assign, minlength=k) == 0
-        new[empty] = c[empty]
-        if torch.allclose(new, c):
-            break
-        c = new
-    return c
+    """scikit-learn's k-means (k-means++ seeding, one run) on ``z (n, d)``; returns ``(k, d)``.
+
+    The seed is drawn from ``gen``, so a resumed or repeated run places the same prototypes.
+    """
+    from sklearn.cluster import KMeans
+
+    seed = int(torch.randint(2**31 - 1, (1,), generator=gen).item())
+    km = KMeans(k, n_init=1, max_iter=iters, random_state=seed).fit(z.detach().cpu().numpy())
+    return torch.from_numpy(km.cluster_centers_).to(z.dtype)

@@ -8,7 +8,6 @@ import types
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from core import nets
 from core.config import make_config

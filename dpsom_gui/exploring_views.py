@@ -141,6 +141,7 @@ class Exploration(QObject):
         try:
             layer = e.layer(kind, option, self.session.annotations)
         except Exception as exc:  # noqa: BLE001 - e.g. a grid too small to group
+            log.warning("map layer %s:%s not drawn:\n%s", kind, option, loggable_traceback(exc))
             self.window.statusBar().showMessage(f"This layer cannot be shown: {exc}", 8000)
             return
         self.map_view.set_map_layer(layer, show=True)
@@ -210,7 +211,8 @@ class Exploration(QObject):
     def _start(self, name: str, task) -> None:
         try:
             self.session.start_analysis(name, task)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - e.g. another analysis is running; said in the panel
+            log.warning("analysis %s not started:\n%s", name, loggable_traceback(exc))
             self.metrics.show_message(name, str(exc))
 
     def _on_metrics_metrics_requested(self, label: str) -> None:

@@ -14,7 +14,6 @@ the arithmetic mean; both are offered, section 5.10).
 from __future__ import annotations
 
 import numpy as np
-from sklearn import metrics as _sk
 
 from ..errors import InputError
 from ._common import DEFAULT_CHUNK, as_bool_mask, as_matrix, check_nodes, chunks_of, factorize, iter_slices
@@ -64,10 +63,17 @@ class _Pairs:
         self.n_clusters = int(np.unique(self.pred).size)
 
 
+def _sk():
+    """scikit-learn's metrics, imported on first use (importing them takes about a second)."""
+    from sklearn import metrics
+
+    return metrics
+
+
 def _nmi(p: _Pairs, average: str) -> float:
     if p.n == 0:
         return float("nan")
-    return float(_sk.normalized_mutual_info_score(p.true, p.pred, average_method=average))
+    return float(_sk().normalized_mutual_info_score(p.true, p.pred, average_method=average))
 
 
 def _ami(p: _Pairs, average: str) -> float:
@@ -77,13 +83,13 @@ def _ami(p: _Pairs, average: str) -> float:
         return 1.0
     if p.n_classes == 1 or p.n_clusters == 1:
         return 0.0
-    return float(_sk.adjusted_mutual_info_score(p.true, p.pred, average_method=average))
+    return float(_sk().adjusted_mutual_info_score(p.true, p.pred, average_method=average))
 
 
 def _purity(p: _Pairs) -> float:
     if p.n == 0:
         return float("nan")
-    table = _sk.cluster.contingency_matrix(p.true, p.pred, sparse=True)  # classes x clusters
+    table = _sk().cluster.contingency_matrix(p.true, p.pred, sparse=True)  # classes x clusters
     return float(table.max(axis=0).sum() / p.n)
 
 
@@ -125,7 +131,7 @@ def mutual_information(labels_true, labels_pred, sample_mask=None) -> float:
     p = _Pairs(labels_true, labels_pred, sample_mask)
     if p.n == 0 or p.n_classes <= 1 or p.n_clusters <= 1:
         return 0.0
-    return float(_sk.mutual_info_score(p.true, p.pred))
+    return float(_sk().mutual_info_score(p.true, p.pred))
 
 
 def nmi(labels_true, labels_pred, average: str = "geometric", sample_mask=None) -> float:
@@ -197,7 +203,7 @@ def adjusted_rand_index(labels_a, labels_b, sample_mask=None) -> float:
     p = _Pairs(labels_a, labels_b, sample_mask)
     if p.n == 0:
         return float("nan")
-    return float(_sk.adjusted_rand_score(p.true, p.pred))
+    return float(_sk().adjusted_rand_score(p.true, p.pred))
 
 
 def purity(labels_true, labels_pred, sample_mask=None) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy.stats import rankdata
 
 from ..errors import InputError
 from ._common import as_bool_mask, check_nodes
@@ -122,6 +121,8 @@ def node_position_agreement(bmus: Sequence, grid, n_pairs: int = 100_000, seed: 
     dist = grid.distances()
     d = np.stack([dist[r[i], r[j]] for r in runs]).astype(np.float64)
     if method == "spearman":
+        from scipy.stats import rankdata
+
         d = rankdata(d, axis=1)  # ties share their mean rank
     r_count = runs.shape[0]
     m = np.eye(r_count)

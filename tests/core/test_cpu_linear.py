@@ -1,5 +1,6 @@
 """The oneDNN path of float32 CPU linear layers: probed lazily, on only while training runs,
-and a correct fallback where PyTorch lacks the private operator."""
+and a correct fallback where PyTorch lacks the private operator. Importing the engine has no
+such side effect."""
 
 import subprocess
 import sys
@@ -50,11 +51,15 @@ def no_onednn(monkeypatch):
     nets._onednn_linear.cache_clear()
 
 
-def test_importing_the_networks_probes_nothing():
-    code = "import core.nets as n; print(n._onednn_linear.cache_info().misses, n.fast_cpu_linear_active())"
+def test_importing_the_engine_probes_nothing_and_loads_no_analysis_library():
+    # The command line and the app start faster without scikit-learn and SciPy (seconds on a
+    # busy machine); they load with the first analysis that needs them.
+    code = ("import sys, core.cli, core.explore, core.workflow, core.nets as n; "
+            "print(n._onednn_linear.cache_info().misses, n.fast_cpu_linear_active(), "
+            "'sklearn' in sys.modules, 'scipy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(__import__("pathlib").Path(nets.__file__).parent.parent))
-    assert out.stdout.split() == ["0", "False"]
+    assert out.stdout.split() == ["0", "False", "False", "False"]
 
 
 def test_missing_operator_falls_back_to_the_default_product(no_onednn):

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .analysis import (assignment_entropy, cluster_metrics, collapse_check, hit_map, label_enrichment, mean_jump,
+                       morans_i, node_path, quantisation_error, topographic_error, transition_matrix)
 from .errors import InputError
+from .io.export import assignments_frame, node_summary_frame
 
 __all__ = ["RunExplorer", "evaluate_run", "numeric_labels", "ProfileRow", "OutcomeRow", "SelectionSummary", "Flow"]
 
@@ -166,10 +169,6 @@ def evaluate_run(run, label: str) -> dict:
     InputError
         No label of that name.
     """
-    from .analysis import (cluster_metrics, collapse_check, label_enrichment, mean_jump, morans_i,
-                           quantisation_error, topographic_error)
-    from .analysis.metrics import assignment_entropy
-
     ds = run.dataset
     if label not in ds.labels:
         have = ", ".join(sorted(ds.labels)) or "none"
@@ -257,8 +256,6 @@ class RunExplorer:
 
     def hits(self) -> np.ndarray:
         """Points per node ``(K,)`` int64."""
-        from .analysis import hit_map
-
         return self._cached("hits", lambda: hit_map(self.point_node, self.n_nodes))
 
     def point_proba(self) -> np.ndarray | None:
@@ -291,8 +288,6 @@ class RunExplorer:
 
     def enrichment(self, label: str):
         """``core.analysis.label_enrichment`` of one label over the nodes (cached)."""
-        from .analysis import label_enrichment
-
         return self._cached(("enrichment", label), lambda: label_enrichment(
             self.point_node, self.label_points(label), self.n_nodes))
 
@@ -319,8 +314,6 @@ class RunExplorer:
     # ------------------------------------------------------------------ tables
     def assignments_frame(self, probabilities: bool = False):
         """``core.io.export.assignments_frame`` of every point of the run (cached)."""
-        from .io.export import assignments_frame
-
         return self._cached(("assignments_frame", probabilities), lambda: assignments_frame(
             bmu=self.bmu, grid=self.grid, proba=self.proba, dataset=self.dataset,
             next_node_pred=self.results.get("next_node_pred"), probabilities=probabilities))
@@ -329,8 +322,6 @@ class RunExplorer:
         """One line per node: counts, the mean of every numeric label, the decoded profile and
         the project's annotations (``core.io.export.node_summary_frame``), plus a
         ``supercluster_name`` column when the groups have names."""
-        from .io.export import node_summary_frame
-
         means = {}
         for name in self.labels():
             try:
@@ -410,8 +401,6 @@ class RunExplorer:
 
     def outcomes(self, mask: np.ndarray) -> list[OutcomeRow]:
         """Mean, count and 95 % interval of every numeric label among the masked points."""
-        from .analysis import label_enrichment
-
         group = np.where(mask, 0, 1)
         rows = []
         for name in self.labels():
@@ -426,8 +415,6 @@ class RunExplorer:
     # ------------------------------------------------------------------ transitions
     def transition_counts(self) -> np.ndarray:
         """Moves from node to node between consecutive real steps ``(K, K)`` int64 (zeros for tables)."""
-        from .analysis import transition_matrix
-
         if not self.series:
             return np.zeros((self.n_nodes, self.n_nodes), dtype=np.int64)
         return self._cached("transitions", lambda: transition_matrix(
@@ -436,8 +423,6 @@ class RunExplorer:
     def top_flows(self, n: int = 20) -> list[Flow]:
         """The ``n`` most frequent moves between different nodes, largest first (ties: lower
         source, then lower target node first)."""
-        from .analysis import node_path
-
         counts = self.transition_counts().copy()
         np.fill_diagonal(counts, 0)
         flat = np.argsort(-counts, axis=None, kind="stable")[: max(0, int(n))]

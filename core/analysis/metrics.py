@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 _AVERAGES = ("geometric", "arithmetic", "min", "max")
+_EPS = np.finfo(np.float64).eps
+# exp() of anything below this underflows to zero in float64: such terms add nothing.
+_LOG_UNDERFLOW = -746.0
 
 
 # --------------------------------------------------------------------------- paired labels
@@ -77,13 +80,105 @@ def _nmi(p: _Pairs, average: str) -> float:
 
 
 def _ami(p: _Pairs, average: str) -> float:
+    """scikit-learn's ``adjusted_mutual_info_score``, with a faster expected value."""
     if p.n == 0:
         return float("nan")
     if p.n_classes == p.n_clusters == 1:
         return 1.0
     if p.n_classes == 1 or p.n_clusters == 1:
         return 0.0
-    return float(_sk().adjusted_mutual_info_score(p.true, p.pred, average_method=average))
+    table = _sk().cluster.contingency_matrix(p.true, p.pred, sparse=True)
+    mi = _sk().mutual_info_score(None, None, contingency=table)
+    rows, cols = np.ravel(table.sum(axis=1)), np.ravel(table.sum(axis=0))
+    emi = _expected_mi(rows, cols, p.n)
+    h1, h2 = _entropy(rows, p.n), _entropy(cols, p.n)
+    mean = {"geometric": np.sqrt(h1 * h2), "arithmetic": (h1 + h2) / 2.0, "min": min(h1, h2), "max": max(h1, h2)}
+    # As scikit-learn: keep the sign, avoid 0/0 when the expectation equals the maximum.
+    den = float(mean[average]) - emi
+    den = min(den, -_EPS) if den < 0 else max(den, _EPS)
+    return float((mi - emi) / den)
+
+
+def _entropy(sizes: np.ndarray, n: int) -> float:
+    q = sizes[sizes > 0] / n
+    return float(-(q * np.log(q)).sum())
+
+
+def _log_factorial(n) -> np.ndarray:
+    from scipy.special import gammaln
+
+    return gammaln(np.asarray(n, dtype=np.float64) + 1.0)
+
+
+def _expected_mi(row_sums: np.ndarray, col_sums: np.ndarray, n: int, max_terms: int = 1 << 21) -> float:
+    """Expected mutual information of two random labelings with fixed cluster sizes.
+
+    The hypergeometric model of Vinh, Epps and Bailey (2010), as scikit-learn computes it. The
+    contribution of a pair of clusters depends only on their two sizes, so equal sizes are
+    grouped; within a pair, only the cell counts whose hypergeometric probability does not
+    underflow are summed. On 1e6 samples this takes 0.3-2 s where scikit-learn's sum over
+    every cell count takes 2-13 s (2 to 40 classes, 256 to 400 nodes; benchmarks/README.md).
+    """
+    a_vals, a_mult = np.unique(row_sums, return_counts=True)
+    b_vals, b_mult = np.unique(col_sums, return_counts=True)
+    A = np.repeat(a_vals, b_vals.size).astype(np.float64)
+    B = np.tile(b_vals, a_vals.size).astype(np.float64)
+    weight = np.repeat(a_mult, b_vals.size).astype(np.float64) * np.tile(b_mult, a_vals.size)
+    N = float(n)
+    lo = np.maximum(1.0, A + B - N)
+    hi = np.minimum(A, B)
+    keep = hi >= lo
+    A, B, weight, lo, hi = A[keep], B[keep], weight[keep], lo[keep], hi[keep]
+    # log of the constant part of the hypergeometric pmf
+    const = (_log_factorial(A) + _log_factorial(B) + _log_factorial(N - A) + _log_factorial(N - B)
+             - _log_factorial(N))
+
+    def log_pmf(k, i=slice(None)):
+        return (const[i] - _log_factorial(k) - _log_factorial(A[i] - k) - _log_factorial(B[i] - k)
+                - _log_factorial(N - A[i] - B[i] + k))
+
+    # The pmf is unimodal; shrink [lo, hi] to where it does not underflow, by bisection.
+    mode = np.clip(np.floor((A + 1) * (B + 1) / (N + 2)), lo, hi)
+    lo, hi = _shrink(lo, mode, log_pmf, left=True), _shrink(mode, hi, log_pmf, left=False)
+    widths = (hi - lo + 1).astype(np.int64)
+    total = 0.0
+    log_n = np.log(N)
+    start = 0
+    while start < widths.size:
+        csum = np.cumsum(widths[start:])
+        stop = start + max(1, int(np.searchsorted(csum, max_terms, side="right")))
+        idx = np.arange(start, stop)
+        w = widths[idx]
+        owner = np.repeat(idx, w)
+        offsets = np.arange(int(w.sum())) - np.repeat(np.cumsum(w) - w, w)
+        k = lo[owner] + offsets
+        term = (k / N) * (np.log(k) + log_n - np.log(A[owner]) - np.log(B[owner])) * np.exp(log_pmf(k, owner))
+        total += float((term * weight[owner]).sum())
+        start = stop
+    return total
+
+
+def _shrink(lo, hi, log_pmf, left: bool):
+    """Bisection for the first (left) or last (right) count with a non-underflowing pmf.
+
+    The mode is the other end of the interval, so its pmf is representable; the search keeps
+    the representable end of each bracket and moves the other one.
+    """
+    edge = lo if left else hi
+    ok = log_pmf(edge) > _LOG_UNDERFLOW
+    a, b = lo.copy(), hi.copy()
+    for _ in range(64):
+        active = (~ok) & (b - a > 1)
+        if not active.any():
+            break
+        mid = np.floor((a + b) / 2)
+        good = log_pmf(mid) > _LOG_UNDERFLOW
+        keep, move = (active & good, active & ~good) if left else (active & ~good, active & good)
+        b = np.where(keep, mid, b)
+        a = np.where(move, mid, a)
+    return np.where(ok, edge, b if left else a)
+
+
 
 
 def _purity(p: _Pairs) -> float:

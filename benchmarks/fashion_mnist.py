@@ -137,7 +137,8 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.threads)
     if args.reference_linear:
-        nets.FAST_CPU_LINEAR = False
+        # For the rest of this process; the training loop keeps an enclosing choice.
+        nets.fast_cpu_linear(False).__enter__()
     device = select_device(args.device)
     args.device = str(device)
     t_start = time.perf_counter()
@@ -179,7 +180,7 @@ def main(argv=None) -> dict:
     collapsed, message = metrics.collapse_check(bmu, cfg.grid.n_nodes, y)
     result = {
         "preset": cfg.preset, "device": str(device), "precision": args.precision, "seed": args.seed,
-        "float32_cpu_linear": "oneDNN" if nets.FAST_CPU_LINEAR else "default GEMM",
+        "float32_cpu_linear": "oneDNN" if nets.onednn_linear_available() and not args.reference_linear else "default GEMM",
         "n_train": int(len(d["train_x"])), "n_test": int(len(y)),
         "nmi": metrics.nmi(y, bmu), "purity": metrics.purity(y, bmu), "ami": metrics.ami(y, bmu),
         "nmi_mean_assignment": metrics.nmi(y, bmu_mean), "purity_mean_assignment": metrics.purity(y, bmu_mean),

@@ -285,7 +285,8 @@ def worker(args) -> None:
     from core.model import DPSOM, TDPSOM
 
     if args.default_gemm:
-        nets.FAST_CPU_LINEAR = False
+        # For the rest of this process; the training loop keeps an enclosing choice.
+        nets.fast_cpu_linear(False).__enter__()
 
     cluster = Cluster.from_env(args.device) if launched_by_torchrun() else Cluster.single()
     base = _peak_rss_bytes()  # interpreter, torch and the process group, before any data
@@ -461,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refresh the target distribution in pieces of at most SAMPLES patients (series) or rows "
                         "(table) per process (default: the preset's number of pieces)")
     p.add_argument("--default-gemm", action="store_true",
-                   help="CPU linear layers through torch's default GEMM instead of oneDNN (core.nets.FAST_CPU_LINEAR)")
+                   help="CPU linear layers through torch's default GEMM instead of oneDNN (core.nets.fast_cpu_linear)")
     p.add_argument("--threads", type=int, default=0, metavar="C",
                    help="cores to share among the processes of a run (default: all of this machine's)")
     p.add_argument("--quick", action="store_true", help="only 1e3 and 1e4 steps (a smoke run)")
@@ -513,7 +514,7 @@ def main(argv=None) -> None:
           + ", ".join(f"{p} process(es) x {max(1, cores // p)} thread(s)" for p in args.procs))
     from core import nets
 
-    linear = "torch's default GEMM" if args.default_gemm or not nets.FAST_CPU_LINEAR else "oneDNN"
+    linear = "torch's default GEMM" if args.default_gemm or not nets.onednn_linear_available() else "oneDNN"
     print(f"cohorts: synthetic ICU stays, {N_FEATURES} variables, {MIN_HOURS}-{MAX_HOURS} h; CPU linear layers: "
           f"{linear}; load average at start: {load_average()}")
 

@@ -311,15 +311,16 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    if args.reference_linear and hasattr(nets, "FAST_CPU_LINEAR"):
-        nets.FAST_CPU_LINEAR = False
+    # The step profile below calls the network directly, so it takes the training loop's
+    # choice of CPU linear kernel here, for the rest of this process.
+    nets.fast_cpu_linear(not args.reference_linear).__enter__()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if args.device != "all":
         devices = [args.device]
     if any(d.startswith("cuda") for d in devices) and not torch.cuda.is_available():
         raise SystemExit("CUDA was requested but this PyTorch sees no CUDA GPU; use --device cpu or all")
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
-    fast = getattr(nets, "FAST_CPU_LINEAR", None)
+    fast = nets.fast_cpu_linear_active()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {args.clock} clock, "
           f"float32 CPU layers via {'oneDNN' if fast else 'the default GEMM'}; load average {load_average('/')}")
 

@@ -606,8 +606,9 @@ def _apply_in_chunks(args, run) -> int | None:
 
 
 def cmd_export(args) -> int:
-    from .analysis import hit_map, label_enrichment, transition_matrix
-    from .io.export import assignments_frame, node_summary_frame, transition_frame, write_csv
+    from .analysis import transition_matrix
+    from .explore import RunExplorer
+    from .io.export import assignments_frame, transition_frame, write_csv
     from .io.outputs import check_outputs, writing
 
     if not (args.assignments or args.nodes or args.transitions):
@@ -626,17 +627,7 @@ def cmd_export(args) -> int:
             write_csv(df, args.assignments)
         print(f"wrote {len(df)} assignments to {args.assignments}")
     if args.nodes:
-        bmu = a["bmu"]
-        valid = bmu >= 0
-        means = {}
-        for name, values in ds.labels.items():
-            try:
-                means[name] = label_enrichment(bmu[valid], np.asarray(values)[valid], run.grid.n_nodes).mean
-            except InputError:
-                continue  # text labels have no mean
-        df = node_summary_frame(run.grid, counts=hit_map(bmu[valid], run.grid.n_nodes), label_means=means,
-                                prototypes=run.decoded_prototypes(), feature_names=ds.feature_names,
-                                annotations=project.annotations)
+        df = RunExplorer(run, a).node_summary(project.annotations)
         with writing("--nodes", args.nodes):
             write_csv(df, args.nodes)
         print(f"wrote {len(df)} nodes to {args.nodes}")
@@ -650,42 +641,9 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
-def evaluate_run(run, label: str) -> dict:
-    """All quality figures of a trained run against one label (used by ``dpsom evaluate``)."""
-    from .analysis import (cluster_metrics, collapse_check, label_enrichment, mean_jump, morans_i,
-                           quantisation_error, topographic_error)
-    from .analysis.metrics import assignment_entropy
-
-    ds = run.dataset
-    if label not in ds.labels:
-        have = ", ".join(sorted(ds.labels)) or "none"
-        raise InputError(f"no label named {label!r} in this project (labels: {have})")
-    a = run.assignments()
-    bmu = a["bmu"]
-    valid = bmu >= 0
-    y = np.asarray(ds.labels[label])[valid]
-    b = bmu[valid]
-    out = {"label": label, "points": int(valid.sum())}
-    out.update(cluster_metrics(y, b))
-    z = run.latent()
-    protos = run.prototypes()
-    out["quantisation_error"] = quantisation_error(z, protos)
-    out["topographic_error"] = topographic_error(z, protos, run.grid)
-    out["mean_entropy"] = float(assignment_entropy(a["proba"][valid]).mean())
-    out["nodes_used"] = int(len(np.unique(b)))
-    collapsed, message = collapse_check(b, run.grid.n_nodes, y)
-    out["collapsed"], out["collapse_message"] = bool(collapsed), message
-    try:
-        enr = label_enrichment(b, y, run.grid.n_nodes)
-        out["morans_i"] = float(morans_i(enr.mean, run.grid, counts=enr.count))
-    except InputError:
-        out["morans_i"] = None
-    if run.temporal:
-        out["mean_jump"] = float(mean_jump(bmu, ds.lengths, run.grid))
-    return out
-
-
 def cmd_evaluate(args) -> int:
+    from .explore import evaluate_run
+
     project, run = _load(args.project)
     _require_model(run, args.project)
     res = evaluate_run(run, args.label)

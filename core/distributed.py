@@ -258,7 +258,11 @@ class _GroupBatchNorm:
         xf = x.float()
         count = torch.tensor([xf.numel() / xf.shape[1]], dtype=torch.float32, device=x.device)
         local = torch.cat([xf.sum(dims), (xf * xf).sum(dims), count])  # (2C + 1,)
-        total = _SumOverRanks.apply(local.cpu() if _gloo() else local).to(x.device)
+        # An autograd-aware sum: each rank's loss depends on every rank's statistics, so the
+        # gradient reaching one rank's sums is again the sum over ranks.
+        from torch.distributed.nn.functional import all_reduce
+
+        total = all_reduce(local.cpu() if _gloo() else local).to(x.device)
         c = xf.shape[1]
         n = total[-1]
         mean = total[:c] / n
@@ -273,30 +277,6 @@ class _GroupBatchNorm:
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
         return y.to(x.dtype)
-
-
-class _SumOverRanks(torch.autograd.Function):
-    """Sum of a tensor over ranks; its gradient is again the sum of the ranks' gradients.
-
-    Each rank's loss depends on every rank's statistics, so the gradient reaching one rank's
-    local sums is the sum of what all ranks' losses send back.
-    """
-
-    @staticmethod
-    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
-        out = t.clone()
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        return grad
 
 
 def _gloo() -> bool:

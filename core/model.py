@@ -21,8 +21,8 @@ from .errors import InputError, NotFittedError
 from .grid import SOMGrid
 from .nets import DPSOMNet, TDPSOMNet
 from .progress import TrainProgress
-from .training import (TrainData, Trainer, elbo_terms, encode_rows, precision_context, schedule_steps,
-                       select_device)
+from .training import (TrainData, Trainer, elbo_terms, encode_rows, precision_context, rescheduled_state,
+                       schedule_steps, select_device)
 
 __all__ = ["DPSOM", "TDPSOM", "Forecast"]
 
@@ -241,6 +241,16 @@ class _SOMEstimator:
         if trainer is not None:
             return trainer.cluster.world_size
         return int((getattr(self, "_pending_train_state", None) or {}).get("world_size", 1))
+
+    def reschedule(self, config: Config) -> None:
+        """Train on under ``config``'s schedule (a longer joint phase, another step limit); see
+        :meth:`core.training.Trainer.reschedule`. Works on a model loaded with its training state."""
+        self._check_fitted()
+        self.config = self.config_ = config
+        if getattr(self, "trainer_", None) is not None:
+            self.trainer_.reschedule(config)
+        elif getattr(self, "_pending_train_state", None):
+            self._pending_train_state = rescheduled_state(self._pending_train_state, config)
 
     def schedule_complete(self, n_samples: int) -> bool:
         """Whether the whole training schedule on ``n_samples`` samples (or patients) has run."""

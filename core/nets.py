@@ -6,7 +6,10 @@ Layer order, initialisers and the reference's inert batch norm follow METHOD.md 
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +20,8 @@ from .config import NetworkConfig
 
 __all__ = [
     "Linear",
-    "FAST_CPU_LINEAR",
+    "fast_cpu_linear",
+    "fast_cpu_linear_active",
     "onednn_linear_available",
     "AffineBN",
     "Posterior",
@@ -34,12 +38,14 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ float32 linear layers on the CPU
-def _find_onednn_linear():
+@functools.lru_cache(maxsize=1)
+def _onednn_linear():
     """oneDNN's dense-tensor linear kernel, or None where this PyTorch build lacks it.
 
     The kernel is a private operator, so it is only trusted after it reproduces
     ``F.linear`` on a small problem (including transposed views, as the backward uses them);
-    any other signature or result in a future PyTorch falls back to the default path.
+    any other signature or result in a future PyTorch falls back to the default path. Probed
+    on first use (the first training run), never at import.
     """
     try:
         if not torch.backends.mkldnn.is_available():
@@ -57,11 +63,8 @@ def _find_onednn_linear():
         return None
 
 
-_ONEDNN_LINEAR = _find_onednn_linear()
-
-#: Route float32 CPU linear layers through oneDNN (see :class:`Linear`). Set to False to use
-#: torch's default GEMM instead (the results agree to float32 rounding).
-FAST_CPU_LINEAR = _ONEDNN_LINEAR is not None
+# Whether Linear layers called on this thread take the oneDNN path (see fast_cpu_linear).
+_linear_choice = threading.local()
 
 # Below this many multiply-adds a call's fixed cost outweighs the faster kernel.
 _MIN_FAST_MACS = 1 << 20
@@ -73,12 +76,42 @@ _MAX_FAST_SHAPES = 8
 
 def onednn_linear_available() -> bool:
     """Whether this PyTorch build offers the oneDNN linear kernel used by :class:`Linear`."""
-    return _ONEDNN_LINEAR is not None
+    return _onednn_linear() is not None
+
+
+def fast_cpu_linear_active() -> bool:
+    """Whether :class:`Linear` layers called on this thread now use oneDNN."""
+    return bool(getattr(_linear_choice, "on", False))
+
+
+@contextmanager
+def fast_cpu_linear(enabled: bool = True, *, keep_outer: bool = False):
+    """Within the block, float32 CPU :class:`Linear` layers on this thread use oneDNN.
+
+    The training loop enters it (``keep_outer=True``) for the duration of a run; outside a
+    run every layer takes torch's default GEMM. Where the kernel is missing the block changes
+    nothing. The choice is per thread, so training on one thread leaves other threads alone.
+
+    Parameters
+    ----------
+    enabled : bool
+        False routes every layer through the default GEMM within the block (the results agree
+        to float32 rounding), e.g. to measure what oneDNN gains.
+    keep_outer : bool
+        Keep the choice of an enclosing block when there is one.
+    """
+    before = getattr(_linear_choice, "on", None)
+    if not (keep_outer and before is not None):
+        _linear_choice.on = bool(enabled) and onednn_linear_available()
+    try:
+        yield
+    finally:
+        _linear_choice.on = before
 
 
 def _onednn(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     """``x @ w.T + b`` by oneDNN; ``x (n, k)`` and ``w (m, k)`` may be transposed views."""
-    return _ONEDNN_LINEAR(x, w, b, "none", [], "")
+    return _onednn_linear()(x, w, b, "none", [], "")
 
 
 class _OneDNNLinearFn(torch.autograd.Function):
@@ -120,11 +153,12 @@ class Linear(nn.Linear):
     one), oneDNN's kernel is about twice as fast in float32 for the layer sizes of this
     model, forward and backward. Same parameters, same initialisation and the same results
     up to float32 rounding. Other devices and dtypes, autocast (whose bf16 products already go
-    to oneDNN), inputs that are not 2-D and tiny layers take the ordinary path.
+    to oneDNN), inputs that are not 2-D and tiny layers take the ordinary path, and so does
+    every call outside a :func:`fast_cpu_linear` block (a training run enters one).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (FAST_CPU_LINEAR and x.dim() == 2 and x.shape[1] == self.in_features
+        if (fast_cpu_linear_active() and x.dim() == 2 and x.shape[1] == self.in_features
                 and x.device.type == "cpu" and x.dtype == torch.float32
                 and self.weight.dtype == torch.float32
                 and x.shape[0] * self.in_features * self.out_features >= _MIN_FAST_MACS
@@ -149,30 +183,6 @@ class Linear(nn.Linear):
 
 
 # ------------------------------------------------------------------ layers
-class _Affine(torch.autograd.Function):
-    """``bias + h * w`` by ``addcmul``, with autograd's gradients but two fewer passes over ``h``.
-
-    Autograd's ``addcmul`` backward multiplies by the (here unit) ``value`` factor as well,
-    which costs a pass over the activations per gradient; multiplying by 1 changes nothing,
-    so leaving it out gives the same gradients to the bit.
-    """
-
-    @staticmethod
-    def forward(ctx, h, w, bias):
-        ctx.save_for_backward(h, w)
-        ctx.bias_shape = bias.shape
-        return torch.addcmul(bias, h, w)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        h, w = ctx.saved_tensors
-        gh = grad * w if ctx.needs_input_grad[0] else None
-        gw = (grad * h).sum_to_size(w.shape) if ctx.needs_input_grad[1] else None
-        gb = grad.sum_to_size(ctx.bias_shape) if ctx.needs_input_grad[2] else None
-        return gh, gw, gb
-
-
 class AffineBN(nn.Module):
     """The reference's batch norm as it actually ran: ``y = gamma * h / sqrt(1 + 1e-3) + beta``.
 
@@ -188,7 +198,7 @@ class AffineBN(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         # One fused multiply-add over the activations instead of a product and a sum.
-        return _Affine.apply(h, self.weight * self._scale, self.bias)
+        return torch.addcmul(self.bias, h, self.weight * self._scale)
 
 
 def _norm(mode: str, n: int) -> nn.Module:

@@ -35,13 +35,14 @@ from .config import Config
 from .distributed import Cluster
 from .errors import TrainingDiverged
 from .grid import SOMGrid
-from .nets import DPSOMNet, Posterior, TDPSOMNet
+from .nets import DPSOMNet, Posterior, TDPSOMNet, fast_cpu_linear
 from .optim import GlobalStepAdam
 from .progress import TrainProgress
 
 __all__ = ["TrainData", "Trainer", "select_device", "available_devices", "gpu_note", "EncodedBatch", "encode_rows",
            "elbo_terms", "precision_context",
-           "batches_per_epoch", "phase_epochs", "schedule_steps", "rank_batch_size"]
+           "batches_per_epoch", "phase_epochs", "schedule_steps", "rank_batch_size", "reopened_position",
+           "rescheduled_state"]
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -378,6 +379,31 @@ class Trainer:
         }
         return [_Phase(name, n, *plan[name]) for name, n in phase_epochs(self.cfg)]
 
+    def reschedule(self, config: Config) -> None:
+        """Go on training under ``config``'s schedule: a longer joint phase, another step limit.
+
+        The position stays where it is, unless the run has already left the joint phase and
+        ``config`` asks for more joint epochs than it trained: then it goes back to the start
+        of the first joint epoch not yet run (a finished run is reopened). Network weights,
+        optimiser moments, random generators and history are kept.
+
+        Parameters
+        ----------
+        config : Config
+            The run's configuration with the new schedule (same network and grid).
+        """
+        self.cfg = config
+        self.phases = self._build_phases()
+        position = reopened_position(self.state_position(), self.history, config)
+        if position is not None:
+            self.phase, self.epoch, self.batch = position["phase"], position["epoch"], position["batch"]
+            self.perm = self.target = None
+
+    def state_position(self) -> dict:
+        """Where the schedule stands: the next step is batch ``batch`` of epoch ``epoch`` of
+        phase ``phase``; ``global_step`` steps have run."""
+        return {"phase": self.phase, "epoch": self.epoch, "batch": self.batch, "global_step": self.global_step}
+
     @property
     def batches_per_epoch(self) -> int:
         return self._n_batches
@@ -402,10 +428,8 @@ class Trainer:
         started = time.perf_counter()
         elapsed_before = self.elapsed_total
         snapshot_every = max(1, int(self.cfg.train.snapshot_every))
-        reuse = _reuse_freed_memory() if self.device.type == "cpu" else nullcontext()
         try:
-            # Big CPU buffers are reused from step to step (see _reuse_freed_memory).
-            with reuse:
+            with training_settings(self.device):
                 while not self.finished:
                     phase = self.phases[self.phase]
                     if self.batch == 0 and self.perm is None:
@@ -742,8 +766,7 @@ class Trainer:
                     "exp_avg_sq": st["exp_avg_sq"].detach().cpu().numpy(),
                 }
         state = {
-            "position": {"phase": self.phase, "epoch": self.epoch, "batch": self.batch,
-                         "global_step": self.global_step},
+            "position": self.state_position(),
             "seed": self.seed,
             "elapsed": self.elapsed_total,
             "optimizer": opt,
@@ -810,6 +833,45 @@ class Trainer:
             self.perm = None
 
 
+def reopened_position(position: dict, history: list[dict], config: Config) -> dict | None:
+    """The position a run goes back to when ``config`` asks for more joint epochs than it ran.
+
+    Parameters
+    ----------
+    position : dict
+        ``phase``, ``epoch``, ``batch``, ``global_step`` (as :meth:`Trainer.state_position`).
+    history : list of dict
+        One row per finished epoch, with its ``phase``.
+    config : Config
+        The new schedule.
+
+    Returns
+    -------
+    dict or None
+        The start of the first joint epoch not yet run, when the run has already left the
+        joint phase and ``config`` asks for more joint epochs than it trained; else None
+        (the run goes on from ``position``).
+    """
+    joint = [name for name, _ in phase_epochs(config)].index("joint")
+    done = sum(1 for row in history if row.get("phase") == "joint")
+    if int(position.get("phase", 0)) > joint and done < config.train.epochs_joint:
+        return {"phase": joint, "epoch": done, "batch": 0, "global_step": int(position.get("global_step", 0))}
+    return None
+
+
+def rescheduled_state(state: dict, config: Config) -> dict:
+    """A saved training state (:meth:`Trainer.state_dict` with its history) moved as
+    :meth:`Trainer.reschedule` would move a live trainer; ``state`` itself is not changed."""
+    position = reopened_position(state.get("position", {}), state.get("history", []), config)
+    if position is None:
+        return state
+    moved = {k: v for k, v in state.items() if k not in ("perm", "target")}
+    moved["position"] = position
+    if "ranks" in moved:  # saved by a process group: the per-rank epoch orders are void too
+        moved["ranks"] = {r: {k: v for k, v in part.items() if k != "perm"} for r, part in moved["ranks"].items()}
+    return moved
+
+
 def _reseed(rng: dict, rank: int) -> int:
     """A seed for ``rank`` when resuming with a different number of processes.
 
@@ -818,6 +880,22 @@ def _reseed(rng: dict, rank: int) -> int:
     """
     saved = np.asarray(rng["cpu"], dtype=np.uint8)
     return int(np.random.SeedSequence([int(b) for b in saved[:64]] + [rank]).generate_state(1)[0] % (2**31))
+
+
+# ------------------------------------------------------------------ settings of a training run
+@contextmanager
+def training_settings(device: torch.device):
+    """What the process does differently while a training run is going on, and only then.
+
+    On the CPU: float32 linear layers use oneDNN where it is faster (:func:`core.nets.fast_cpu_linear`,
+    unless an enclosing block chose otherwise), and glibc keeps freed blocks for reuse
+    (:func:`_reuse_freed_memory`). Both end with the block; elsewhere it changes nothing.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    with fast_cpu_linear(keep_outer=True), _reuse_freed_memory():
+        yield
 
 
 # ------------------------------------------------------------------ CPU memory reuse
@@ -936,25 +1014,12 @@ def _unflatten(rows: torch.Tensor, step_mask: torch.Tensor | None) -> torch.Tens
 
 
 def _kmeans(z: torch.Tensor, k: int, gen: torch.Generator, iters: int = 50) -> torch.Tensor:
-    """Plain Lloyd k-means with k-means++ seeding on ``z (n, d)``; returns ``(k, d)``."""
-    n = z.shape[0]
-    first = torch.randint(n, (1,), generator=gen).item()
-    centres = [z[first]]
-    d2 = (z - centres[0]).pow(2).sum(1)
-    for _ in range(1, k):
-        probs = d2 / d2.sum() if d2.sum() > 0 else torch.full_like(d2, 1.0 / n)
-        nxt = torch.multinomial(probs.cpu(), 1, generator=gen).item()
-        centres.append(z[nxt])
-        d2 = torch.minimum(d2, (z - z[nxt]).pow(2).sum(1))
-    c = torch.stack(centres)
-    for _ in range(iters):
-        assign = L.squared_distances(z, c).argmin(1)
-        new = torch.zeros_like(c).index_add_(0, assign, z)
-        counts = torch.bincount(assign, minlength=k).clamp_min(1).to(z.dtype)
-        new = new / counts[:, None]
-        empty = torch.bincount(assign, minlength=k) == 0
-        new[empty] = c[empty]
-        if torch.allclose(new, c):
-            break
-        c = new
-    return c
+    """scikit-learn's k-means (k-means++ seeding, one run) on ``z (n, d)``; returns ``(k, d)``.
+
+    The seed is drawn from ``gen``, so a resumed or repeated run places the same prototypes.
+    """
+    from sklearn.cluster import KMeans
+
+    seed = int(torch.randint(2**31 - 1, (1,), generator=gen).item())
+    km = KMeans(k, n_init=1, max_iter=iters, random_state=seed).fit(z.detach().cpu().numpy())
+    return torch.from_numpy(km.cluster_centers_).to(z.dtype)

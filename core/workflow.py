@@ -28,7 +28,7 @@ from .io.project_h5 import Project
 from .model import DPSOM, TDPSOM, Forecast
 from .nets import count_parameters
 from .progress import TrainProgress
-from .training import available_devices, phase_epochs, schedule_steps, select_device
+from .training import available_devices, schedule_steps, select_device
 
 __all__ = ["ModelRun", "TrainingRun", "assign", "table_assignment_chunks", "propose_config",
            "propose_config_for_counts", "suggest_grid", "suggest_series_batch", "available_devices", "DEFAULT_PREPROCESSING"]
@@ -144,9 +144,7 @@ class TrainingRun:
         self.config = self.config.replace(**{"train.max_steps": max_steps})
         est = self.estimator
         if est is not None and est.is_fitted:
-            est.config_ = est.config = self.config
-            if est.trainer_ is not None:
-                est.trainer_.cfg = self.config
+            est.reschedule(self.config)
         self._cache.clear()
 
     def extend(self, epochs_joint: int) -> None:
@@ -154,30 +152,8 @@ class TrainingRun:
         est = self._fitted()
         if epochs_joint < 1:
             raise InputError(f"epochs must be at least 1; got {epochs_joint}")
-        cfg = self.config.replace(**{"train.epochs_joint": int(epochs_joint)})
-        self.config = cfg
-        est.config_ = cfg
-        est.config = cfg
-        state = est.get_train_state()
-        if est.trainer_ is not None:
-            est.trainer_.cfg = cfg
-            est.trainer_.phases = est.trainer_._build_phases()
-            state = est.trainer_.state_dict()
-            state["history"] = list(est.trainer_.history)
-        done_joint = sum(1 for row in state.get("history", []) if row.get("phase") == "joint")
-        pos = state.get("position", {})
-        joint_index = [name for name, _ in phase_epochs(cfg)].index("joint")
-        if int(pos.get("phase", 0)) > joint_index and done_joint < epochs_joint:
-            if est.trainer_ is not None:
-                est.trainer_.phase, est.trainer_.epoch, est.trainer_.batch = joint_index, done_joint, 0
-                est.trainer_.perm = est.trainer_.target = None
-            else:
-                state = dict(state)
-                state["position"] = {"phase": joint_index, "epoch": done_joint, "batch": 0,
-                                     "global_step": int(pos.get("global_step", 0))}
-                state.pop("perm", None)
-                state.pop("target", None)
-                est._pending_train_state = state
+        self.config = self.config.replace(**{"train.epochs_joint": int(epochs_joint)})
+        est.reschedule(self.config)
         self._cache.clear()
 
     def _fitted(self):

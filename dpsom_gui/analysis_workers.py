@@ -115,7 +115,7 @@ def stability_task(run, seeds, label: str | None = None) -> Callable:
 
 
 def metrics_task(explorer, label: str) -> Callable:
-    """A task computing :meth:`dpsom_gui.explore.MapExplorer.metrics` for ``label``."""
+    """A task computing :meth:`dpsom_gui.map_explorer.MapExplorer.metrics` for ``label``."""
 
     def task(report):
         report(("metrics", label))
@@ -143,7 +143,7 @@ class ForecastRequest:
 class ForecastFrame:
     """A computed forecast and the band of the first patient's sampled futures.
 
-    ``data`` is a :class:`~dpsom_gui.explore.ForecastData` (None when the run cannot
+    ``data`` is a :class:`~dpsom_gui.map_explorer.ForecastData` (None when the run cannot
     forecast). ``band_lower`` and ``band_upper`` are ``(D, H + 1)`` in clinical units, from
     the last measured value to the 10th and 90th percentiles of the samples (None without
     samples).
@@ -156,7 +156,7 @@ class ForecastFrame:
 
 
 def compute_forecast(source, request: ForecastRequest) -> ForecastFrame:
-    """The forecast ``request`` asks of ``source`` (a :class:`~dpsom_gui.explore.MapExplorer`),
+    """The forecast ``request`` asks of ``source`` (a :class:`~dpsom_gui.map_explorer.MapExplorer`),
     with its bands (``core.analysis.cohort_stats.forecast_band``)."""
     from core.analysis.cohort_stats import forecast_band
 

@@ -1,6 +1,6 @@
 """Writing what the user explores to files: CSV tables, pictures of views, animations.
 
-CSV content comes from :mod:`core.io.export` (through :class:`~dpsom_gui.explore.MapExplorer`)
+CSV content comes from :mod:`core.io.export` (through :class:`~dpsom_gui.map_explorer.MapExplorer`)
 and is written by ``core.io.export.write_csv``; this module only chooses what goes into
 which file. Every file appears only once complete (a temporary file next to it, renamed);
 which paths may be written at all is checked before, by ``core.io.outputs.check_outputs``.

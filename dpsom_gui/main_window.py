@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QStackedWidget, 
 from . import actions
 from .data_summary import summarise_variables
 from .dialogs.error_dialog import ErrorDialog
-from .exploration import Exploration
+from .exploring_views import Exploration
 from .panels.start_panel import StartPanel
 from .panels.training_panel import TrainingPanel
 from .resources import icon

@@ -1,4 +1,4 @@
-"""Analytics for trained maps and patient trajectories, in numpy only.
+"""Analytics for trained maps and patient trajectories, on numpy, SciPy and scikit-learn.
 
 Everything here takes and returns plain arrays, so the GUI, the CLI and notebooks share the
 same numbers. Functions handle a few hundred thousand to a few million samples in seconds,

@@ -14,7 +14,6 @@ import numpy as np
 from ..errors import InputError
 from ._common import (DEFAULT_CHUNK, as_bool_mask, as_matrix, check_nodes, chunks_of, factorize, iter_slices,
                       missing_mask)
-from ._stats import norm_ppf, t_ppf
 from .metrics import assignment_entropy
 
 __all__ = [
@@ -221,7 +220,9 @@ def wilson_interval(successes, n, confidence: float = 0.95) -> tuple[np.ndarray,
     """
     k = np.asarray(successes, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
-    z = norm_ppf(0.5 + confidence / 2.0)
+    from scipy.special import ndtri  # the normal quantile
+
+    z = float(ndtri(0.5 + confidence / 2.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         p = k / n
         denom = 1.0 + z * z / n
@@ -313,7 +314,9 @@ def label_enrichment(bmu, label_values, n_nodes: int, sample_mask=None, kind: st
     if kind == "binary":
         lower, upper = wilson_interval(sums, count, confidence)
     else:
-        tq = t_ppf(0.5 + confidence / 2.0, count - 1.0)
+        from scipy.special import stdtrit  # Student's t quantile
+
+        tq = stdtrit(np.where(count > 1, count - 1.0, np.nan), 0.5 + confidence / 2.0)
         half = tq * std / np.sqrt(np.maximum(count, 1))
         lower = np.where(count > 1, mean - half, np.nan)
         upper = np.where(count > 1, mean + half, np.nan)

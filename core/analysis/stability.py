@@ -72,13 +72,6 @@ def assignment_agreement(bmus: Sequence, sample_mask=None) -> dict:
     return _summary(m)
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks with ties averaged (1-based), as used by Spearman's correlation."""
-    uniq, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
-    first = np.cumsum(counts) - counts
-    return (first + (counts + 1) / 2.0)[inv.ravel()]
-
-
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
     a = a - a.mean()
     b = b - b.mean()
@@ -128,7 +121,9 @@ def node_position_agreement(bmus: Sequence, grid, n_pairs: int = 100_000, seed: 
     dist = grid.distances()
     d = np.stack([dist[r[i], r[j]] for r in runs]).astype(np.float64)
     if method == "spearman":
-        d = np.stack([_ranks(row) for row in d])
+        from scipy.stats import rankdata
+
+        d = rankdata(d, axis=1)  # ties share their mean rank
     r_count = runs.shape[0]
     m = np.eye(r_count)
     for a in range(r_count):

@@ -2,7 +2,8 @@
 
 Two methods: agglomerative clustering restricted to grid neighbours, which always gives
 regions that are contiguous on the map, and k-means on the prototypes, which ignores the grid.
-A silhouette score (own implementation) helps choose the number of groups.
+A silhouette score helps choose the number of groups. Ward's clustering, k-means and the
+silhouette are scikit-learn's; this module restricts them to the map and names the results.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import heapq
 import numpy as np
 
 from ..errors import InputError
-from ._common import as_bool_mask, as_matrix, factorize, iter_slices
+from ._common import as_bool_mask, as_matrix, factorize
 
 __all__ = [
     "agglomerative_superclusters",
@@ -33,18 +34,44 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
     return mapping[labels]
 
 
-def _merge_sequence(x: np.ndarray, adjacency: np.ndarray, linkage: str, stop_at: int) -> list[tuple[int, int]]:
-    """Greedy merges of adjacent clusters until ``stop_at`` clusters remain.
+def _merge_sequence(x: np.ndarray, adjacency: np.ndarray, linkage: str) -> tuple[np.ndarray, int]:
+    """The merges of agglomerative clustering restricted to grid neighbours, in order.
 
-    Ward uses the increase in within-cluster sum of squares,
-    ``n_a n_b / (n_a + n_b) * ||c_a - c_b||^2``, from running centroids. The other linkages
-    keep the full cluster-distance matrix and update it with the Lance-Williams formulas.
+    Returns ``(K - 1, 2)`` merges (ids ``>= K`` are earlier merges, as in scikit-learn's
+    ``children_``; fewer rows when the grid is in several parts) and the number of connected
+    parts of the grid.
+
+    Ward is scikit-learn's ``ward_tree`` with the grid as connectivity. For the other
+    linkages scikit-learn measures group distances along grid edges only; here they are the
+    mean, largest or smallest distance between all prototypes of two neighbouring groups, which
+    no library restricts to neighbour merges, so they are merged here (Lance-Williams updates).
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = csr_matrix(adjacency)
+    n_parts = int(connected_components(graph, directed=False)[0])
+    if linkage == "ward":
+        from sklearn.cluster import ward_tree
+
+        if n_parts == 1:
+            return np.asarray(ward_tree(x, connectivity=graph)[0], dtype=np.int64), n_parts
+    return _greedy_merges(x, adjacency, linkage), n_parts
+
+
+def _greedy_merges(x: np.ndarray, adjacency: np.ndarray, linkage: str) -> np.ndarray:
+    """Merges of adjacent groups, cheapest first, until no two adjacent groups remain.
+
+    Ward uses the increase in within-group sum of squares (only reached for a grid in several
+    parts, which scikit-learn would join); the others keep the full group-distance matrix and
+    update it with the Lance-Williams formulas.
     """
     k = x.shape[0]
     size = np.ones(k)
     nbrs = [set(np.flatnonzero(adjacency[i]).tolist()) - {i} for i in range(k)]
     version = np.zeros(k, dtype=np.int64)
     active = np.ones(k, dtype=bool)
+    node = np.arange(k)  # id of the group a row stands for, in children_ numbering
     if linkage == "ward":
         cent = x.astype(np.float64).copy()
 
@@ -60,9 +87,8 @@ def _merge_sequence(x: np.ndarray, adjacency: np.ndarray, linkage: str, stop_at:
 
     heap = [(dist(a, b), a, b, 0, 0) for a in range(k) for b in nbrs[a] if a < b]
     heapq.heapify(heap)
-    merges: list[tuple[int, int]] = []
-    n_active = k
-    while n_active > stop_at and heap:
+    children: list[tuple[int, int]] = []
+    while heap:
         _, a, b, va, vb = heapq.heappop(heap)
         if not (active[a] and active[b]) or version[a] != va or version[b] != vb:
             continue
@@ -90,24 +116,22 @@ def _merge_sequence(x: np.ndarray, adjacency: np.ndarray, linkage: str, stop_at:
         for c in nbrs[a]:
             lo, hi = (a, c) if a < c else (c, a)
             heapq.heappush(heap, (dist(lo, hi), lo, hi, int(version[lo]), int(version[hi])))
-        merges.append((a, b))
-        n_active -= 1
-    return merges
+        children.append((int(node[a]), int(node[b])))
+        node[a] = k + len(children) - 1
+    return np.asarray(children, dtype=np.int64).reshape(-1, 2)
 
 
-def _cut(merges: list[tuple[int, int]], k: int, n_clusters: int) -> np.ndarray:
-    parent = np.arange(k)
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in merges[: k - n_clusters]:
-        parent[find(b)] = find(a)
-    roots = np.array([find(i) for i in range(k)])
-    return _relabel(roots)
+def _cut(children: np.ndarray, k: int, n_clusters: int) -> np.ndarray:
+    """Groups of the ``k`` nodes after the first ``k - n_clusters`` merges of ``children``."""
+    parent = np.arange(2 * k - 1)
+    for i, (a, b) in enumerate(children[: max(0, k - n_clusters)]):
+        parent[a] = parent[b] = k + i
+    root = np.arange(k)
+    while True:
+        up = parent[root]
+        if np.array_equal(up, root):
+            return _relabel(root)
+        root = up
 
 
 def _check_prototypes(prototypes, grid=None) -> np.ndarray:
@@ -149,49 +173,17 @@ def agglomerative_superclusters(prototypes, grid, n_clusters: int, linkage: str 
         raise InputError(f"linkage must be one of {', '.join(_LINKAGES)}; got {linkage!r}")
     if not 1 <= int(n_clusters) <= k:
         raise InputError(f"n_clusters must be between 1 and the number of nodes ({k}); got {n_clusters}")
-    merges = _merge_sequence(x, grid.adjacency(), linkage, int(n_clusters))
-    if len(merges) < k - n_clusters:
+    if k == 1:
+        return np.zeros(1, dtype=np.int64)
+    children, n_parts = _merge_sequence(x, grid.adjacency(), linkage)
+    if n_parts > int(n_clusters):
         raise InputError("the grid is not connected, so it cannot be merged into that few superclusters")
-    return _cut(merges, k, int(n_clusters))
-
-
-def _kmeans_once(x: np.ndarray, n_clusters: int, rng: np.random.Generator, max_iter: int, tol: float):
-    n = x.shape[0]
-    centres = np.empty((n_clusters, x.shape[1]))
-    centres[0] = x[rng.integers(n)]
-    closest = ((x - centres[0]) ** 2).sum(axis=1)
-    for c in range(1, n_clusters):
-        # k-means++: next centre drawn with probability proportional to squared distance.
-        total = closest.sum()
-        idx = rng.choice(n, p=closest / total) if total > 0 else rng.integers(n)
-        centres[c] = x[idx]
-        closest = np.minimum(closest, ((x - centres[c]) ** 2).sum(axis=1))
-    labels = np.zeros(n, dtype=np.int64)
-    for it in range(max_iter):
-        d = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-        new = d.argmin(axis=1)
-        counts = np.bincount(new, minlength=n_clusters)
-        for c in np.flatnonzero(counts == 0):
-            # An empty cluster takes the point worst served by its current centre.
-            far = int(np.argmax(d[np.arange(n), new]))
-            new[far] = c
-            d[far] = 0.0
-            counts = np.bincount(new, minlength=n_clusters)
-        moved = centres.copy()
-        for c in range(n_clusters):
-            centres[c] = x[new == c].mean(axis=0)
-        shift = float(((centres - moved) ** 2).sum())
-        if it > 0 and (np.array_equal(new, labels) or shift <= tol):
-            labels = new
-            break
-        labels = new
-    inertia = float(((x - centres[labels]) ** 2).sum())
-    return labels, inertia
+    return _cut(children, k, int(n_clusters))
 
 
 def kmeans_superclusters(prototypes, n_clusters: int, seed: int = 0, n_init: int = 10, max_iter: int = 300,
                          tol: float = 1e-10) -> np.ndarray:
-    """k-means on the prototypes (k-means++ seeding, Lloyd iterations, best of ``n_init``).
+    """k-means on the prototypes: scikit-learn's ``KMeans`` (k-means++ seeding, best of ``n_init``).
 
     Unlike :func:`agglomerative_superclusters` the grid is ignored, so groups need not be
     contiguous on the map; comparing the two shows how well the map's layout matches the
@@ -208,7 +200,8 @@ def kmeans_superclusters(prototypes, n_clusters: int, seed: int = 0, n_init: int
         Independent restarts; the one with the lowest within-cluster sum of squares wins.
     max_iter : int
     tol : float
-        Stop when the centres move less than this (sum of squared shifts).
+        As scikit-learn's: stop when the centres move less than this, relative to the
+        prototypes' variance.
 
     Returns
     -------
@@ -220,22 +213,19 @@ def kmeans_superclusters(prototypes, n_clusters: int, seed: int = 0, n_init: int
         raise InputError(f"n_clusters must be between 1 and the number of nodes ({x.shape[0]}); got {n_clusters}")
     if n_init < 1:
         raise InputError(f"n_init must be at least 1; got {n_init}")
-    rng = np.random.default_rng(seed)
-    best, best_inertia = None, np.inf
-    for _ in range(int(n_init)):
-        labels, inertia = _kmeans_once(x, int(n_clusters), rng, int(max_iter), float(tol))
-        if inertia < best_inertia:
-            best, best_inertia = labels, inertia
-    return _relabel(best)
+    from sklearn.cluster import KMeans
+
+    km = KMeans(int(n_clusters), n_init=int(n_init), max_iter=int(max_iter), tol=float(tol), random_state=seed)
+    return _relabel(km.fit(x).labels_.astype(np.int64))
 
 
 def silhouette_score(X, labels, sample_mask=None, chunk_size: int = 2048) -> float:
-    """Mean silhouette coefficient with Euclidean distances.
+    """Mean silhouette coefficient with Euclidean distances (scikit-learn's ``silhouette_score``).
 
     For a sample, ``a`` is the mean distance to the other members of its group and ``b`` the
     smallest mean distance to another group; ``s = (b - a) / max(a, b)``, and ``s = 0`` for a
-    sample alone in its group. Computed in blocks of ``chunk_size`` rows, so memory is
-    ``chunk_size x n`` rather than ``n x n`` (time is still quadratic in ``n``).
+    sample alone in its group. scikit-learn works through the distances in blocks, so memory
+    stays bounded (time is quadratic in ``n``); unknown labels and masks are handled here.
 
     Parameters
     ----------
@@ -244,6 +234,7 @@ def silhouette_score(X, labels, sample_mask=None, chunk_size: int = 2048) -> flo
         Group of every sample; unknown labels are left out.
     sample_mask : ndarray of bool, shape ``(n,)``, optional
     chunk_size : int
+        Unused (kept for callers that pass it; scikit-learn sizes its own blocks).
 
     Returns
     -------
@@ -263,27 +254,9 @@ def silhouette_score(X, labels, sample_mask=None, chunk_size: int = 2048) -> flo
     n_groups = int(codes.max()) + 1 if n else 0
     if not 2 <= n_groups <= n - 1:
         raise InputError(f"the silhouette needs between 2 and n-1 groups; got {n_groups} groups for {n} samples")
-    order = np.argsort(codes, kind="stable")
-    x, codes = x[order], codes[order]
-    sizes = np.bincount(codes, minlength=n_groups)
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    sq = (x**2).sum(axis=1)
-    s = np.empty(n)
-    for sl in iter_slices(n, chunk_size):
-        d = np.sqrt(np.maximum(sq[sl, None] + sq[None, :] - 2.0 * x[sl] @ x.T, 0.0))
-        rows = np.arange(sl.stop - sl.start)
-        d[rows, rows + sl.start] = 0.0
-        group_sums = np.add.reduceat(d, starts, axis=1)  # (chunk, n_groups)
-        own = codes[sl]
-        own_size = sizes[own]
-        a = group_sums[rows, own] / np.maximum(own_size - 1, 1)
-        means = group_sums / sizes[None, :]
-        means[rows, own] = np.inf
-        b = means.min(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            val = (b - a) / np.maximum(a, b)
-        s[sl] = np.where((own_size > 1) & np.isfinite(val), val, 0.0)
-    return float(s.mean())
+    from sklearn.metrics import silhouette_score as _silhouette
+
+    return float(_silhouette(x, codes, metric="euclidean"))
 
 
 def suggest_n_superclusters(prototypes, grid, k_range=range(2, 11), method: str = "agglomerative",
@@ -317,8 +290,10 @@ def suggest_n_superclusters(prototypes, grid, k_range=range(2, 11), method: str 
     if method == "agglomerative":
         if linkage not in _LINKAGES:
             raise InputError(f"linkage must be one of {', '.join(_LINKAGES)}; got {linkage!r}")
-        merges = _merge_sequence(x, grid.adjacency(), linkage, ks[0])
-        make = lambda n: _cut(merges, k, n)  # noqa: E731
+        children, n_parts = _merge_sequence(x, grid.adjacency(), linkage)
+        if n_parts > ks[0]:
+            raise InputError("the grid is not connected, so it cannot be merged into that few superclusters")
+        make = lambda n: _cut(children, k, n)  # noqa: E731
     elif method == "kmeans":
         make = lambda n: kmeans_superclusters(x, n, seed=seed)  # noqa: E731
     else:

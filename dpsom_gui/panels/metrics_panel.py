@@ -18,7 +18,7 @@ def _num(x, digits: int = 2) -> str:
 
 
 def describe_metrics(res: dict) -> list[str]:
-    """Plain sentences for the figures of ``core.cli.evaluate_run``, each with its number."""
+    """Plain sentences for the figures of ``core.explore.evaluate_run``, each with its number."""
     name = label_title(str(res.get("label", "")))
     lines = [
         f"Patients with the same value of <b>{name}</b> tend to share cells: "

@@ -45,7 +45,7 @@ class InspectorView(QWidget):
       beside the cohort's; intervals count patients (a patient's hours are not independent),
       and categories (a health state) show their commonest values and shares, never a mean.
 
-    It is fed a :class:`~dpsom_gui.explore.SelectionSummary` by :meth:`set_selection`.
+    It is fed a :class:`~dpsom_gui.map_explorer.SelectionSummary` by :meth:`set_selection`.
 
     Signals
     -------
@@ -152,7 +152,7 @@ class InspectorView(QWidget):
 
     # ------------------------------------------------------------------ input
     def set_selection(self, summary) -> None:
-        """Show a :class:`~dpsom_gui.explore.SelectionSummary` (None or no cells clears)."""
+        """Show a :class:`~dpsom_gui.map_explorer.SelectionSummary` (None or no cells clears)."""
         self._summary = summary if summary is not None and summary.nodes else None
         s = self._summary
         self.export_button.setEnabled(s is not None and s.n_points > 0)

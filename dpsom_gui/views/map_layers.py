@@ -1,6 +1,6 @@
 """What the map can colour its cells by: layer kinds, their plain titles, and one layer's data.
 
-This module holds data only (no Qt), so that :mod:`dpsom_gui.explore` can build layers and
+This module holds data only (no Qt), so that :mod:`dpsom_gui.map_explorer` can build layers and
 tests can check them without a window. :class:`~dpsom_gui.views.som_map_view.SomMapView`
 draws a :class:`MapLayer`; :class:`LayerChoice` tells it which kinds to offer in its menu.
 """

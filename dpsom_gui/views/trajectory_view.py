@@ -61,7 +61,7 @@ class TrajectoryView(QWidget):
     waits for the model; until a new one arrives the previous one stays drawn. What could
     not be computed is logged and named in a line under the map.
 
-    The view draws what its *source* (a :class:`dpsom_gui.explore.MapExplorer`) computes:
+    The view draws what its *source* (a :class:`dpsom_gui.map_explorer.MapExplorer`) computes:
     tracks, soft assignments, forecasts and patient filters.
 
     Signals
@@ -325,7 +325,7 @@ class TrajectoryView(QWidget):
 
     # ==================================================================== input
     def set_source(self, source) -> None:
-        """Show the patients of a :class:`~dpsom_gui.explore.MapExplorer` (None clears)."""
+        """Show the patients of a :class:`~dpsom_gui.map_explorer.MapExplorer` (None clears)."""
         self.pause()
         self.shutdown()
         self._frames.clear()
@@ -494,7 +494,7 @@ class TrajectoryView(QWidget):
 
     @property
     def forecast(self):
-        """The forecast drawn now (:class:`~dpsom_gui.explore.ForecastData`) or None."""
+        """The forecast drawn now (:class:`~dpsom_gui.map_explorer.ForecastData`) or None."""
         return self._forecast
 
     def curve_data(self, index: int) -> tuple[np.ndarray, np.ndarray]:

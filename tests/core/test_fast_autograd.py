@@ -1,6 +1,6 @@
-"""Hand-written backward passes: the full-covariance posterior, its KL, the affine batch norm.
+"""Hand-written backward passes: the full-covariance posterior and its KL.
 
-``nets._FullPosteriorFromOutput``, ``losses._TraceAndLogDet`` and ``nets._Affine`` replace
+``nets._FullPosteriorFromOutput`` and ``losses._TraceAndLogDet`` replace
 autograd's graph for speed; they must give the same values and gradients as the plain
 formulas, to the bit in float32 (training results must not change), and correct
 derivatives (gradcheck).
@@ -118,29 +118,3 @@ def test_kl_and_sample_together_give_the_plain_gradient(monkeypatch, sample_firs
         assert torch.equal(grads[0], grads[1])
     else:
         torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize("shape", [(13, 6), (3, 5, 6)])
-def test_affine_bn_matches_addcmul_bitwise(shape):
-    gen = torch.Generator().manual_seed(4)
-    bn = nets.AffineBN(6)
-    with torch.no_grad():
-        bn.weight.copy_(torch.randn(6, generator=gen))
-        bn.bias.copy_(torch.randn(6, generator=gen))
-    h0 = torch.randn(shape, generator=gen)
-    w = torch.randn(shape, generator=gen)
-    results = []
-    for fast in (True, False):
-        h = h0.clone().requires_grad_(True)
-        bn.zero_grad()
-        y = bn(h) if fast else torch.addcmul(bn.bias, h, bn.weight * bn._scale)
-        (y * w).sum().backward()
-        results.append([y.detach(), h.grad, bn.weight.grad, bn.bias.grad])
-    assert all(torch.equal(a, b) for a, b in zip(*results))
-
-
-def test_affine_bn_gradient_is_correct():
-    h = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(nets._Affine.apply, (h, w, b))

@@ -15,12 +15,13 @@ from core.analysis import (
     collapse_check,
     count_missing_labels,
     mutual_information,
+    label_enrichment,
     nmi,
     purity,
     quantisation_error,
     topographic_error,
+    wilson_interval,
 )
-from core.analysis._stats import betainc, log_factorial, norm_ppf, t_ppf
 from core.errors import InputError
 from core.grid import SOMGrid
 
@@ -170,15 +171,18 @@ def test_collapse_check():
     assert collapsed and "AMI" in msg
 
 
-def test_special_functions_against_known_values():
-    assert log_factorial([0, 1, 5, 70, 200]) == pytest.approx(
-        [0.0, 0.0, math.log(120), math.lgamma(71), math.lgamma(201)], rel=1e-14)
-    assert norm_ppf(0.975) == pytest.approx(1.959963984540054, abs=1e-12)
-    # Student-t 97.5 % quantiles (published tables, df=1000 to 9 digits).
-    assert t_ppf(0.975, [1, 2, 5, 10, 30, 1000]) == pytest.approx(
-        [12.706204736, 4.302652730, 2.570581836, 2.228138852, 2.042272456, 1.962339081], abs=1e-8)
-    assert np.isnan(t_ppf(0.975, [0])[0])
-    assert betainc(2.0, 3.0, 0.4) == pytest.approx(0.5248, abs=1e-12)  # 1 - sum of binomial terms
+def test_enrichment_intervals_use_published_quantiles():
+    # Student-t 97.5 % quantiles (published tables) for nodes of 2, 3, 6, 11 and 31 points.
+    published = [12.706204736, 4.302652730, 2.570581836, 2.228138852, 2.042272456]
+    sizes = [2, 3, 6, 11, 31]
+    bmu = np.repeat(np.arange(len(sizes)), sizes)
+    x = np.concatenate([np.linspace(0.0, 1.0, n) ** 2 for n in sizes])
+    e = label_enrichment(bmu, x, len(sizes))
+    tq = (e.upper - e.mean) * np.sqrt(e.count) / e.std
+    assert tq == pytest.approx(published, abs=1e-8)
+    # Wilson's interval with z = 1.959963984540054 for 3 events in 10.
+    lo, hi = wilson_interval([3], [10])
+    assert (lo[0], hi[0]) == pytest.approx((0.1078, 0.6032), abs=1e-4)
 
 
 @pytest.mark.parametrize("grid", [SOMGrid(4, 6, "hex", True), SOMGrid(4, 6, "rect", False)], ids=["hex", "rect"])

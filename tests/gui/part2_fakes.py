@@ -158,7 +158,7 @@ class FakeTrainedRun:
 
 
 def make_explorer(run=None):
-    from dpsom_gui.explore import MapExplorer
+    from dpsom_gui.map_explorer import MapExplorer
 
     run = run or FakeTrainedRun()
     return MapExplorer(run, run.results())

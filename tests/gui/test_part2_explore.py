@@ -206,7 +206,7 @@ def test_soft_assignment_filters_and_cached_forecasts(explorer):
 
 
 def test_table_runs_have_no_tracks_or_forecasts():
-    from dpsom_gui.explore import MapExplorer
+    from dpsom_gui.map_explorer import MapExplorer
 
     from core.data.dataset import Dataset
 

@@ -201,3 +201,18 @@ def test_help_and_about_from_the_menu(window, qtbot):
     assert "PyTorch" in window.about_dialog.versions()
     window.help_dialog.close()
     window.about_dialog.close()
+
+
+def test_a_layer_that_cannot_be_drawn_is_logged_and_said(trained, monkeypatch, caplog):
+    w = trained
+    ex = w.exploration
+
+    def broken(kind, option="", annotations=None):
+        raise ValueError("no numbers for this layer")
+
+    monkeypatch.setattr(ex.explorer, "layer", broken)
+    with caplog.at_level("WARNING", logger="dpsom_gui.exploring_views"):
+        ex._on_map_layer_requested("variable", "heart_rate")
+    # The log names the layer and where it failed (never the message, which may quote data).
+    assert "map layer variable:heart_rate not drawn" in caplog.text and "ValueError" in caplog.text
+    assert "This layer cannot be shown: no numbers for this layer" in w.statusBar().currentMessage()

@@ -1,7 +1,7 @@
 """The exploring part of the window: selected cells, journeys, transitions and map quality.
 
 :class:`Exploration` creates those views and their docks, keeps one
-:class:`~dpsom_gui.explore.MapExplorer` for the current trained run, and routes events
+:class:`~dpsom_gui.map_explorer.MapExplorer` for the current trained run, and routes events
 between the session and the views (views never call each other): a selection on the map
 fills the inspector, a chosen line shows that patient, the transition view's arrows are
 drawn on the map, and the quality panel's requests run as background analyses.
@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt
 
 from .analysis_workers import metrics_task, stability_task
-from .explore import MapExplorer
+from .map_explorer import MapExplorer
 from .panels.metrics_panel import MetricsPanel
 from .views.inspector_view import InspectorView
 from .views.map_overlays import FlowArrowsItem
@@ -141,6 +141,7 @@ class Exploration(QObject):
         try:
             layer = e.layer(kind, option, self.session.annotations)
         except Exception as exc:  # noqa: BLE001 - e.g. a grid too small to group
+            log.warning("map layer %s:%s not drawn:\n%s", kind, option, loggable_traceback(exc))
             self.window.statusBar().showMessage(f"This layer cannot be shown: {exc}", 8000)
             return
         self.map_view.set_map_layer(layer, show=True)
@@ -210,7 +211,8 @@ class Exploration(QObject):
     def _start(self, name: str, task) -> None:
         try:
             self.session.start_analysis(name, task)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - e.g. another analysis is running; said in the panel
+            log.warning("analysis %s not started:\n%s", name, loggable_traceback(exc))
             self.metrics.show_message(name, str(exc))
 
     def _on_metrics_metrics_requested(self, label: str) -> None:

@@ -503,8 +503,9 @@ def table_assignment_chunks(run: "ModelRun", path, *, format: str = "auto", id_c
     """Assignments of a table file's rows, computed and returned chunk by chunk.
 
     Memory stays bounded by the chunk (about a million cells) rather than growing with the
-    rows: each chunk is read, preprocessed and assigned, and handed on as the lines of the
-    assignments table (``row`` counts over the whole file, in input order).
+    rows: each chunk is read (:func:`core.data.readers.iter_table_chunks`), preprocessed and
+    assigned, and handed on as the lines of the assignments table (``row`` counts over the
+    whole file, in input order).
 
     Parameters
     ----------
@@ -532,91 +533,30 @@ def table_assignment_chunks(run: "ModelRun", path, *, format: str = "auto", id_c
         A missing feature, text or an infinite value in a feature column (naming the line),
         or a file without data rows.
     """
-    from .data import readers as R
+    from .data.readers import iter_table_chunks
     from .io.export import assignments_frame
 
-    p = R._check_path(path)
-    if run.temporal or p.is_dir() or p.suffix.lower() in R.EXCEL_SUFFIXES or format not in ("auto", "table"):
+    if run.temporal:
         return None
-    if p.stat().st_size == 0:
-        raise InputError("the file is empty; export the table again with a header and data rows", path=str(p))
-    source = R._open_source(p)
-    if isinstance(source, R._TextSource) and source.encoding.replace("-", "").lower().startswith("utf8") \
-            and not _decodes(p, source.encoding):
-        # The whole-file reader starts again as Windows text; a stream must decide first.
-        source.encoding = "cp1252"
-        source.warnings.append("The file is not UTF-8 throughout; read it as cp1252 (Windows Western European)")
-    notes = list(source.warnings)
-    plan = R._plan(source, format, id_col=id_col, time_col=time_col, var_col=var_col, value_col=value_col,
-                   features=None, labels=labels, warnings=notes)
-    if plan.fmt != "table":
+    chunks = iter_table_chunks(path, run.preprocessor.feature_names_, format=format, id_col=id_col,
+                               time_col=time_col, var_col=var_col, value_col=value_col, labels=labels)
+    if chunks is None:
         return None
-    for note in notes:
-        if warn is not None:
+    if warn is not None:
+        for note in chunks.notes:
             warn(note)
-    names = list(run.preprocessor.feature_names_)
-    numeric, onehot, missing = [], [], []
-    for j, f in enumerate(names):
-        if f in source.names:
-            numeric.append((j, f))
-        elif "=" in f and f.split("=", 1)[0] in source.names:
-            onehot.append((j, *f.split("=", 1)))
-        else:
-            missing.append(f)
-    if missing:
-        raise InputError(f"the new data lacks the model's features {', '.join(missing[:6])}; export them with "
-                         "the same column names", path=str(p))
-    text_cols = {c for _, c, _ in onehot} | ({plan.id_col} if plan.id_col else set())
 
-    def chunks():
+    def frames():
         start = 0
-        for chunk in source.frames(text_cols, None):
-            n = len(chunk)
-            values = np.empty((n, len(names)), dtype=np.float32)
-            for j, f in numeric:
-                col = R._DataColumn(f, decimal=source.decimal, precise=False)
-                col.add(chunk[f], start)
-                if col.first_text is not None:
-                    R._raise_text_in_numeric(source, col)
-                R._check_inf(source, col)
-                values[:, j] = col.values()
-            for j, c, level in onehot:
-                text, nonempty = R._as_text(chunk[c])
-                x = (text == level).astype(np.float32)
-                x[~nonempty] = np.nan
-                values[:, j] = x
-            ids = None
-            if plan.id_col:
-                key = R._KeyColumn(plan.id_col)
-                key.add(chunk[plan.id_col], start)
-                ids = R._natural_ids(key.finish(), key.codes.levels)
-            ds = Dataset(values=values, mask=~np.isnan(values), feature_names=list(names), ids=ids,
-                         id_col=plan.id_col, source=str(p))
+        for ds in chunks:
             a = run.assignments(ds)
             frame = assignments_frame(bmu=a["bmu"], grid=run.grid, proba=a["proba"], dataset=ds,
                                       probabilities=probabilities)
             frame["row"] += start
-            start += n
+            start += ds.n_samples
             yield frame
-        if start == 0:
-            raise InputError("the file has no data rows; add at least one row to map", path=str(p))
 
-    return chunks()
-
-
-def _decodes(path, encoding: str, block: int = 1 << 20) -> bool:
-    """Whether the whole file decodes as ``encoding`` (read in blocks, nothing kept)."""
-    import codecs
-
-    decoder = codecs.getincrementaldecoder(encoding)()
-    try:
-        with open(path, "rb") as fh:
-            while data := fh.read(block):
-                decoder.decode(data)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
+    return frames()
 
 
 def _read_referenced(project: Project, read_options: dict | None, base_dir) -> Dataset:

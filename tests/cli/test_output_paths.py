@@ -234,7 +234,7 @@ def test_a_second_resume_of_a_project_in_training_is_refused(work, capsys):
 
 def test_apply_streams_a_large_table_in_chunks_with_the_same_result(trained, tmp_path, capsys, monkeypatch):
     """Chunk by chunk (forced small here) gives the lines of the whole-file assignment, in order."""
-    import core.data.readers as readers
+    import core.data.readers.sources as readers
     from core.cli import _load
     from core.data.readers import read_data
     from core.io.export import assignments_frame
@@ -290,7 +290,7 @@ def test_apply_streams_a_large_table_in_chunks_with_the_same_result(trained, tmp
 
 
 def test_apply_stops_at_bad_text_in_a_later_chunk_and_writes_nothing(trained, tmp_path, capsys, monkeypatch):
-    import core.data.readers as readers
+    import core.data.readers.sources as readers
 
     _, project = trained
     rng = np.random.default_rng(8)

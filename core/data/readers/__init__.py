@@ -10,6 +10,9 @@ Entry points
     header, a preview, column kinds and suggested roles.
 :func:`estimate_memory`
     A rough figure of the memory :func:`read_data` will need, without reading the file.
+:func:`iter_table_chunks`
+    A table file as a sequence of small datasets holding given features (mapping new rows
+    with memory bounded by the chunk, not the file).
 
 Text files are sniffed (encoding UTF-8 / UTF-8 with BOM / cp1252, delimiter ``, ; tab |``,
 decimal comma, header), then parsed by pandas in chunks so that numbers become float32 early
@@ -20,12 +23,14 @@ file, the line and the column.
 The modules, one job each: :mod:`.sniff` (text files), :mod:`.sources` (one reader per file
 type, in chunks), :mod:`.columns` (chunks into codes and numbers), :mod:`.infer` (roles from
 names and contents), :mod:`.plan` (roles from options and inference), :mod:`.tables` and
-:mod:`.series` (building the dataset), :mod:`.read` (the entry points).
+:mod:`.series` (building the dataset), :mod:`.read` (the entry points), :mod:`.stream`
+(a table in chunks with given features).
 """
 
 from ..inspection import FileInspection
 from .infer import MAX_CATEGORY_LEVELS
 from .read import FORMATS, estimate_memory, inspect_file, read_data
+from .stream import TableChunks, iter_table_chunks
 
-__all__ = ["read_data", "inspect_file", "estimate_memory", "FileInspection", "FORMATS",
-           "MAX_CATEGORY_LEVELS"]
+__all__ = ["read_data", "inspect_file", "estimate_memory", "iter_table_chunks", "TableChunks",
+           "FileInspection", "FORMATS", "MAX_CATEGORY_LEVELS"]

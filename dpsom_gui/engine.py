@@ -48,6 +48,18 @@ class Engine:
 
         return propose_config(dataset, preset=preset)
 
+    def grid_problem(self, n_points: int, grid, unit: str = "rows") -> str:
+        """Why ``grid`` cannot be trained on ``n_points`` points ("" when it can): the same
+        check a run makes before it starts (``core.data.validation.check_grid_size``)."""
+        from core.data.validation import check_grid_size
+        from core.errors import InputError
+
+        try:
+            check_grid_size(int(n_points), grid, what="This data set", unit=unit)
+        except InputError as exc:
+            return str(exc)
+        return ""
+
     def make_config(self, model: str, preset: str, **changes):
         from core.config import make_config
 

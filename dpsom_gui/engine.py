@@ -8,6 +8,8 @@ exercised without real training.
 
 from __future__ import annotations
 
+import sys
+
 __all__ = ["Engine"]
 
 
@@ -28,6 +30,13 @@ class Engine:
         import core.workflow  # noqa: F401
 
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+    def is_ready(self) -> bool:
+        """True once the training stack is imported, so that asking for an estimate costs
+        milliseconds instead of a multi-second import on the GUI thread."""
+        module = sys.modules.get("core.workflow")
+        spec = getattr(module, "__spec__", None)
+        return module is not None and not getattr(spec, "_initializing", False)
 
     # ---------------------------------------------------------------- models
     def make_run(self, dataset, config, preprocessing=None):

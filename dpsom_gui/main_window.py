@@ -221,6 +221,12 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _checked=False, p=path: actions.open_project(self, p))
         self.recent_menu.setEnabled(bool(files))
 
+    def set_devices(self, devices: list[dict]) -> None:
+        """Offer the devices found once the engine is ready, and estimate the training now
+        that it costs nothing on the GUI thread."""
+        self.training_panel.set_devices(devices)
+        self._estimate_timer.start()
+
     def apply_preferences(self) -> None:
         for view in (self.map_view, self.loss_view):
             view.set_refresh_rate(self.prefs.refresh_hz)

@@ -489,14 +489,14 @@ class Session(QObject):
         grid = config.grid
         cells, suggested = grid.height * grid.width, proposal.height * proposal.width
         if ds.is_series:
-            what = f"{ds.n_samples:,} patients ({ds.n_points:,} time points)"
+            what = f"{ds.n_samples:,} patients, {ds.n_points:,} time points"
         else:
             what = f"{ds.n_points:,} rows"
         problem = self.engine.grid_problem(ds.n_points, grid, "time points" if ds.is_series else "rows")
         if problem:
             return "error", problem, proposal
         if cells > 2 * suggested:
-            return ("warning", f"{grid.height}x{grid.width} = {cells:,} cells for {what}: many cells will stay "
+            return ("warning", f"{grid.height}x{grid.width} = {cells:,} cells for {what}. Many cells will stay "
                     f"empty or hold a single patient, and the map becomes hard to read. These data suggest "
                     f"{proposal.height}x{proposal.width}.", proposal)
         return "", f"These data ({what}) suggest {proposal.height}x{proposal.width}.", proposal
@@ -508,7 +508,7 @@ class Session(QObject):
 
     def estimate(self, config=None) -> dict | None:
         """Time and memory a training with ``config`` would take, or None if unknown."""
-        if self.dataset is None:
+        if self.dataset is None or not self.engine.is_ready():
             return None
         try:
             return dict(self.engine.make_run(self.dataset, config or self.config, self.preprocessing).estimate())

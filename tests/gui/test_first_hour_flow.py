@@ -13,7 +13,6 @@ from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication
 
-from core.grid import SOMGrid
 from dpsom_gui import actions
 from dpsom_gui.app import create_window
 from dpsom_gui.session import TrainingState
@@ -307,7 +306,7 @@ def test_a_reopened_trained_project_says_it_is_trained(window, qtbot, answers, t
 
 
 def test_a_reopened_partly_trained_project_offers_resume(prefs, qtbot, answers, tmp_path):
-    window = make_window(qtbot, prefs, FakeEngine(delay=0.01))
+    window = make_window(qtbot, prefs, FakeEngine(delay=0.02, phases=(("pretrain", 20, 5),)))
     actions.open_demo(window)
     window.training_panel.start_button.click()
     qtbot.waitUntil(lambda: len(window.session.history) >= 3, timeout=5000)

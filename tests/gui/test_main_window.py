@@ -85,7 +85,8 @@ def test_training_from_the_panel_updates_views_and_locks_settings(window, qtbot)
 
 
 def test_pause_resume_and_stop_from_the_menu(prefs, qtbot, answers):
-    window = make_window(qtbot, prefs, FakeEngine(delay=0.01))
+    # long enough (2 s) that a loaded machine cannot finish it before Stop is pressed
+    window = make_window(qtbot, prefs, FakeEngine(delay=0.02, phases=(("pretrain", 20, 5),)))
     try:
         actions.open_demo(window)
         window.actions["start"].trigger()

@@ -358,7 +358,6 @@ def main(argv: list[str] | None = None) -> int:
     log_path = setup_logging(prefs.log_directory())
     log.info("DPSOM Studio starting")
     window = create_window(prefs, log_path=str(log_path))
-    warm_up = start_warm_up(window.session.engine, window.set_devices)  # noqa: F841 - keep alive
 
     def report(exc: BaseException) -> None:
         import traceback
@@ -370,11 +369,17 @@ def main(argv: list[str] | None = None) -> int:
     relay = install_excepthooks(report)  # noqa: F841 - must live while the app runs
     window.show()
 
+    warm_up = []
+
     def open_initial() -> None:
         if args.demo:
             actions.open_demo(window)
         elif args.file:
             actions.open_project(window, args.file)
+        # Only now: importing the training stack holds the interpreter lock for seconds, and
+        # run beside the first filling of the views it made every Qt callback wait for it
+        # (the window stayed blank for over 10 s).
+        warm_up.append(start_warm_up(window.session.engine, window.set_devices))
 
     QTimer.singleShot(0, open_initial)
     status = app.exec()

@@ -291,8 +291,10 @@ class ImportWorker(QObject):
             self.cancelled.emit()
             return
         shape = getattr(getattr(dataset, "values", None), "shape", None)
-        log.info("reading finished: %s in %.1f s", f"shape {shape}" if shape else type(dataset).__name__,
-                 time.perf_counter() - started)
+        if shape is not None:
+            log.info("import finished: shape %s in %.1f s", shape, time.perf_counter() - started)
+        else:
+            log.info("reading finished in %.1f s", time.perf_counter() - started)
         self.loaded.emit(dataset)
         self.finished.emit()
 

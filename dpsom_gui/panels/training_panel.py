@@ -58,6 +58,9 @@ def _dspin(lo: float, hi: float, decimals: int, tip: str, step: float = 0.1) -> 
 def _combo(items, tip: str) -> QComboBox:
     box = QComboBox()
     box.setToolTip(tip)
+    # Long item texts must not set the panel's width (it would be clipped or scroll sideways).
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(10)
     for item in items:
         value, text = item[0], item[1]
         box.addItem(text, value)
@@ -281,6 +284,7 @@ class TrainingPanel(QWidget):
         content.installEventFilter(scroll)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 8)
@@ -295,7 +299,7 @@ class TrainingPanel(QWidget):
         bottom.addWidget(self.progress_bar)
         bottom.addWidget(self._detail)
         layout.addLayout(bottom)
-        self.setMinimumSize(340, 420)
+        self.setMinimumSize(350, 420)
 
         b.changed.connect(self._on_binder_changed)
         self._update_enabled()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
                                QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
@@ -402,17 +402,20 @@ class TrainingPanel(QWidget):
 
     # -------------------------------------------------------------- internal
     def _validate(self) -> bool:
-        problem = self._side_problem()
-        if not problem:
+        side = self._side_problem()
+        problem = ""
+        if not side:
             try:
                 self.binder.config().validate()
             except ValueError as exc:
                 problem = f"Please check the settings: {exc}"
         self._error.setText(problem)
         self._error.setVisible(bool(problem))
-        self._show_grid_advice(bool(problem))
-        self._update_enabled(valid=not problem and self._advice[0] != "error")
-        return not problem
+        if problem:  # said where it can be read, not somewhere below the visible part
+            self.scroll.ensureWidgetVisible(self._error)
+        self._show_grid_advice(side)
+        self._update_enabled(valid=not (side or problem) and self._advice[0] != "error")
+        return not (side or problem)
 
     def _side_problem(self) -> str:
         for name, word in (("grid.height", "Rows"), ("grid.width", "Columns")):
@@ -422,17 +425,25 @@ class TrainingPanel(QWidget):
                         f"Type {MAX_SIDE} or less.")
         return ""
 
-    def _show_grid_advice(self, side_problem: bool) -> None:
+    def _show_grid_advice(self, side_problem: str) -> None:
+        """The sentence under the map size: a problem with the typed size, or what the data
+        say about it, always followed by the limits of the fields."""
         level, text, proposal = self._advice
         shown = self.binder.config().grid
-        if side_problem:  # the problem above the buttons says it all; the data's view waits
-            level, text = "", ""
-        self.grid_hint.setText(" ".join(part for part in (text, _SIDE_LIMITS) if part))
+        if side_problem:  # the data's view of a size that cannot be trained would not help
+            level, text = "error", side_problem
+        shown_text = " ".join(part for part in (text, _SIDE_LIMITS) if part)
+        if level and shown_text != self.grid_hint.text():  # a new problem is brought into view
+            QTimer.singleShot(0, self, self._bring_grid_hint_into_view)  # once the layout has its new height
+        self.grid_hint.setText(shown_text)
         self.grid_hint.setStyleSheet(_ERROR_STYLE if level == "error" else _WARNING_STYLE if level == "warning" else "")
         self.suggest_button.setVisible(
             proposal is not None and (shown.height, shown.width) != (proposal.height, proposal.width))
         if proposal is not None:
             self.suggest_button.setText(f"Use the suggested size ({proposal.height}x{proposal.width})")
+
+    def _bring_grid_hint_into_view(self) -> None:
+        self.scroll.ensureWidgetVisible(self.grid_hint, 0, 8)
 
     def _on_suggest_button_clicked(self) -> None:
         proposal = self._advice[2]
@@ -444,7 +455,7 @@ class TrainingPanel(QWidget):
 
     def _update_enabled(self, valid: bool | None = None) -> None:
         if valid is None:
-            valid = not self._error.isVisible() and self._advice[0] != "error"
+            valid = not self._error.isVisible() and not self._side_problem() and self._advice[0] != "error"
         s = self._state
         self.binder.set_enabled(s in ("idle", "no_data"))
         self.start_button.setEnabled(s == "idle" and valid)

@@ -253,10 +253,14 @@ def test_typing_200_stays_200_and_is_explained(window, qtbot):
     rows = panel.binder.widget("grid.height")
     type_into(qtbot, rows, "200")
     assert rows.value() == 200 and panel.config().grid.height == 200  # never clamped silently
-    assert panel._error.isVisible() and "200" in panel._error.text() and "64" in panel._error.text()
+    hint = panel.grid_hint
+    qtbot.wait(20)
+    assert hint.isVisible() and "200 is more than 64" in hint.text()  # said next to the field
+    assert panel.scroll.viewport().rect().contains(hint.geometry().translated(
+        hint.parentWidget().mapTo(panel.scroll.viewport(), QPoint(0, 0))).center())
     assert not panel.start_button.isEnabled()
     type_into(qtbot, rows, "6")
-    assert not panel._error.isVisible() and panel.start_button.isEnabled()
+    assert "more than" not in hint.text() and panel.start_button.isEnabled()
 
 
 def test_a_map_larger_than_the_data_is_refused_before_start(window, qtbot):
@@ -346,7 +350,11 @@ def test_buttons_stay_put_when_the_status_line_wraps_or_a_problem_shows(window, 
     panel.set_estimate({"seconds": 4000, "memory_bytes": 2**31, "device": "a very long device name " * 3})
     assert positions() == before
     type_into(qtbot, panel.binder.widget("grid.height"), "200")
-    assert panel._error.isVisible() and positions() == before
+    assert "more than 64" in panel.grid_hint.text() and positions() == before
+    panel.binder.widget("train.batch_size").setValue(1)
+    panel.binder.widget("network.latent_dim").setValue(2)
+    panel.binder.widget("weights.kl").setValue(0)
+    assert positions() == before
 
 
 def test_typing_grid_sizes_never_scrolls_the_panel_sideways(window, qtbot):

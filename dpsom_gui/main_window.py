@@ -128,8 +128,9 @@ class MainWindow(QMainWindow):
         geometry = prefs.window_geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1280, 820)
+        else:  # never taller or wider than the screen: the status bar must stay in view
+            room = self.screen().availableGeometry() if self.screen() is not None else None
+            self.resize(min(1280, room.width()) if room else 1280, min(820, room.height()) if room else 820)
 
     def all_docks(self) -> list[QDockWidget]:
         """Every dock: the window's own and the exploring views'."""
@@ -340,6 +341,7 @@ class MainWindow(QMainWindow):
 
     def _on_session_loading_started(self, what: str) -> None:
         self.start_panel.set_busy(what)
+        self.training_panel.set_message(what)  # in view when the workspace hides the start page
         self.busy_bar.setVisible(True)
         self.statusBar().showMessage(what)
         QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)

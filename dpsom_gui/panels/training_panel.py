@@ -299,7 +299,7 @@ class TrainingPanel(QWidget):
         bottom.addWidget(self.progress_bar)
         bottom.addWidget(self._detail)
         layout.addLayout(bottom)
-        self.setMinimumSize(350, 420)
+        self.setMinimumSize(350, 300)  # the settings scroll; 1280x800 must hold every dock
 
         b.changed.connect(self._on_binder_changed)
         self._update_enabled()

@@ -223,10 +223,17 @@ def test_opening_a_project_reads_on_a_worker_and_reports_a_broken_file(prefs, qt
     assert ok and engine.read_in == [False] and np.percentile(gaps, 99) < 200
     assert window.session.run.is_complete
 
+    seen = []
+    QTimer.singleShot(100, lambda: seen.append((window.training_panel.status_text(), window.busy_bar.isVisible(),
+                                                window.training_panel.start_button.isEnabled())))
+    assert actions.open_demo(window)  # from the workspace, where the start page is hidden
+    assert seen == [("Opening the demo cohort…", True, False)]
+
     bad = tmp_path / "broken.h5"
     bad.write_bytes(b"not hdf5")
+    shown = window.session.dataset
     assert not actions.open_project(window, str(bad))
-    assert window.session.path == str(path)  # the open project stays
+    assert window.session.dataset is shown  # the open project stays
     assert "broken.h5" in window.error_dialogs[-1].message_label.text()
     assert window.start_panel.demo_button.isEnabled() and window.actions["open"].isEnabled()
     window.session.shutdown()

@@ -56,7 +56,10 @@ def ask_replace_model(window) -> str:
     box = QMessageBox(window)
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Train a new map?")
-    box.setText("This project already holds a trained map. What should happen to it?")
+    if getattr(session.run, "is_complete", False):
+        box.setText("This project already holds a trained map. What should happen to it?")
+    else:
+        box.setText("This project holds a partly trained map (Resume continues it). Start a new one instead?")
     unsaved = session.dirty or session.path is None
     box.setInformativeText(
         ("The current map is not saved: replacing it loses it. " if unsaved else "")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
                                QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
@@ -34,6 +34,22 @@ _PRESETS = (
     ("paper", "Paper", "The sizes and schedule of the original publication; meant for a graphics card "
                        "and can take hours."),
 )
+
+
+class _WheelGuard(QObject):
+    """Lets the mouse wheel scroll the settings instead of changing the field under the
+    pointer (a scroll over the form changed values unseen); a field the user clicked into
+    (focused) still takes the wheel."""
+
+    def __init__(self, scroll: QScrollArea, parent: QObject) -> None:
+        super().__init__(parent)
+        self._scroll = scroll
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.Wheel and not obj.hasFocus():
+            QApplication.sendEvent(self._scroll.verticalScrollBar(), event)
+            return True
+        return False
 
 
 def _spin(lo: int, hi: int, tip: str, special: str | None = None, step: int = 1) -> QSpinBox:
@@ -300,6 +316,11 @@ class TrainingPanel(QWidget):
         bottom.addWidget(self._detail)
         layout.addLayout(bottom)
         self.setMinimumSize(350, 300)  # the settings scroll; 1280x800 must hold every dock
+
+        self._wheel_guard = _WheelGuard(scroll, self)
+        for name in b.names():
+            b.widget(name).setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            b.widget(name).installEventFilter(self._wheel_guard)
 
         b.changed.connect(self._on_binder_changed)
         self._update_enabled()

@@ -379,6 +379,26 @@ def test_typing_grid_sizes_never_scrolls_the_panel_sideways(window, qtbot):
     assert left >= 0
 
 
+def test_the_wheel_scrolls_the_settings_instead_of_changing_them(window, qtbot):
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QWheelEvent
+
+    actions.open_demo(window)
+    panel = window.training_panel
+    window.docks["training"].setFloating(True)
+    window.docks["training"].resize(360, 420)
+    qtbot.wait(20)
+    field = panel.binder.widget("train.epochs_pretrain")
+    panel.scroll.ensureWidgetVisible(field)
+    before, bar = field.value(), panel.scroll.verticalScrollBar()
+    position = bar.value()
+    centre = QPointF(field.rect().center())
+    wheel = QWheelEvent(centre, QPointF(field.mapToGlobal(field.rect().center())), QPoint(0, 0), QPoint(0, -120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(field, wheel)
+    assert field.value() == before and bar.value() > position
+
+
 # --------------------------------------------------- 18. checkpoints from a snapshot
 class GatedEngine(FakeEngine):
     """A checkpoint's model copy waits until the test has changed the GUI-side state."""

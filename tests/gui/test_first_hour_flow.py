@@ -11,7 +11,7 @@ import pytest
 from gui_fakes import FakeEngine, make_series
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QScrollArea
 
 from dpsom_gui import actions
 from dpsom_gui.app import create_window
@@ -367,15 +367,21 @@ def test_buttons_stay_put_when_the_status_line_wraps_or_a_problem_shows(window, 
 def test_typing_grid_sizes_never_scrolls_the_panel_sideways(window, qtbot):
     actions.open_demo(window)
     panel = window.training_panel
+    scroll = panel.findChild(QScrollArea)
+    font = panel.font()  # the fonts of a desktop (wider than the test platform's) widen the form
+    font.setPointSizeF(font.pointSizeF() * 1.3)
+    panel.setFont(font)
     window.docks["training"].setFloating(True)
     window.docks["training"].resize(300, 600)
     qtbot.wait(20)
     type_into(qtbot, panel.binder.widget("grid.width"), "200")
     type_into(qtbot, panel.binder.widget("grid.height"), "150")
+    for _ in range(12):  # on through the form with Tab, as a user does after typing
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
     QApplication.processEvents()
-    assert panel.scroll.horizontalScrollBar().value() == 0
-    assert panel.scroll.widget().width() <= panel.scroll.viewport().width()
-    left = panel.binder.widget("grid.height").mapTo(panel.scroll.viewport(), QPoint(0, 0)).x()
+    assert scroll.horizontalScrollBar().value() == 0
+    assert scroll.widget().width() <= scroll.viewport().width()
+    left = panel.binder.widget("grid.height").mapTo(scroll.viewport(), QPoint(0, 0)).x()
     assert left >= 0
 
 
@@ -385,12 +391,13 @@ def test_the_wheel_scrolls_the_settings_instead_of_changing_them(window, qtbot):
 
     actions.open_demo(window)
     panel = window.training_panel
+    scroll = panel.findChild(QScrollArea)
     window.docks["training"].setFloating(True)
     window.docks["training"].resize(360, 420)
     qtbot.wait(20)
     field = panel.binder.widget("train.epochs_pretrain")
-    panel.scroll.ensureWidgetVisible(field)
-    before, bar = field.value(), panel.scroll.verticalScrollBar()
+    scroll.ensureWidgetVisible(field)
+    before, bar = field.value(), scroll.verticalScrollBar()
     position = bar.value()
     centre = QPointF(field.rect().center())
     wheel = QWheelEvent(centre, QPointF(field.mapToGlobal(field.rect().center())), QPoint(0, 0), QPoint(0, -120),

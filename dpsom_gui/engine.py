@@ -8,8 +8,6 @@ exercised without real training.
 
 from __future__ import annotations
 
-import sys
-
 __all__ = ["Engine"]
 
 
@@ -30,13 +28,13 @@ class Engine:
         import core.workflow  # noqa: F401
 
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        self._warm = True
 
     def is_ready(self) -> bool:
-        """True once the training stack is imported, so that asking for an estimate costs
-        milliseconds instead of a multi-second import on the GUI thread."""
-        module = sys.modules.get("core.workflow")
-        spec = getattr(module, "__spec__", None)
-        return module is not None and not getattr(spec, "_initializing", False)
+        """True once :meth:`warm_up` has finished, so that asking for an estimate costs
+        milliseconds. Before, the GUI thread's first torch call could wait on an import the
+        warm-up thread holds (seconds)."""
+        return getattr(self, "_warm", False)
 
     # ---------------------------------------------------------------- models
     def make_run(self, dataset, config, preprocessing=None):

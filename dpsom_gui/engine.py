@@ -28,6 +28,10 @@ class Engine:
         import core.workflow  # noqa: F401
 
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        # The first estimate measures this machine's speed (a 0.05 s probe, kept afterwards):
+        # measured here, later estimates on the GUI thread take a few milliseconds.
+        small = self.demo("test")
+        self.make_run(small, self.propose_config(small)).estimate()
         self._warm = True
 
     def is_ready(self) -> bool:

@@ -165,6 +165,7 @@ class Heartbeat:
         self.first_beat_s: float | None = None
         self._clock = QElapsedTimer()
         self._last = 0.0
+        self._last_phase = ""
         self._timer = QTimer()
         self._timer.setTimerType(self._timer.timerType().PreciseTimer)
         self._timer.setInterval(beat_ms)
@@ -182,10 +183,12 @@ class Heartbeat:
         if self.first_beat_s is None:
             self.first_beat_s = now / 1000
         delay = max(0.0, now - self._last - self.beat_ms)
-        self.delays.setdefault(self.phase, []).append(delay)
+        # A late beat belongs to the phase in which the wait began (the previous beat's).
+        phase = self._last_phase or self.phase
+        self.delays.setdefault(phase, []).append(delay)
         if delay > 50 and os.environ.get("DPSOM_BENCH_DEBUG"):
-            print(f"  late beat in {self.phase} at {now / 1000:.2f} s: {delay:.0f} ms")
-        self._last = now
+            print(f"  late beat in {phase} at {now / 1000:.2f} s: {delay:.0f} ms")
+        self._last, self._last_phase = now, self.phase
 
 
 def make_project(args) -> int:

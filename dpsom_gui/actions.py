@@ -21,7 +21,8 @@ from .resources import icon
 
 __all__ = ["ACTIONS", "ActionSpec", "build_actions", "new_project", "open_project", "save_project",
            "save_project_as", "import_data", "open_demo", "start_or_resume", "pause_training",
-           "stop_training", "show_preferences", "confirm_discard", "ask_save_changes",
+           "stop_training", "show_preferences", "confirm_discard", "ask_save_changes", "ask_replace_model",
+           "wait_for_loading",
            "export_assignments", "export_node_summary", "export_selection", "export_view_picture",
            "export_animation", "show_user_guide", "show_about", "ask_export_path", "PICTURE_VIEWS",
            "PROJECT_FILTER", "DATA_FILTER"]
@@ -47,6 +48,30 @@ def ask_save_changes(window) -> str:
     box.exec()
     clicked = box.clickedButton()
     return "save" if clicked is save else "discard" if clicked is discard else "cancel"
+
+
+def ask_replace_model(window) -> str:
+    """Ask before training over a trained map: "keep", "new_project" or "replace"."""
+    session = window.session
+    box = QMessageBox(window)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Train a new map?")
+    if getattr(session.run, "is_complete", False):
+        box.setText("This project already holds a trained map. What should happen to it?")
+    else:
+        box.setText("This project holds a partly trained map (Resume continues it). Start a new one instead?")
+    unsaved = session.dirty or session.path is None
+    box.setInformativeText(
+        ("The current map is not saved: replacing it loses it. " if unsaved else "")
+        + "A new project keeps the current one as it is and trains with the same data and settings.")
+    keep = box.addButton("Keep the current map", QMessageBox.ButtonRole.RejectRole)
+    new = box.addButton("Train in a new project", QMessageBox.ButtonRole.AcceptRole)
+    replace = box.addButton("Replace the map", QMessageBox.ButtonRole.DestructiveRole)
+    box.setDefaultButton(keep)
+    box.setEscapeButton(keep)
+    box.exec()
+    clicked = box.clickedButton()
+    return "new_project" if clicked is new else "replace" if clicked is replace else "keep"
 
 
 def ask_stop_training(window) -> bool:
@@ -91,6 +116,31 @@ def _remember_directory(window, path: str) -> None:
     window.prefs.set("last_directory", str(Path(path).resolve().parent))
 
 
+def wait_for_loading(window, start) -> bool:
+    """Call ``start()`` (which begins a background read in the session) and keep the event
+    loop running until the session's ``loading_ended``: the window stays drawn and shows it
+    is busy while the file is read on a worker thread. True when the new project arrived."""
+    from PySide6.QtCore import QEventLoop
+
+    session = window.session
+    loop = QEventLoop()
+    outcome = {"loaded": False}
+
+    def loaded() -> None:
+        outcome["loaded"] = True
+
+    session.project_loaded.connect(loaded)
+    session.loading_ended.connect(loop.quit)
+    try:
+        start()
+        if session.is_loading:
+            loop.exec()
+    finally:
+        session.project_loaded.disconnect(loaded)
+        session.loading_ended.disconnect(loop.quit)
+    return outcome["loaded"]
+
+
 # ------------------------------------------------------------------------ project
 def new_project(window) -> None:
     if confirm_discard(window):
@@ -108,14 +158,14 @@ def open_project(window, path: str | None = None) -> bool:
         return import_data(window, path, confirmed=True)
     _remember_directory(window, path)
     try:
-        window.session.open_project(path)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, the app carries on
+        opened = wait_for_loading(window, lambda: window.session.open_project_in_background(path))
+    except Exception as exc:  # noqa: BLE001 - e.g. still training; reported, the app carries on
         window.show_error("Cannot open the project", str(exc), _traceback(exc))
-        window.prefs.remove_recent_file(path)
-        window.refresh_recent_files()
         return False
+    if not opened:  # the session reported why (loading_failed) and kept the current project
+        window.prefs.remove_recent_file(path)
     window.refresh_recent_files()
-    return True
+    return opened
 
 
 def save_project(window) -> bool:
@@ -208,17 +258,29 @@ def open_demo(window, size: str = "demo") -> bool:
     if not confirm_discard(window):
         return False
     try:
-        window.session.open_demo(size)
+        return wait_for_loading(window, lambda: window.session.open_demo_in_background(size))
     except Exception as exc:  # noqa: BLE001
         window.show_error("The demo could not be opened", str(exc), _traceback(exc))
         return False
-    return True
 
 
 # ----------------------------------------------------------------------- training
 def start_training(window, config=None) -> bool:
+    """Train a new model; a trained map is never replaced without asking (and saving first
+    when the user wants it kept in its own project)."""
+    session = window.session
+    if session.is_trained:
+        answer = ask_replace_model(window)
+        if answer == "keep":
+            return False
+        if answer == "new_project":
+            if session.dirty or session.path is None:
+                choice = ask_save_changes(window)
+                if choice == "cancel" or (choice == "save" and not save_project(window)):
+                    return False
+            session.start_new_run_project()
     try:
-        window.session.start_training(config)
+        session.start_training(config)
     except Exception as exc:  # noqa: BLE001
         window.show_error("Training could not start", str(exc), _traceback(exc))
         return False

@@ -96,8 +96,22 @@ def install_excepthooks(report):
     return relay
 
 
-def start_warm_up(engine) -> threading.Thread:
-    """Run :meth:`Engine.warm_up` in a daemon thread, so the first training starts smoothly."""
+def start_warm_up(engine, on_devices=None) -> threading.Thread:
+    """Run :meth:`Engine.warm_up` in a daemon thread, so the first training starts smoothly.
+
+    Then, if ``on_devices`` is given, the devices training can use are found in the same
+    thread (that needs PyTorch, whose import would otherwise keep the window from being
+    drawn) and handed to ``on_devices(list)`` in the GUI thread.
+    """
+    relay = None
+    if on_devices is not None:
+        from PySide6.QtCore import QObject, Signal
+
+        class _Relay(QObject):
+            found = Signal(object)
+
+        relay = _Relay()
+        relay.found.connect(on_devices)
 
     def warm() -> None:
         started = time.perf_counter()
@@ -107,8 +121,16 @@ def start_warm_up(engine) -> threading.Thread:
             log.warning("engine warm-up failed: %s", type(exc).__name__)
         else:
             log.info("engine ready after %.1f s", time.perf_counter() - started)
+        if relay is not None:
+            try:
+                devices = engine.available_devices()
+            except Exception as exc:  # noqa: BLE001 - "Automatic" stays the only choice
+                log.warning("device detection failed: %s", type(exc).__name__)
+            else:
+                relay.found.emit(devices)
 
     thread = threading.Thread(target=warm, name="engine-warm-up", daemon=True)
+    thread.relay = relay  # keeps the relay alive as long as the thread object
     thread.start()
     return thread
 
@@ -336,7 +358,6 @@ def main(argv: list[str] | None = None) -> int:
     log_path = setup_logging(prefs.log_directory())
     log.info("DPSOM Studio starting")
     window = create_window(prefs, log_path=str(log_path))
-    start_warm_up(window.session.engine)
 
     def report(exc: BaseException) -> None:
         import traceback
@@ -348,11 +369,17 @@ def main(argv: list[str] | None = None) -> int:
     relay = install_excepthooks(report)  # noqa: F841 - must live while the app runs
     window.show()
 
+    warm_up = []
+
     def open_initial() -> None:
         if args.demo:
             actions.open_demo(window)
         elif args.file:
             actions.open_project(window, args.file)
+        # Only now: importing the training stack holds the interpreter lock for seconds, and
+        # run beside the first filling of the views it made every Qt callback wait for it
+        # (the window stayed blank for over 10 s).
+        warm_up.append(start_warm_up(window.session.engine, window.set_devices))
 
     QTimer.singleShot(0, open_initial)
     status = app.exec()

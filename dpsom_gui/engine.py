@@ -28,6 +28,17 @@ class Engine:
         import core.workflow  # noqa: F401
 
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        # The first estimate measures this machine's speed (a 0.05 s probe, kept afterwards):
+        # measured here, later estimates on the GUI thread take a few milliseconds.
+        small = self.demo("test")
+        self.make_run(small, self.propose_config(small)).estimate()
+        self._warm = True
+
+    def is_ready(self) -> bool:
+        """True once :meth:`warm_up` has finished, so that asking for an estimate costs
+        milliseconds. Before, the GUI thread's first torch call could wait on an import the
+        warm-up thread holds (seconds)."""
+        return getattr(self, "_warm", False)
 
     # ---------------------------------------------------------------- models
     def make_run(self, dataset, config, preprocessing=None):
@@ -47,6 +58,18 @@ class Engine:
         from core.workflow import propose_config
 
         return propose_config(dataset, preset=preset)
+
+    def grid_problem(self, n_points: int, grid, unit: str = "rows") -> str:
+        """Why ``grid`` cannot be trained on ``n_points`` points ("" when it can): the same
+        check a run makes before it starts (``core.data.validation.check_grid_size``)."""
+        from core.data.validation import check_grid_size
+        from core.errors import InputError
+
+        try:
+            check_grid_size(int(n_points), grid, what="This data set", unit=unit)
+        except InputError as exc:
+            return str(exc)
+        return ""
 
     def make_config(self, model: str, preset: str, **changes):
         from core.config import make_config

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QStackedWidget, QToolBar, QWidget
+from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, QProgressBar, QStackedWidget,
+                               QToolBar, QWidget)
 
 from . import actions
 from .data_summary import summarise_variables
@@ -15,7 +16,7 @@ from .exploring_views import Exploration
 from .panels.start_panel import StartPanel
 from .panels.training_panel import TrainingPanel
 from .resources import icon
-from .session import Session
+from .session import Session, TrainingState
 from .settings import Preferences
 from .views.data_view import DataView
 from .views.loss_view import LossView
@@ -106,6 +107,11 @@ class MainWindow(QMainWindow):
         self.menuBar().insertMenu(self.menuBar().actions()[1], self._view_menu())
         self._state_label = QLabel("")
         self.statusBar().addPermanentWidget(self._state_label)
+        self.busy_bar = QProgressBar()  # moves without a known end while a file is read
+        self.busy_bar.setRange(0, 0)
+        self.busy_bar.setMaximumWidth(160)
+        self.busy_bar.setVisible(False)
+        self.statusBar().addPermanentWidget(self.busy_bar)
 
         self._estimate_timer = QTimer(self)
         self._estimate_timer.setSingleShot(True)
@@ -114,15 +120,17 @@ class MainWindow(QMainWindow):
 
         self._connect()
         self.exploration.attach()
-        self.training_panel.set_devices(session.devices())
+        # Devices are found once the engine is imported (see app.start_warm_up): asking here
+        # would import PyTorch before the window is ever drawn.
         self.refresh_recent_files()
         self._update_title()
         self._update_actions()
         geometry = prefs.window_geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1280, 820)
+        else:  # never taller or wider than the screen: the status bar must stay in view
+            room = self.screen().availableGeometry() if self.screen() is not None else None
+            self.resize(min(1280, room.width()) if room else 1280, min(820, room.height()) if room else 820)
 
     def all_docks(self) -> list[QDockWidget]:
         """Every dock: the window's own and the exploring views'."""
@@ -163,6 +171,9 @@ class MainWindow(QMainWindow):
         s.training_cancelled.connect(self._on_session_training_cancelled)
         s.training_failed.connect(self._on_session_training_failed)
         s.import_failed.connect(self._on_session_import_failed)
+        s.loading_started.connect(self._on_session_loading_started)
+        s.loading_failed.connect(self._on_session_loading_failed)
+        s.loading_ended.connect(self._on_session_loading_ended)
         s.dirty_changed.connect(self._update_title)
         s.path_changed.connect(self._update_title)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
@@ -211,6 +222,12 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _checked=False, p=path: actions.open_project(self, p))
         self.recent_menu.setEnabled(bool(files))
 
+    def set_devices(self, devices: list[dict]) -> None:
+        """Offer the devices found once the engine is ready, and estimate the training now
+        that it costs nothing on the GUI thread."""
+        self.training_panel.set_devices(devices)
+        self._estimate_timer.start()
+
     def apply_preferences(self) -> None:
         for view in (self.map_view, self.loss_view):
             view.set_refresh_rate(self.prefs.refresh_hz)
@@ -222,16 +239,16 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         s = self.session
-        state = s.state
-        busy = state in ("running", "paused", "stopping")
-        self.actions["start"].setEnabled(state == "idle" or state == "paused")
-        self.actions["pause"].setEnabled(state == "running")
-        self.actions["stop"].setEnabled(state in ("running", "paused"))
+        state, loading = s.state, s.is_loading
+        busy = state in (TrainingState.RUNNING, TrainingState.PAUSED, TrainingState.STOPPING)
+        self.actions["start"].setEnabled(not loading and state in (TrainingState.IDLE, TrainingState.PAUSED))
+        self.actions["pause"].setEnabled(state == TrainingState.RUNNING)
+        self.actions["stop"].setEnabled(state in (TrainingState.RUNNING, TrainingState.PAUSED))
         for name in ("new", "open", "import", "demo"):
-            self.actions[name].setEnabled(state != "stopping")
-        self.actions["save"].setEnabled(s.dataset is not None and state != "stopping")
-        self.actions["save_as"].setEnabled(s.dataset is not None and state != "stopping")
-        self.training_panel.set_state(state)
+            self.actions[name].setEnabled(state != TrainingState.STOPPING and not loading)
+        for name in ("save", "save_as"):
+            self.actions[name].setEnabled(s.dataset is not None and state != TrainingState.STOPPING and not loading)
+        self.training_panel.set_state(TrainingState.NO_DATA if loading else state)
         self.training_panel.set_resumable(s.can_resume)
         self._state_label.setText({"running": "Training…", "paused": "Training paused",
                                    "stopping": "Stopping…"}.get(state, ""))
@@ -249,7 +266,7 @@ class MainWindow(QMainWindow):
         self.loss_view.clear()
         self.loss_view.append([_HistoryRecord(row) for row in self.session.history])
         self.loss_view.flush()
-        self.training_panel.reset_progress()
+        self._show_run_status()
         self.refresh_recent_files()
         self._update_actions()
 
@@ -260,8 +277,19 @@ class MainWindow(QMainWindow):
         self.training_panel.set_suggestion(self.session.model_suggestion())
         self._update_actions()
 
+    def _show_run_status(self) -> None:
+        """What the training panel says about a model that was not trained in this sitting."""
+        run, panel = self.session.run, self.training_panel
+        if not self.session.is_trained:
+            panel.reset_progress()
+        elif getattr(run, "is_complete", False):
+            panel.reset_progress("Trained model loaded: training had finished.", fraction=1.0)
+        else:
+            panel.reset_progress("Partly trained model loaded. Press Resume (F5) to continue training.")
+
     def _on_session_config_changed(self, config) -> None:
         self.training_panel.set_config(config)
+        self.training_panel.set_grid_advice(*self.session.grid_advice(config))
         if not self.session.results:
             self.map_view.set_grid(config.grid)
         self._estimate_timer.start()
@@ -301,19 +329,39 @@ class MainWindow(QMainWindow):
     def _on_session_training_cancelled(self) -> None:
         self.training_panel.set_message("Training stopped. Press Resume (F5) to continue it.")
 
-    def _on_session_training_failed(self, text: str) -> None:
-        message, details = split_failure(text)
+    def _on_session_training_failed(self, failure) -> None:
+        message, details = split_failure(failure)
         self.training_panel.set_message("Training stopped because of a problem.")
         self.show_error("Training stopped", message + " What the model learnt up to the last "
                         "completed step is kept.", details)
 
-    def _on_session_import_failed(self, text: str) -> None:
-        message, details = split_failure(text)
+    def _on_session_import_failed(self, failure) -> None:
+        message, details = split_failure(failure)
         self.show_error("The data could not be imported", message, details)
+
+    def _on_session_loading_started(self, what: str) -> None:
+        self.start_panel.set_busy(what)
+        self.training_panel.set_message(what)  # in view when the workspace hides the start page
+        self.busy_bar.setVisible(True)
+        self.statusBar().showMessage(what)
+        QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+        self._update_actions()
+
+    def _on_session_loading_failed(self, failure) -> None:
+        message, details = split_failure(failure)
+        self.show_error("The file could not be opened", message, details)
+
+    def _on_session_loading_ended(self) -> None:
+        self.start_panel.set_busy(None)
+        self.busy_bar.setVisible(False)
+        self.statusBar().clearMessage()
+        QApplication.restoreOverrideCursor()
+        self._update_actions()
 
     # --------------------------------------------------------- panel events
     def _on_panel_config_changed(self, config) -> None:
         self.session.set_config(config)
+        self.training_panel.set_grid_advice(*self.session.grid_advice(config))
         if not self.session.results:
             self.map_view.set_grid(config.grid)
         self._estimate_timer.start()

@@ -2,24 +2,77 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
+from dataclasses import dataclass, field
+from enum import Enum
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from .engine import Engine
 from .settings import Preferences
-from .workers import ImportWorker, TrainingWorker, WorkerThread
+from .workers import Failure, ImportWorker, TrainingWorker, WorkerThread
 
-__all__ = ["Session", "TRAINING_STATES"]
+__all__ = ["Session", "TrainingState", "TRAINING_STATES", "ProjectExtras"]
 
 log = logging.getLogger(__name__)
 
-#: Values of :attr:`Session.state` (also what ``training_state_changed`` carries).
-TRAINING_STATES = ("no_data", "idle", "running", "paused", "stopping")
+
+class TrainingState(str, Enum):
+    """What the session is doing with its model (:attr:`Session.state`).
+
+    A ``str`` subclass, so ``state == "idle"`` keeps working where plain names are used.
+    """
+
+    NO_DATA = "no_data"
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __hash__(self) -> int:  # equal to its name as a string, so it must hash like one
+        return str.__hash__(self.value)
+
+
+#: Names of the :class:`TrainingState` values, in order.
+TRAINING_STATES = tuple(state.value for state in TrainingState)
+
+
+@dataclass(frozen=True)
+class ProjectExtras:
+    """What a checkpoint written by the training thread needs from the GUI thread's state.
+
+    Taken on the GUI thread when the save is requested, and never changed afterwards, so the
+    training thread does not read ``history``, ``annotations`` or ``column_roles`` while the
+    GUI thread changes them.
+    """
+
+    column_roles: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    history: tuple = ()
+    annotations: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A project or the demo read in the background, ready to be shown on the GUI thread."""
+
+    dataset: object
+    config: object
+    run: object = None
+    results: dict = field(default_factory=dict)
+    preprocessing: dict | None = None
+    column_roles: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+    annotations: dict = field(default_factory=dict)
+    path: str | None = None
 
 _MODEL_WHY = {
     "tdpsom": "T-DPSOM is proposed because the data follow patients over time.",
@@ -55,13 +108,17 @@ class Session(QObject):
         A U-matrix ``(K,)`` computed from a prototype snapshot while training.
     training_progress(list)
         New :class:`core.progress.TrainProgress` records, oldest first.
-    training_state_changed(str)
-        One of :data:`TRAINING_STATES`.
-    training_finished, training_cancelled, training_failed(str)
-        Emitted after the training thread has ended; ``training_failed`` carries the message
-        and technical details (see :func:`dpsom_gui.workers.split_failure`).
-    import_started(str), import_progress(float), import_finished, import_failed(str)
-        Background import of a file (path; share read; the failure text).
+    training_state_changed(object)
+        The new :class:`TrainingState`.
+    training_finished, training_cancelled, training_failed(object)
+        Emitted after the training thread has ended; ``training_failed`` carries a
+        :class:`dpsom_gui.workers.Failure` (message and technical details).
+    import_started(str), import_progress(float), import_finished, import_failed(object)
+        Background import of a file (path; share read; the :class:`~dpsom_gui.workers.Failure`).
+    loading_started(str), loading_failed(object), loading_ended
+        A project or the demo being read in the background (what, in words; the
+        :class:`~dpsom_gui.workers.Failure`). ``loading_ended`` always comes last, after
+        ``project_loaded`` or ``loading_failed``, also when the loading was stopped.
     dirty_changed(bool), path_changed(str)
         Unsaved changes, and the project file name.
     message(str)
@@ -81,14 +138,17 @@ class Session(QObject):
     model_changed = Signal()
     live_map = Signal(object)
     training_progress = Signal(object)
-    training_state_changed = Signal(str)
+    training_state_changed = Signal(object)
     training_finished = Signal()
     training_cancelled = Signal()
-    training_failed = Signal(str)
+    training_failed = Signal(object)
     import_started = Signal(str)
     import_progress = Signal(float)
     import_finished = Signal()
-    import_failed = Signal(str)
+    import_failed = Signal(object)
+    loading_started = Signal(str)
+    loading_failed = Signal(object)
+    loading_ended = Signal()
     dirty_changed = Signal(bool)
     path_changed = Signal(str)
     message = Signal(str)
@@ -114,14 +174,16 @@ class Session(QObject):
         self.annotations: dict = {}
         self.path: str | None = None
         self.dirty = False
-        self.state = "no_data"
+        self.state = TrainingState.NO_DATA
         self._training: WorkerThread | None = None
         self._import: WorkerThread | None = None
+        self._load: WorkerThread | None = None
+        self._load_outcome: tuple[str, object] = ("cancelled", None)
         self._analysis: WorkerThread | None = None
         self._analysis_name = ""
         self._analysis_outcome: tuple[str, object] = ("cancelled", None)
-        self._outcome: tuple[str, str] | None = None
-        self._import_outcome: tuple[str, str] = ("cancelled", "")
+        self._outcome: tuple[str, Failure | None] | None = None
+        self._import_outcome: tuple[str, Failure | None] = ("cancelled", None)
         self._loaded_import: tuple | None = None
         self._pending_results: dict | None = None
         #: The OS lock on the project file while this session trains it (another process
@@ -147,12 +209,22 @@ class Session(QObject):
         return self._analysis is not None
 
     @property
+    def is_loading(self) -> bool:
+        """A project or the demo is being read in the background."""
+        return self._load is not None
+
+    @property
+    def is_trained(self) -> bool:
+        """The session holds a model that has learnt something (finished or not)."""
+        return self.run is not None and bool(getattr(self.run, "is_fitted", False))
+
+    @property
     def can_resume(self) -> bool:
         """A paused training, or a stopped one whose schedule is not complete."""
-        if self.state == "paused":
+        if self.state == TrainingState.PAUSED:
             return True
         run = self.run
-        if self.state != "idle" or run is None or not run.is_fitted or run.is_complete:
+        if self.state != TrainingState.IDLE or run is None or not run.is_fitted or run.is_complete:
             return False
         # Changed settings mean a new model: resuming would train the old one.
         return self.config is None or self.config.to_dict() == run.config.to_dict()
@@ -170,36 +242,56 @@ class Session(QObject):
         self.dataset = self.run = self.config = self.preprocessing = None
         self.column_roles, self.history, self.results, self.annotations = {}, [], {}, {}
         self._set_path(None)
-        self._set_state("no_data")
+        self._set_state(TrainingState.NO_DATA)
         self._set_dirty(False)
         self.project_loaded.emit()
         self.dataset_loaded.emit(None)
         self.model_changed.emit()
 
     def open_project(self, path: str) -> None:
-        """Load a project file; raises :class:`core.errors.ProjectFileError` if unreadable."""
+        """Load a project file now (blocking); raises :class:`core.errors.ProjectFileError`
+        if unreadable. The window uses :meth:`open_project_in_background`."""
         self._require_idle("open a project")
-        self.cancel_analysis(wait=True)
+        self._apply_loaded(self._read_project(str(path)))
+
+    def open_project_in_background(self, path: str) -> None:
+        """Read a project file on a worker thread; ``project_loaded`` (or ``loading_failed``)
+        and then ``loading_ended`` follow. The current project stays until the file is read."""
+        self._require_idle("open a project")
+        path = str(path)
+        self._start_loading(f"Opening {Path(path).name}…", lambda report: self._read_project(path))
+
+    def _read_project(self, path: str) -> _Loaded:
+        """Everything slow about opening a project (file, model, map layers); thread-safe:
+        touches no session state."""
         from core.config import Config
 
         started = time.perf_counter()
         project = self.engine.load_project(path)
         config = Config.from_dict(project.config)
         run = self.engine.run_from_project(project) if project.model_state else None
-        self.dataset = project.dataset
-        self.config = config
-        self.run = run
-        self.preprocessing = project.preprocessor
-        self.column_roles = dict(project.column_roles or {})
-        self.history = list(project.history or [])
-        self.annotations = dict(project.annotations or {})
-        self.results = self._results_of(run, project.assignments)
-        self._set_path(str(path))
-        self.prefs.add_recent_file(path)
-        self._set_state("idle" if self.dataset is not None else "no_data")
-        self._set_dirty(False)
-        log.info("project opened in %.1f s (trained: %s)", time.perf_counter() - started,
+        results = self._results_of(run, project.assignments)
+        log.info("project read in %.1f s (trained: %s)", time.perf_counter() - started,
                  bool(run is not None and run.is_fitted))
+        return _Loaded(dataset=project.dataset, config=config, run=run, results=results,
+                       preprocessing=project.preprocessor, column_roles=dict(project.column_roles or {}),
+                       history=list(project.history or []), annotations=dict(project.annotations or {}),
+                       path=path)
+
+    def _apply_loaded(self, loaded: _Loaded) -> None:
+        self.cancel_analysis(wait=True)
+        self.dataset = loaded.dataset
+        self.config = loaded.config
+        self.run = loaded.run
+        self.preprocessing = loaded.preprocessing
+        self.column_roles = dict(loaded.column_roles)
+        self.history = list(loaded.history)
+        self.annotations = dict(loaded.annotations)
+        self.results = dict(loaded.results)
+        self._set_path(loaded.path)
+        self.prefs.add_recent_file(loaded.path)
+        self._set_state(TrainingState.IDLE if self.dataset is not None else TrainingState.NO_DATA)
+        self._set_dirty(False)
         self.project_loaded.emit()
         self.dataset_loaded.emit(self.dataset)
         self.config_changed.emit(self.config)
@@ -214,25 +306,31 @@ class Session(QObject):
         if self.dataset is None:
             raise ValueError("there is nothing to save yet: import data first")
         if self._training is not None:
-            self._training.worker.request_save(path)
+            self._training.worker.request_save(path, self._extras())
             self.message.emit("Saving after the current training step…")
             return path
-        self.engine.save_project(path, self._project())
+        self.engine.save_project(path, self._project(self._extras()))
         self._after_save(path)
         return path
 
-    def _project(self):
-        """A ``Project`` of the current state (never called while the model trains)."""
+    def _extras(self) -> ProjectExtras:
+        """An immutable copy of the GUI thread's part of the project (see :class:`ProjectExtras`)."""
+        return ProjectExtras(column_roles=MappingProxyType(copy.deepcopy(self.column_roles)),
+                             history=tuple(MappingProxyType(dict(row)) for row in self.history),
+                             annotations=MappingProxyType(copy.deepcopy(self.annotations)))
+
+    def _project(self, extras: ProjectExtras):
+        """A ``Project`` of the model (owned by whichever thread calls this) and ``extras``."""
         if self.run is not None:
             project = self.run.to_project()
         else:
             project = self.engine.empty_project(self.config, self.dataset, self.preprocessing)
-        if self.column_roles and not project.column_roles:
-            project.column_roles = dict(self.column_roles)
-        if self.history and not project.history:
-            project.history = [dict(row) for row in self.history]
-        if self.annotations:
-            project.annotations = dict(self.annotations)
+        if extras.column_roles and not project.column_roles:
+            project.column_roles = copy.deepcopy(dict(extras.column_roles))
+        if extras.history and not project.history:
+            project.history = [dict(row) for row in extras.history]
+        if extras.annotations:
+            project.annotations = copy.deepcopy(dict(extras.annotations))
         return project
 
     def _after_save(self, path: str) -> None:
@@ -248,32 +346,89 @@ class Session(QObject):
         self.message.emit(f"Saved {Path(path).name}")
 
     # ================================================================= data
-    def set_dataset(self, dataset, preprocessing: dict | None = None, column_roles: dict | None = None) -> None:
-        """Use new data: proposes settings for it and drops any trained model."""
+    def set_dataset(self, dataset, preprocessing: dict | None = None, column_roles: dict | None = None,
+                    config=None, changed: bool = True) -> None:
+        """Use new data: proposes settings for it (unless ``config`` is given) and drops any
+        trained model. ``changed=False`` for data that need no saving (the demo)."""
         self._require_idle("change the data")
         self.cancel_analysis(wait=True)
         self.dataset = dataset
         self.preprocessing = preprocessing
         self.column_roles = dict(column_roles or {})
         self.run, self.history, self.results, self.annotations = None, [], {}, {}
-        self.config = self.engine.propose_config(dataset, "quick")
+        self.config = config if config is not None else self.engine.propose_config(dataset, "quick")
         log.info("data loaded: shape %s", tuple(dataset.values.shape))
-        self._set_state("idle")
-        self._set_dirty(True)
+        self._set_state(TrainingState.IDLE)
+        self._set_dirty(changed)
         self.dataset_loaded.emit(dataset)
         self.config_changed.emit(self.config)
         self.model_changed.emit()
 
-    def load_dataset(self, dataset, preprocessing: dict | None = None, column_roles: dict | None = None) -> None:
+    def load_dataset(self, dataset, preprocessing: dict | None = None, column_roles: dict | None = None,
+                     config=None, changed: bool = True) -> None:
         """Start a new, unsaved project with these data."""
         self._require_idle("open new data")
         self._set_path(None)
-        self.set_dataset(dataset, preprocessing, column_roles)
+        self.set_dataset(dataset, preprocessing, column_roles, config=config, changed=changed)
         self.project_loaded.emit()
 
     def open_demo(self, size: str = "demo") -> None:
-        """Load the built-in synthetic ICU cohort as a new, unsaved project."""
-        self.load_dataset(self.engine.demo(size))
+        """Load the built-in synthetic ICU cohort now (blocking) as a new project. Nothing
+        needs saving until the user changes something: the demo can always be made again."""
+        self._require_idle("open the demo")
+        dataset, config = self._read_demo(size)
+        self.load_dataset(dataset, config=config, changed=False)
+
+    def open_demo_in_background(self, size: str = "demo") -> None:
+        """:meth:`open_demo` with the cohort made on a worker thread (signals as for
+        :meth:`open_project_in_background`)."""
+        self._require_idle("open the demo")
+        self._start_loading("Opening the demo cohort…", lambda report: self._read_demo(size))
+
+    def _read_demo(self, size: str):
+        dataset = self.engine.demo(size)
+        return dataset, self.engine.propose_config(dataset, "quick")
+
+    def start_new_run_project(self) -> None:
+        """Keep the data and settings in a new, unsaved project without the trained model
+        (so that the current project file keeps its map)."""
+        self._require_idle("start a new project")
+        self.cancel_analysis(wait=True)
+        config = self.config
+        self._set_path(None)
+        self.set_dataset(self.dataset, self.preprocessing, self.column_roles, config=config)
+        self.project_loaded.emit()
+
+    def _start_loading(self, what: str, read) -> None:
+        if self._load is not None or self._import is not None:
+            raise RuntimeError("a file is already being read; wait for it first")
+        worker = ImportWorker(read)
+        worker.loaded.connect(lambda value: setattr(self, "_load_outcome", ("loaded", value)))
+        worker.failed.connect(lambda failure: setattr(self, "_load_outcome", ("failed", failure)))
+        self._load_outcome = ("cancelled", None)
+        self._load = WorkerThread(worker, self)
+        self._load.stopped.connect(self._on_load_stopped)
+        log.info("loading in the background")
+        self.loading_started.emit(what)
+        self._load.start()
+
+    def _on_load_stopped(self) -> None:
+        self._load = None
+        outcome, value = self._load_outcome
+        self._load_outcome = ("cancelled", None)
+        try:
+            if outcome == "loaded":
+                if isinstance(value, _Loaded):
+                    self._apply_loaded(value)
+                else:
+                    dataset, config = value
+                    self.load_dataset(dataset, config=config, changed=False)
+            elif outcome == "failed":
+                self.loading_failed.emit(value)
+        except Exception as exc:  # noqa: BLE001 - e.g. the views refuse the data; reported like a read error
+            self.loading_failed.emit(Failure.from_exception(exc))
+        finally:
+            self.loading_ended.emit()
 
     def import_file(self, path: str, options: dict | None = None, preprocessing: dict | None = None,
                     column_roles: dict | None = None) -> None:
@@ -293,22 +448,22 @@ class Session(QObject):
         self._import.start()
 
     def _on_import_loaded(self, preprocessing, column_roles, dataset) -> None:
-        self._import_outcome = ("finished", "")
+        self._import_outcome = ("finished", None)
         self._loaded_import = (dataset, preprocessing, column_roles)
 
-    def _on_import_failed(self, text: str) -> None:
-        self._import_outcome = ("failed", text)
+    def _on_import_failed(self, failure: Failure) -> None:
+        self._import_outcome = ("failed", failure)
 
     def _on_import_stopped(self) -> None:
         self._import = None
-        outcome, text = self._import_outcome
-        self._import_outcome = ("cancelled", "")
+        outcome, failure = self._import_outcome
+        self._import_outcome = ("cancelled", None)
         loaded, self._loaded_import = self._loaded_import, None
         if outcome == "finished":
             self.load_dataset(*loaded)
             self.import_finished.emit()
         elif outcome == "failed":
-            self.import_failed.emit(text)
+            self.import_failed.emit(failure)
 
     # ============================================================== settings
     def set_config(self, config) -> None:
@@ -330,6 +485,33 @@ class Session(QObject):
             return self.engine.make_config(model, preset, grid=proposed.grid)
         return self.engine.make_config(model, preset)
 
+    def grid_advice(self, config) -> tuple[str, str, object]:
+        """How well the map size of ``config`` suits the data: ``(level, text, proposal)``.
+
+        ``level`` is ``""`` (fine; ``text`` says what the data suggest), ``"warning"`` (more
+        cells than the data can fill: many would stay empty or hold one patient) or
+        ``"error"`` (more cells than points: training would be refused). ``proposal`` is the
+        grid :mod:`core` proposes for these data (None without data).
+        """
+        ds = self.dataset
+        if ds is None or config is None:
+            return "", "", None
+        proposal = self.engine.propose_config(ds, config.preset).grid
+        grid = config.grid
+        cells, suggested = grid.height * grid.width, proposal.height * proposal.width
+        if ds.is_series:
+            what = f"{ds.n_samples:,} patients, {ds.n_points:,} time points"
+        else:
+            what = f"{ds.n_points:,} rows"
+        problem = self.engine.grid_problem(ds.n_points, grid, "time points" if ds.is_series else "rows")
+        if problem:
+            return "error", problem, proposal
+        if cells > 2 * suggested:
+            return ("warning", f"{grid.height}x{grid.width} = {cells:,} cells for {what}. Many cells will stay "
+                    f"empty or hold a single patient, and the map becomes hard to read. These data suggest "
+                    f"{proposal.height}x{proposal.width}.", proposal)
+        return "", f"These data ({what}) suggest {proposal.height}x{proposal.width}.", proposal
+
     def model_suggestion(self) -> str:
         if self.dataset is None:
             return ""
@@ -337,7 +519,7 @@ class Session(QObject):
 
     def estimate(self, config=None) -> dict | None:
         """Time and memory a training with ``config`` would take, or None if unknown."""
-        if self.dataset is None:
+        if self.dataset is None or not self.engine.is_ready():
             return None
         try:
             return dict(self.engine.make_run(self.dataset, config or self.config, self.preprocessing).estimate())
@@ -371,7 +553,7 @@ class Session(QObject):
 
     def resume_training(self) -> None:
         """Continue a paused training, or a stopped one from its saved state."""
-        if self.state == "paused":
+        if self.state == TrainingState.PAUSED:
             self._training.worker.resume()
             return
         if not self.can_resume:
@@ -379,28 +561,31 @@ class Session(QObject):
         self._start_worker(resume=True)
 
     def pause_training(self) -> None:
-        if self.state == "running":
+        if self.state == TrainingState.RUNNING:
             self._training.worker.pause()
 
     def cancel_training(self) -> None:
         """Stop at the next step boundary; the model keeps what it learnt."""
-        if self._training is not None and self.state in ("running", "paused"):
+        if self._training is not None and self.state in (TrainingState.RUNNING, TrainingState.PAUSED):
             self._training.worker.cancel()
-            self._set_state("stopping")
+            self._set_state(TrainingState.STOPPING)
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Stop every background task and wait for it (bounded); True if all ended."""
         ok = True
         self._autosave.stop()
-        for name in ("_training", "_import", "_analysis"):
+        loading = self._load is not None
+        for name in ("_training", "_import", "_analysis", "_load"):
             job = getattr(self, name)
             if job is not None:
                 job.stopped.disconnect()
                 ok = job.stop(timeout_ms) and ok
                 setattr(self, name, None)
         self._release_lock()
-        if self.state in ("running", "paused", "stopping"):
-            self._set_state("idle")
+        if self.state in (TrainingState.RUNNING, TrainingState.PAUSED, TrainingState.STOPPING):
+            self._set_state(TrainingState.IDLE)
+        if loading:
+            self.loading_ended.emit()  # whoever waits for the file hears that it will not come
         return ok
 
     def _start_worker(self, resume: bool) -> None:
@@ -420,12 +605,12 @@ class Session(QObject):
             after=partial(self._results_of, run),
         )
         worker.progress.connect(self._on_worker_progress)
-        worker.paused.connect(partial(self._set_state, "paused"))
-        worker.resumed.connect(partial(self._set_state, "running"))
+        worker.paused.connect(partial(self._set_state, TrainingState.PAUSED))
+        worker.resumed.connect(partial(self._set_state, TrainingState.RUNNING))
         worker.saved.connect(self._on_worker_saved)
         worker.save_failed.connect(self._on_worker_save_failed)
         worker.finished.connect(self._on_worker_finished)
-        worker.cancelled.connect(partial(self._set_outcome, "cancelled", ""))
+        worker.cancelled.connect(partial(self._set_outcome, "cancelled", None))
         worker.failed.connect(partial(self._set_outcome, "failed"))
         self._outcome = None
         self._training = WorkerThread(worker, self)
@@ -435,20 +620,21 @@ class Session(QObject):
             self._autosave.start(minutes * 60_000)
         log.info("training %s (%s, grid %dx%d)", "resumed" if resume else "started", self.config.model,
                  self.config.grid.height, self.config.grid.width)
-        self._set_state("running")
+        self._set_state(TrainingState.RUNNING)
         self._training.start()
 
-    def _checkpoint(self, path: str) -> None:
-        """Runs in the training thread, between two steps."""
-        self.engine.save_project(path, self._project())
+    def _checkpoint(self, path: str, extras: ProjectExtras) -> None:
+        """Runs in the training thread, between two steps: reads the model, which that thread
+        owns while it trains, and ``extras``, the snapshot taken when the save was asked for."""
+        self.engine.save_project(path, self._project(extras))
 
-    def _set_outcome(self, outcome: str, text: str) -> None:
-        self._outcome = (outcome, text)
+    def _set_outcome(self, outcome: str, failure: Failure | None) -> None:
+        self._outcome = (outcome, failure)
 
     def _on_worker_finished(self) -> None:
         # Delivered before the thread's own end, so the worker is still referenced here.
         self._pending_results = self._training.worker.result if self._training else None
-        self._set_outcome("finished", "")
+        self._set_outcome("finished", None)
 
     def _on_worker_progress(self, records: list) -> None:
         for p in records:
@@ -472,9 +658,9 @@ class Session(QObject):
         self._release_lock()
         self._autosave.stop()
         self._training = None
-        outcome, text = self._outcome or ("cancelled", "")
+        outcome, failure = self._outcome or ("cancelled", None)
         self._outcome = None
-        self._set_state("idle")
+        self._set_state(TrainingState.IDLE)
         self._set_dirty(True)
         if outcome == "finished":
             self.results = self._pending_results or {}
@@ -484,7 +670,7 @@ class Session(QObject):
             self.model_changed.emit()
             self.training_finished.emit()
         elif outcome == "failed":
-            self.training_failed.emit(text)
+            self.training_failed.emit(failure)
         else:
             self.training_cancelled.emit()
 
@@ -498,8 +684,8 @@ class Session(QObject):
         else:
             self._after_save(path)
 
-    def _on_worker_save_failed(self, text: str) -> None:
-        self.message.emit("Saving failed: " + text.split("\n", 1)[0])
+    def _on_worker_save_failed(self, failure: Failure) -> None:
+        self.message.emit("Saving failed: " + failure.message.split("\n", 1)[0])
 
     def _on_autosave_timeout(self) -> None:
         if self._training is None:
@@ -511,7 +697,7 @@ class Session(QObject):
             folder = self.prefs.autosave_directory()
             folder.mkdir(parents=True, exist_ok=True)
             path = str(folder / f"untitled-{time.strftime('%Y%m%d-%H%M%S')}.h5")
-        self._training.worker.request_save(path)
+        self._training.worker.request_save(path, self._extras())
 
     # ============================================================ annotations
     def set_annotations(self, **changes) -> None:
@@ -593,8 +779,11 @@ class Session(QObject):
     def _require_idle(self, what: str) -> None:
         if self.is_training:
             raise RuntimeError(f"stop training before you {what}")
+        if self.is_loading:
+            raise RuntimeError(f"wait until the file is read before you {what}")
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: TrainingState) -> None:
+        state = TrainingState(state)
         if state != self.state:
             self.state = state
             self.training_state_changed.emit(state)

@@ -2,8 +2,9 @@
 
 Each worker is a plain ``QObject`` that is moved to a ``QThread`` by :class:`WorkerThread`.
 Only copies cross the thread boundary: training reports are frozen
-:class:`core.progress.TrainProgress` records of floats and numpy copies, and imports hand
-over the finished :class:`core.data.Dataset`.
+:class:`core.progress.TrainProgress` records of floats and numpy copies, imports hand over
+the finished :class:`core.data.Dataset`, and failures travel as frozen :class:`Failure`
+records (message and traceback), never as live exceptions.
 
 Thread lifetime follows one pattern everywhere (it survived hundreds of start/stop cycles
 where shortcuts crashed): the worker's terminal signal quits the thread; the thread's own
@@ -17,14 +18,43 @@ import logging
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-__all__ = ["TrainingWorker", "ImportWorker", "WorkerThread", "split_failure", "loggable_traceback",
+__all__ = ["TrainingWorker", "ImportWorker", "WorkerThread", "Failure", "split_failure", "loggable_traceback",
            "DETAILS_SEPARATOR"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What went wrong in a background task, in a form that can cross threads.
+
+    Attributes
+    ----------
+    message : str
+        For people: the exception's message, or a plain sentence naming its type.
+    details : str
+        The full traceback, shown behind a "details" button.
+    kind : str
+        The exception's class name (e.g. ``"InputError"``).
+    """
+
+    message: str
+    details: str = ""
+    kind: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> "Failure":
+        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        message = str(exc) or f"An unexpected problem occurred ({type(exc).__name__})."
+        return cls(message, details, type(exc).__name__)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class TrainingWorker(QObject):
@@ -41,8 +71,9 @@ class TrainingWorker(QObject):
         ``min_interval`` seconds. A new phase, a prototype snapshot, a pause and the end of
         training are always reported at once.
     save : callable, optional
-        ``save(path)`` writes a checkpoint; called in the worker thread between two steps
-        when :meth:`request_save` asked for one, so the model is never caught mid-step.
+        ``save(path, extras)`` writes a checkpoint; called in the worker thread between two
+        steps when :meth:`request_save` asked for one, so the model is never caught mid-step.
+        ``extras`` is the immutable snapshot handed to :meth:`request_save`.
     after : callable, optional
         Called in the worker thread once training completed; its return value is kept in
         :attr:`result` before ``finished`` is emitted (e.g. assignments of every patient,
@@ -58,10 +89,10 @@ class TrainingWorker(QObject):
         first (so loss curves keep every step while the window redraws less often).
     paused, resumed
         Training really stopped at, or continued from, a step boundary.
-    saved(str), save_failed(str)
-        A requested checkpoint was written (path), or could not be (message).
-    cancelled, failed(str), finished
-        Terminal: stopped on request, stopped by an error (the traceback), or completed.
+    saved(str), save_failed(object)
+        A requested checkpoint was written (path), or could not be (a :class:`Failure`).
+    cancelled, failed(object), finished
+        Terminal: stopped on request, stopped by an error (a :class:`Failure`), or completed.
         Exactly one of them is emitted per :meth:`run`.
     """
 
@@ -69,13 +100,13 @@ class TrainingWorker(QObject):
     paused = Signal()
     resumed = Signal()
     saved = Signal(str)
-    save_failed = Signal(str)
+    save_failed = Signal(object)
     cancelled = Signal()
-    failed = Signal(str)
+    failed = Signal(object)
     finished = Signal()
 
     def __init__(self, make_steps: Callable[[], Iterator], emit_every: int = 5,
-                 save: Callable[[str], None] | None = None, after: Callable[[], object] | None = None,
+                 save: Callable[[str, object], None] | None = None, after: Callable[[], object] | None = None,
                  min_interval: float = 0.05) -> None:
         super().__init__()
         self._min_interval = float(min_interval)
@@ -89,7 +120,7 @@ class TrainingWorker(QObject):
         self._running = threading.Event()  # cleared while paused
         self._running.set()
         self._lock = threading.Lock()
-        self._save_path: str | None = None
+        self._save_request: tuple[str, object] | None = None
 
     # ---------------------------------------------------- called from any thread
     def cancel(self) -> None:
@@ -105,10 +136,15 @@ class TrainingWorker(QObject):
         """Continue a paused training."""
         self._running.set()
 
-    def request_save(self, path: str) -> None:
-        """Ask for a checkpoint to ``path`` at the next step boundary."""
+    def request_save(self, path: str, extras: object = None) -> None:
+        """Ask for a checkpoint to ``path`` at the next step boundary.
+
+        ``extras`` is passed on to ``save``: an immutable snapshot, taken by the caller, of
+        whatever the checkpoint needs from the GUI thread (this worker never reads state
+        that the GUI thread changes).
+        """
         with self._lock:
-            self._save_path = path
+            self._save_request = (path, extras)
 
     @property
     def is_cancelled(self) -> bool:
@@ -156,7 +192,7 @@ class TrainingWorker(QObject):
         except Exception as exc:  # noqa: BLE001 - every failure is reported, never raised in a thread
             _close(steps)
             log.error("training failed:\n%s", loggable_traceback(exc))
-            self.failed.emit(_describe(exc))
+            self.failed.emit(Failure.from_exception(exc))
 
     def _flush(self, pending: list) -> None:
         if pending:
@@ -175,14 +211,15 @@ class TrainingWorker(QObject):
 
     def _maybe_save(self) -> None:
         with self._lock:
-            path, self._save_path = self._save_path, None
-        if path is None or self._save is None:
+            request, self._save_request = self._save_request, None
+        if request is None or self._save is None:
             return
+        path, extras = request
         try:
-            self._save(path)
+            self._save(path, extras)
         except Exception as exc:  # noqa: BLE001 - a failed autosave must not end training
             log.warning("checkpoint failed: %s", type(exc).__name__)
-            self.save_failed.emit(_describe(exc))
+            self.save_failed.emit(Failure.from_exception(exc))
         else:
             self.saved.emit(path)
 
@@ -192,29 +229,29 @@ class _ImportCancelled(Exception):
 
 
 class ImportWorker(QObject):
-    """Reads a data file in the background.
+    """Reads a data file (or a project, or the demo cohort) in the background.
 
     Parameters
     ----------
     read : callable
         Called once, in the worker thread, as ``read(report)`` where ``report(fraction)``
-        moves the progress bar; returns the :class:`core.data.Dataset` (e.g.
-        ``lambda report: read_data(path, progress=report, **options)``).
+        moves the progress bar; returns what was read, e.g. the :class:`core.data.Dataset`
+        of ``lambda report: read_data(path, progress=report, **options)``.
 
     Signals
     -------
     progress(float)
         Share of the file read, in [0, 1] (at most one report per percent).
     loaded(object)
-        The dataset, emitted just before ``finished``.
-    cancelled, failed(str), finished
+        What ``read`` returned, emitted just before ``finished``.
+    cancelled, failed(object), finished
         Terminal, as for :class:`TrainingWorker`. A cancelled import discards its result.
     """
 
     progress = Signal(float)
     loaded = Signal(object)
     cancelled = Signal()
-    failed = Signal(str)
+    failed = Signal(object)
     finished = Signal()
 
     def __init__(self, read: Callable[[Callable[[float], None]], object]) -> None:
@@ -248,13 +285,16 @@ class ImportWorker(QObject):
                 self.cancelled.emit()
                 return
             log.error("import failed:\n%s", loggable_traceback(exc))
-            self.failed.emit(_describe(exc))
+            self.failed.emit(Failure.from_exception(exc))
             return
         if self._cancel.is_set():
             self.cancelled.emit()
             return
         shape = getattr(getattr(dataset, "values", None), "shape", None)
-        log.info("import finished: shape %s in %.1f s", shape, time.perf_counter() - started)
+        if shape is not None:
+            log.info("import finished: shape %s in %.1f s", shape, time.perf_counter() - started)
+        else:
+            log.info("reading finished in %.1f s", time.perf_counter() - started)
         self.loaded.emit(dataset)
         self.finished.emit()
 
@@ -328,20 +368,17 @@ def _close(steps) -> None:
             log.warning("closing the training generator failed", exc_info=False)
 
 
-#: Separates the plain message from the traceback in ``failed`` texts.
+#: Separates the plain message from the traceback in failure texts of tasks that report
+#: them as one string (see :func:`split_failure`).
 DETAILS_SEPARATOR = "\n\n--- Technical details ---\n"
 
 
-def _describe(exc: BaseException) -> str:
-    """Message for people first, then the technical details (the traceback)."""
-    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    message = str(exc) or f"An unexpected problem occurred ({type(exc).__name__})."
-    return message + DETAILS_SEPARATOR + details
-
-
-def split_failure(text: str) -> tuple[str, str]:
-    """Split a ``failed`` text into (plain message, technical details)."""
-    message, _, details = text.partition(DETAILS_SEPARATOR)
+def split_failure(failure: "Failure | str") -> tuple[str, str]:
+    """(plain message, technical details) of a :class:`Failure`, or of a text made of the
+    message, :data:`DETAILS_SEPARATOR` and the traceback."""
+    if isinstance(failure, Failure):
+        return failure.message.strip(), failure.details
+    message, _, details = str(failure).partition(DETAILS_SEPARATOR)
     return message.strip(), details
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
+                               QPushButton, QVBoxLayout, QWidget)
 
 from ..resources import icon
 
@@ -65,6 +65,17 @@ class StartPanel(QWidget):
         self._no_recent = QLabel("Projects you save or open will be listed here.")
         self._no_recent.setProperty("role", "hint")
 
+        # Shown while a project or the demo is read in the background.
+        self.busy_label = QLabel("")
+        self.busy_label.setStyleSheet("font-weight: 600;")
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setRange(0, 0)  # no known end: it moves to show the app is working
+        self.busy_bar.setTextVisible(False)
+        busy = QVBoxLayout()
+        busy.addWidget(self.busy_label)
+        busy.addWidget(self.busy_bar)
+        self.set_busy(None)
+
         self.recent_list.setMaximumHeight(260)
         column = QVBoxLayout()
         column.setSpacing(12)
@@ -73,6 +84,7 @@ class StartPanel(QWidget):
         column.addWidget(subtitle)
         column.addSpacing(8)
         column.addLayout(buttons)
+        column.addLayout(busy)
         column.addSpacing(24)
         column.addWidget(recent_title)
         column.addWidget(self.recent_list)
@@ -93,6 +105,19 @@ class StartPanel(QWidget):
         button.setToolTip(tip)
         button.setStyleSheet("text-align: left; padding-left: 12px;")
         return button
+
+    def set_busy(self, text: str | None) -> None:
+        """Say what is being opened (and hold the buttons) or, with None, that nothing is."""
+        busy = bool(text)
+        self.busy_label.setText(text or "")
+        self.busy_label.setVisible(busy)
+        self.busy_bar.setVisible(busy)
+        for widget in (self.open_button, self.import_button, self.demo_button, self.recent_list):
+            widget.setEnabled(not busy)
+
+    @property
+    def is_busy(self) -> bool:
+        return self.busy_bar.isVisibleTo(self)
 
     def set_recent_files(self, paths: list[str]) -> None:
         """List recent project files, newest first."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
-                               QLabel, QProgressBar, QPushButton, QScrollArea, QSpinBox,
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
+                               QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
 from ..binding import ConfigBinder
@@ -15,6 +15,13 @@ __all__ = ["TrainingPanel", "STATES"]
 
 #: States the panel can show, as set by the session.
 STATES = ("no_data", "idle", "running", "paused", "stopping")
+
+#: Largest number of rows or columns the panel trains. The fields accept more digits, so a
+#: typed 200 stays 200 and is explained instead of silently becoming 20.
+MAX_SIDE = 64
+_SIDE_LIMITS = f"Rows and columns: 2 to {MAX_SIDE} each."
+_ERROR_STYLE = "color: #b3473a;"
+_WARNING_STYLE = "color: #8a5a00;"
 
 _MODELS = (
     ("dpsom", "DPSOM: one row per sample",
@@ -27,6 +34,22 @@ _PRESETS = (
     ("paper", "Paper", "The sizes and schedule of the original publication; meant for a graphics card "
                        "and can take hours."),
 )
+
+
+class _WheelGuard(QObject):
+    """Lets the mouse wheel scroll the settings instead of changing the field under the
+    pointer (a scroll over the form changed values unseen); a field the user clicked into
+    (focused) still takes the wheel."""
+
+    def __init__(self, scroll: QScrollArea, parent: QObject) -> None:
+        super().__init__(parent)
+        self._scroll = scroll
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.Wheel and not obj.hasFocus():
+            QApplication.sendEvent(self._scroll.verticalScrollBar(), event)
+            return True
+        return False
 
 
 def _spin(lo: int, hi: int, tip: str, special: str | None = None, step: int = 1) -> QSpinBox:
@@ -51,12 +74,30 @@ def _dspin(lo: float, hi: float, decimals: int, tip: str, step: float = 0.1) -> 
 def _combo(items, tip: str) -> QComboBox:
     box = QComboBox()
     box.setToolTip(tip)
+    # Long item texts must not set the panel's width (it would be clipped or scroll sideways).
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(10)
     for item in items:
         value, text = item[0], item[1]
         box.addItem(text, value)
         if len(item) > 2:
             box.setItemData(box.count() - 1, item[2], Qt.ItemDataRole.ToolTipRole)
     return box
+
+
+class _FitWidthScrollArea(QScrollArea):
+    """A vertical scroll area whose content is always exactly as wide as its viewport, so
+    focusing a field can never scroll it sideways."""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if obj is self.widget() and event.type() == QEvent.Type.Resize and obj.width() != self.viewport().width():
+            obj.setFixedWidth(self.viewport().width())
+        return super().eventFilter(obj, event)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self.widget() is not None:
+            self.widget().setFixedWidth(self.viewport().width())
 
 
 class TrainingPanel(QWidget):
@@ -73,6 +114,10 @@ class TrainingPanel(QWidget):
     preset_requested(str, str)
         The user picked another model or preset: (model, preset). The owner answers with
         :meth:`set_config` holding that preset's values.
+
+    The map size is checked as it is typed: beyond :data:`MAX_SIDE` or beyond what the data
+    can fill (see :meth:`set_grid_advice`), a sentence next to the fields says why, before
+    Start is pressed.
     start_requested(object), resume_requested, pause_requested, cancel_requested
         The buttons; ``start_requested`` carries the Config to train with.
     """
@@ -88,6 +133,7 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self._state = "no_data"
         self._resumable = False
+        self._advice = ("", "", None)
         self.binder = ConfigBinder(config, self)
         b = self.binder
 
@@ -109,9 +155,18 @@ class TrainingPanel(QWidget):
         map_box = QGroupBox("Map")
         grid = QGridLayout(map_box)
         grid.addWidget(QLabel("Rows"), 0, 0)
-        grid.addWidget(b.bind("grid.height", _spin(2, 64, "Number of rows of cells in the map.")), 0, 1)
+        grid.addWidget(b.bind("grid.height", _spin(2, 999, f"Number of rows of cells in the map (2 to {MAX_SIDE}).")),
+                       0, 1)
         grid.addWidget(QLabel("Columns"), 0, 2)
-        grid.addWidget(b.bind("grid.width", _spin(2, 64, "Number of columns of cells in the map.")), 0, 3)
+        grid.addWidget(b.bind("grid.width", _spin(2, 999, f"Number of columns of cells in the map (2 to {MAX_SIDE}).")),
+                       0, 3)
+        self.grid_hint = QLabel(_SIDE_LIMITS)
+        self.grid_hint.setWordWrap(True)
+        self.grid_hint.setProperty("role", "hint")
+        self.suggest_button = QPushButton("Use the suggested size")
+        self.suggest_button.setToolTip("Set rows and columns to the size proposed for these data.")
+        self.suggest_button.clicked.connect(self._on_suggest_button_clicked)
+        self.suggest_button.setVisible(False)
         grid.addWidget(QLabel("Cell shape"), 1, 0)
         grid.addWidget(b.bind("grid.topology", _combo(
             (("rect", "Squares", "Each cell touches 4 neighbours."),
@@ -123,6 +178,10 @@ class TrainingPanel(QWidget):
                                    "so no cell sits at a border."),
              (False, "Flat", "The map has real edges and corners; easier to read.")),
             "Whether the edges of the map join up.")), 2, 1, 1, 3)
+        grid.addWidget(self.grid_hint, 3, 0, 1, 4)
+        grid.addWidget(self.suggest_button, 4, 0, 1, 4)
+        for column in (1, 3):  # the fields share the width; the labels keep theirs
+            grid.setColumnStretch(column, 1)
 
         # --------------------------------------------------------- training
         train_box = QGroupBox("Training")
@@ -185,7 +244,7 @@ class TrainingPanel(QWidget):
         self._estimate.setProperty("role", "hint")
         self._error = QLabel("")
         self._error.setWordWrap(True)
-        self._error.setStyleSheet("color: #b3473a;")
+        self._error.setStyleSheet(_ERROR_STYLE)
         self._error.setVisible(False)
 
         # ---------------------------------------------------------- buttons
@@ -219,19 +278,29 @@ class TrainingPanel(QWidget):
         self._phase.setWordWrap(True)
         self._detail = QLabel("")
         self._detail.setProperty("role", "hint")
+        # Texts below the form change length while training; they get fixed heights so the
+        # buttons never move under the mouse (two lines each, one for the detail).
+        for label, lines in ((self._estimate, 2), (self._phase, 2), (self._detail, 1)):
+            label.setFixedHeight(lines * label.fontMetrics().lineSpacing() + 4)
+            label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
 
         content = QWidget()
         column = QVBoxLayout(content)
         column.setContentsMargins(8, 8, 8, 8)
         column.setSpacing(8)
-        for widget in (model_box, map_box, train_box, self._advanced_button, self._advanced):
+        # Problems with the settings are shown in the form, next to the fields, not under
+        # the buttons where they would push them around.
+        for widget in (model_box, map_box, train_box, self._error, self._advanced_button, self._advanced):
             column.addWidget(widget)
         column.addStretch(1)
-        scroll = QScrollArea()
+        self.scroll = scroll = _FitWidthScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(content)
+        content.installEventFilter(scroll)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 8)
@@ -240,14 +309,18 @@ class TrainingPanel(QWidget):
         bottom = QVBoxLayout()
         bottom.setContentsMargins(8, 0, 8, 0)
         bottom.setSpacing(6)
-        for widget in (self._estimate, self._error):
-            bottom.addWidget(widget)
+        bottom.addWidget(self._estimate)
         bottom.addLayout(buttons)
         bottom.addWidget(self._phase)
         bottom.addWidget(self.progress_bar)
         bottom.addWidget(self._detail)
         layout.addLayout(bottom)
-        self.setMinimumSize(340, 420)
+        self.setMinimumSize(350, 300)  # the settings scroll; 1280x800 must hold every dock
+
+        self._wheel_guard = _WheelGuard(scroll, self)
+        for name in b.names():
+            b.widget(name).setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            b.widget(name).installEventFilter(self._wheel_guard)
 
         b.changed.connect(self._on_binder_changed)
         self._update_enabled()
@@ -318,11 +391,23 @@ class TrainingPanel(QWidget):
         self._detail.setText(f"Pass {progress.epoch + 1} of {progress.n_epochs} · "
                              f"time left: {format_duration(progress.eta)}")
 
-    def reset_progress(self, text: str = "Not started") -> None:
-        self.progress_bar.setValue(0)
-        self.progress_bar.setFormat("")
+    def reset_progress(self, text: str = "Not started", fraction: float = 0.0) -> None:
+        """Show ``text`` as the status line and the bar at ``fraction`` (no training running)."""
+        self.progress_bar.setValue(int(round(fraction * 1000)))
+        self.progress_bar.setFormat(f"{fraction:.0%}" if fraction else "")
         self._phase.setText(text)
         self._detail.setText("")
+
+    def set_grid_advice(self, level: str, text: str, proposal=None) -> None:
+        """What the data say about the map size: ``level`` "" (a hint), "warning" (Start
+        stays possible) or "error" (Start waits for a smaller map); ``proposal`` is the
+        suggested :class:`core.grid.SOMGrid`, offered by a button."""
+        self._advice = (level, text, proposal)
+        self._validate()
+
+    def status_text(self) -> str:
+        """The status line under the buttons."""
+        return self._phase.text()
 
     def set_message(self, text: str) -> None:
         """Show a status line under the progress bar (e.g. "Finished")."""
@@ -338,21 +423,60 @@ class TrainingPanel(QWidget):
 
     # -------------------------------------------------------------- internal
     def _validate(self) -> bool:
-        try:
-            self.binder.config().validate()
-        except ValueError as exc:
-            self._error.setText(f"Please check the settings: {exc}")
-            self._error.setVisible(True)
-            ok = False
-        else:
-            self._error.setVisible(False)
-            ok = True
-        self._update_enabled(valid=ok)
-        return ok
+        side = self._side_problem()
+        problem = ""
+        if not side:
+            try:
+                self.binder.config().validate()
+            except ValueError as exc:
+                problem = f"Please check the settings: {exc}"
+        self._error.setText(problem)
+        self._error.setVisible(bool(problem))
+        if problem:  # said where it can be read, not somewhere below the visible part
+            self.scroll.ensureWidgetVisible(self._error)
+        self._show_grid_advice(side)
+        self._update_enabled(valid=not (side or problem) and self._advice[0] != "error")
+        return not (side or problem)
+
+    def _side_problem(self) -> str:
+        for name, word in (("grid.height", "Rows"), ("grid.width", "Columns")):
+            value = self.binder.value(name)
+            if value is not None and value > MAX_SIDE:
+                return (f"{word}: {value} is more than {MAX_SIDE}, the largest map side this app trains. "
+                        f"Type {MAX_SIDE} or less.")
+        return ""
+
+    def _show_grid_advice(self, side_problem: str) -> None:
+        """The sentence under the map size: a problem with the typed size, or what the data
+        say about it, always followed by the limits of the fields."""
+        level, text, proposal = self._advice
+        shown = self.binder.config().grid
+        if side_problem:  # the data's view of a size that cannot be trained would not help
+            level, text = "error", side_problem
+        shown_text = " ".join(part for part in (text, _SIDE_LIMITS) if part)
+        if level and shown_text != self.grid_hint.text():  # a new problem is brought into view
+            QTimer.singleShot(0, self, self._bring_grid_hint_into_view)  # once the layout has its new height
+        self.grid_hint.setText(shown_text)
+        self.grid_hint.setStyleSheet(_ERROR_STYLE if level == "error" else _WARNING_STYLE if level == "warning" else "")
+        self.suggest_button.setVisible(
+            proposal is not None and (shown.height, shown.width) != (proposal.height, proposal.width))
+        if proposal is not None:
+            self.suggest_button.setText(f"Use the suggested size ({proposal.height}x{proposal.width})")
+
+    def _bring_grid_hint_into_view(self) -> None:
+        self.scroll.ensureWidgetVisible(self.grid_hint, 0, 8)
+
+    def _on_suggest_button_clicked(self) -> None:
+        proposal = self._advice[2]
+        if proposal is None:
+            return
+        self.binder.set_value("grid.height", int(proposal.height))
+        self.binder.set_value("grid.width", int(proposal.width))
+        self._on_binder_changed("grid.width")
 
     def _update_enabled(self, valid: bool | None = None) -> None:
         if valid is None:
-            valid = not self._error.isVisible()
+            valid = not self._error.isVisible() and not self._side_problem() and self._advice[0] != "error"
         s = self._state
         self.binder.set_enabled(s in ("idle", "no_data"))
         self.start_button.setEnabled(s == "idle" and valid)
@@ -370,7 +494,7 @@ class TrainingPanel(QWidget):
             self.config_changed.emit(self.binder.config())
 
     def _on_start_button_clicked(self) -> None:
-        if self._validate():
+        if self._validate() and self._advice[0] != "error":
             self.start_requested.emit(self.binder.config())
 
     def _on_advanced_button_toggled(self, on: bool) -> None:

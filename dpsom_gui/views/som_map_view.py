@@ -202,7 +202,14 @@ class SomMapView(QWidget):
 
     # ------------------------------------------------------------------ input
     def set_grid(self, grid) -> None:
-        """Draw the cells of a :class:`core.grid.SOMGrid`; forgets all layers and the selection."""
+        """Draw the cells of a :class:`core.grid.SOMGrid` (None: no cells); forgets all layers
+        and the selection."""
+        if grid is None:  # new data without a model: nothing of the old map may stay drawn
+            self._grid = None
+            self._centres = np.zeros((0, 2))
+            self._cells.set_geometry(self._centres, np.zeros((0, 2)), (1.0, 1.0))
+            self.clear_layers()
+            return
         if grid == self._grid:
             self.clear_layers()
             return
@@ -267,7 +274,7 @@ class SomMapView(QWidget):
         self._last_option.clear()
         self._rebuild_layer_box()
         self.set_selected_nodes([])
-        self.legend.set_categories([], [])
+        self._update_legend()  # nothing shown: no colour bar with an old scale either
         if self._grid is not None:
             self._cells.set_colors([_MISSING] * self._grid.n_nodes)
 
@@ -419,7 +426,7 @@ class SomMapView(QWidget):
     def _update_legend(self) -> None:
         layer = self._layers.get(self._current) if self._current else None
         categorical = layer is not None and layer.is_categorical
-        self._colorbar.setVisible(not categorical)
+        self._colorbar.setVisible(layer is not None and not categorical)
         if categorical:
             names = list(layer.categories)
             self.legend.set_categories(names, [category_colour(i) for i in range(len(names))],

@@ -369,6 +369,12 @@ class TrajectoryView(QWidget):
             self.set_patients([int(self._list.item(0).data(Qt.ItemDataRole.UserRole))])
         else:
             self.set_patients([])
+            self.map.set_grid(None)  # no model: neither the old map nor its axis names stay
+            self.plot.setLabel("left", "")
+            self.plot.setLabel("bottom", "")
+            for item in (self._band_lo, self._band_hi):
+                item.setData([], [])
+        self.cursor.setVisible(series)
 
     def set_patients(self, patients) -> None:
         """Animate these patients (dataset indices); the list selection follows."""

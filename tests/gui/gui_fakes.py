@@ -188,5 +188,8 @@ class FakeEngine(Engine):
     def available_devices(self):
         return [{"name": "cpu", "label": "Processor (CPU)", "memory_bytes": 0}]
 
+    def is_ready(self):
+        return True  # fake runs need no training stack
+
     def demo(self, size="demo"):
         return make_series()

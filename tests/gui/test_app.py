@@ -76,7 +76,7 @@ def test_logs_hold_events_and_shapes_never_patient_values(prefs, qtbot, tmp_path
         session.import_file(str(good), {"id_col": "patient", "time_col": "hour"})
     with qtbot.waitSignal(session.import_failed, timeout=10000) as failed:
         session.import_file(str(bad), {"format": "table", "features": ["hr"]})
-    assert "SECRET-VALUE" in failed.args[0]  # the user is told exactly what is wrong...
+    assert "SECRET-VALUE" in failed.args[0].message  # the user is told exactly what is wrong...
     with qtbot.waitSignal(session.training_failed, timeout=10000):
         session.start_training()
     session.save_project(str(tmp_path / "p.h5"))

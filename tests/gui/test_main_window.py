@@ -64,7 +64,7 @@ def test_demo_opens_the_workspace_and_fills_every_view(window, qtbot):
     assert window.data_view.table_model.rowCount() == window.session.dataset.n_points
     assert window.patient_view.current_patient == 0
     assert window.training_panel.state == "idle" and window.training_panel.start_button.isEnabled()
-    assert window.isWindowModified()
+    assert not window.isWindowModified()  # the untouched demo has nothing to save
     qtbot.waitUntil(lambda: "Estimated time" in window.training_panel._estimate.text(), timeout=3000)
 
 
@@ -85,7 +85,8 @@ def test_training_from_the_panel_updates_views_and_locks_settings(window, qtbot)
 
 
 def test_pause_resume_and_stop_from_the_menu(prefs, qtbot, answers):
-    window = make_window(qtbot, prefs, FakeEngine(delay=0.01))
+    # long enough (2 s) that a loaded machine cannot finish it before Stop is pressed
+    window = make_window(qtbot, prefs, FakeEngine(delay=0.02, phases=(("pretrain", 20, 5),)))
     try:
         actions.open_demo(window)
         window.actions["start"].trigger()
@@ -123,6 +124,8 @@ def test_save_as_then_reopen_from_recent_files(window, qtbot, tmp_path, answers)
 
 def test_unsaved_work_is_protected(window, qtbot, tmp_path, answers):
     actions.open_demo(window)
+    window.training_panel.binder.widget("grid.height").setValue(5)  # a change worth keeping
+    assert window.isWindowModified()
     answers["save"] = "cancel"
     window.actions["new"].trigger()
     assert window.session.dataset is not None  # nothing lost

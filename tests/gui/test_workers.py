@@ -6,7 +6,7 @@ import threading
 import pytest
 from gui_fakes import PHASE_STEPS, fake_steps, make_table
 
-from dpsom_gui.workers import ImportWorker, TrainingWorker, WorkerThread, split_failure
+from dpsom_gui.workers import Failure, ImportWorker, TrainingWorker, WorkerThread, split_failure
 
 TOTAL = sum(e * s for _, e, s in PHASE_STEPS)
 
@@ -123,7 +123,11 @@ def test_an_error_in_training_becomes_failed_with_message_and_traceback(qtbot):
     rec = Recorder(worker)
     run_worker(qtbot, worker)
     assert len(rec.events) == 1 and rec.events[0][0] == "failed"
-    message, details = split_failure(rec.events[0][1])
+    failure = rec.events[0][1]
+    assert isinstance(failure, Failure) and failure.kind == "RuntimeError"
+    with pytest.raises(AttributeError):  # frozen: a record, safe to hand between threads
+        failure.message = "changed"
+    message, details = split_failure(failure)
     assert message == "the loss became NaN at step 7"
     assert "Traceback" in details and "RuntimeError" in details
     assert rec.steps == list(range(1, 7))
@@ -139,23 +143,23 @@ def test_checkpoint_is_written_between_steps_in_the_worker_thread(qtbot, tmp_pat
                 gate.wait(5)
             yield p
 
-    def save(path):
-        calls.append((path, threading.current_thread() is threading.main_thread()))
+    def save(path, extras):
+        calls.append((path, extras, threading.current_thread() is threading.main_thread()))
 
     worker = TrainingWorker(steps, emit_every=1, min_interval=0, save=save)
     saved = []
     worker.saved.connect(saved.append)
     job = WorkerThread(worker)
     job.start()
-    worker.request_save(str(tmp_path / "a.h5"))
+    worker.request_save(str(tmp_path / "a.h5"), "snapshot")
     gate.set()
     qtbot.waitUntil(lambda: not job.is_running(), timeout=10000)
     qtbot.waitUntil(lambda: saved == [str(tmp_path / "a.h5")], timeout=5000)
-    assert calls == [(str(tmp_path / "a.h5"), False)]
+    assert calls == [(str(tmp_path / "a.h5"), "snapshot", False)]
 
 
 def test_a_failed_checkpoint_does_not_stop_training(qtbot):
-    def save(path):
+    def save(path, extras):
         raise OSError("disk full")
 
     worker = TrainingWorker(lambda: fake_steps(), emit_every=1, min_interval=0, save=save)

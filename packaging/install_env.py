@@ -96,7 +96,10 @@ def torch_install_command(kind: str, version: str, index: str) -> list[str]:
 
 def installed_torch(python: Path) -> tuple[str, str, bool] | None:
     """(version, CUDA version or '', CUDA usable) of the torch in ``python``, None if absent."""
-    result = subprocess.run([str(python), "-c", _PROBE], capture_output=True, text=True)
+    try:
+        result = subprocess.run([str(python), "-c", _PROBE], capture_output=True, text=True)
+    except OSError:  # no interpreter there yet
+        return None
     if result.returncode != 0:
         return None
     lines = result.stdout.strip().splitlines()[-3:]
@@ -193,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             _pip(python, "install", "--quiet", "--upgrade", "pip")
         version = pinned_torch()
         ensure_torch(python, args.venv, args.torch, version)
+        print(f"installing {args.package or 'DPSOM Studio'} and its libraries"
+              f"{' with ' + ', '.join(extras) if extras else ''} (the first time takes minutes)", flush=True)
         _pip(python, "install", "--quiet", "-c", str(CONSTRAINTS), *package_spec(args.package, extras))
         summary = verify(python, args.torch)
     except SetupError as exc:

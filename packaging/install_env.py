@@ -3,6 +3,7 @@
 Usage::
 
     python packaging/install_env.py VENV [--torch cpu|cuda] [--extras dev,parquet] [--package SPEC]
+                                         [--skip-gpu-check]
 
 It makes VENV when missing, installs the PyTorch release pinned in ``constraints.txt`` in the
 build asked for (CPU or CUDA), then installs SPEC (by default this checkout, editable) with
@@ -142,8 +143,12 @@ def ensure_torch(python: Path, venv: Path, kind: str, version: str) -> None:
     _pip(python, *torch_install_command(kind, version, index))
 
 
-def verify(python: Path, kind: str) -> str:
-    """Check the installed torch suits ``kind``; returns a one-line summary."""
+def verify(python: Path, kind: str, gpu_check: bool = True) -> str:
+    """Check the installed torch suits ``kind``; returns a one-line summary.
+
+    ``gpu_check=False`` accepts a CUDA build on a machine without a GPU (building a CUDA
+    installer needs the libraries, not the GPU).
+    """
     current = installed_torch(python)
     if current is None:
         raise SetupError("PyTorch does not import in the new environment (see the messages above)")
@@ -156,6 +161,8 @@ def verify(python: Path, kind: str) -> str:
     if not cuda:
         raise SetupError(f"the CPU build of PyTorch ({version}) was installed, not a CUDA build; set "
                          "TORCH_CUDA_INDEX_URL to PyTorch's index for your CUDA version")
+    if not usable and not gpu_check:
+        return f"PyTorch {version} (CUDA {cuda}), GPU not checked"
     if not usable:
         driver = "nvidia-smi runs" if shutil.which("nvidia-smi") else "nvidia-smi was not found"
         raise SetupError(f"PyTorch {version} (CUDA {cuda}) is installed but cannot use a GPU "
@@ -178,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torch", choices=["cpu", "cuda"], default="cpu", help="PyTorch build (default: cpu)")
     parser.add_argument("--extras", default="", help="comma-separated extras, e.g. dev,parquet")
     parser.add_argument("--package", help="what to install instead of this checkout (e.g. a wheel file)")
+    parser.add_argument("--skip-gpu-check", action="store_true",
+                        help="with --torch cuda: accept a machine without a usable GPU (installer builds)")
     args = parser.parse_args(argv)
     extras = [e.strip() for e in args.extras.split(",") if e.strip()]
     try:
@@ -199,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"installing {args.package or 'DPSOM Studio'} and its libraries"
               f"{' with ' + ', '.join(extras) if extras else ''} (the first time takes minutes)", flush=True)
         _pip(python, "install", "--quiet", "-c", str(CONSTRAINTS), *package_spec(args.package, extras))
-        summary = verify(python, args.torch)
+        summary = verify(python, args.torch, gpu_check=not args.skip_gpu_check)
     except SetupError as exc:
         print(f"install_env: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -106,6 +106,8 @@ def test_a_working_set_up_is_summarised(monkeypatch):
     assert install_env.verify(Path("python"), "cuda") == "PyTorch 2.13.0+cu130 (CUDA 13.0), GPU available"
     monkeypatch.setattr(install_env, "installed_torch", lambda python: ("2.13.0+cpu", "", False))
     assert install_env.verify(Path("python"), "cpu") == "PyTorch 2.13.0+cpu (CPU build)"
+    monkeypatch.setattr(install_env, "installed_torch", lambda python: ("2.13.0+cu130", "13.0", False))
+    assert "GPU not checked" in install_env.verify(Path("python"), "cuda", gpu_check=False)
 
 
 def test_the_probe_reads_the_torch_of_a_real_interpreter(tmp_path):

@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             _pip(python, "install", "--quiet", "--upgrade", "pip")
         version = pinned_torch()
         ensure_torch(python, args.venv, args.torch, version)
+        verify(python, args.torch, gpu_check=not args.skip_gpu_check)  # fail before the long part
         print(f"installing {args.package or 'DPSOM Studio'} and its libraries"
               f"{' with ' + ', '.join(extras) if extras else ''} (the first time takes minutes)", flush=True)
         _pip(python, "install", "--quiet", "-c", str(CONSTRAINTS), *package_spec(args.package, extras))

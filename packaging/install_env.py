@@ -164,7 +164,7 @@ def verify(python: Path, kind: str, gpu_check: bool = True) -> str:
     if not usable and not gpu_check:
         return f"PyTorch {version} (CUDA {cuda}), GPU not checked"
     if not usable:
-        driver = "nvidia-smi runs" if shutil.which("nvidia-smi") else "nvidia-smi was not found"
+        driver = "nvidia-smi is installed" if shutil.which("nvidia-smi") else "nvidia-smi was not found"
         raise SetupError(f"PyTorch {version} (CUDA {cuda}) is installed but cannot use a GPU "
                          f"({driver}): install or update the NVIDIA driver (CUDA {cuda} needs a recent "
                          "one), or use the CPU build (make run without TORCH=cuda)")
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_torch(python, args.venv, args.torch, version)
         verify(python, args.torch, gpu_check=not args.skip_gpu_check)  # fail before the long part
         print(f"installing {args.package or 'DPSOM Studio'} and its libraries"
-              f"{' with ' + ', '.join(extras) if extras else ''} (the first time takes minutes)", flush=True)
+              f"{' with ' + ', '.join(extras) if extras else ''} (minutes the first time)", flush=True)
         _pip(python, "install", "--quiet", "-c", str(CONSTRAINTS), *package_spec(args.package, extras))
         summary = verify(python, args.torch, gpu_check=not args.skip_gpu_check)
     except SetupError as exc:

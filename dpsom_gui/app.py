@@ -1,7 +1,9 @@
 """Starting DPSOM Studio: arguments, logging, crash handlers, the application and its window.
 
 ``dpsom-studio [FILE] [--demo]``: FILE is a project (.h5) to open or a data file to import;
-``--demo`` opens the built-in demo cohort.
+``--demo`` opens the built-in demo cohort. On Linux without a usable display (no DISPLAY or
+WAYLAND_DISPLAY, or X11 libraries missing) it exits with status 2 after one line saying what
+to do, before Qt would abort with a misleading message.
 
 ``dpsom-studio --smoke-test OUT.png [--smoke-timeout SECONDS]`` checks an installation: it
 opens the small demo cohort, trains a 4x4 map for 20 optimiser steps exactly as the Train
@@ -17,17 +19,20 @@ happened is written.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import importlib.util
 import logging
 import logging.handlers
 import shutil
 import sys
 import tempfile
 import threading
+import os
 import time
 from pathlib import Path
 
 __all__ = ["main", "parse_args", "setup_logging", "install_excepthooks", "create_window", "start_warm_up",
-           "SmokeTest", "SMOKE_CHANGES", "run_smoke_test"]
+           "SmokeTest", "SMOKE_CHANGES", "run_smoke_test", "display_problem", "XCB_LIBRARIES"]
 
 log = logging.getLogger("dpsom_gui")
 
@@ -43,6 +48,66 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smoke-timeout", type=float, default=300.0, metavar="SECONDS",
                         help="give up the smoke test after this long (default: 300)")
     return parser.parse_args(argv)
+
+
+#: Libraries Qt's X11 (xcb) platform plugin loads, with the Debian/Ubuntu package of each. Qt
+#: names only the first one it misses ("libxcb-cursor0 is needed"), even when no display is
+#: the real problem, and then aborts; checking first lets the app say what is wrong.
+XCB_LIBRARIES = {
+    "libxcb.so.1": "libxcb1", "libX11-xcb.so.1": "libx11-xcb1", "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4", "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1", "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render.so.0": "libxcb-render0", "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-shape.so.0": "libxcb-shape0", "libxcb-shm.so.0": "libxcb-shm0", "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-util.so.1": "libxcb-util1", "libxcb-xfixes.so.0": "libxcb-xfixes0", "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxkbcommon.so.0": "libxkbcommon0", "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+}
+
+
+def _library_loads(name: str) -> bool:
+    """True when the dynamic linker finds ``name``, system-wide or next to Qt's own libraries."""
+    folders = [""]
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        folders.append(bundle)
+    spec = importlib.util.find_spec("PySide6")
+    if spec is not None and spec.origin:
+        folders.append(str(Path(spec.origin).parent / "Qt" / "lib"))
+    for folder in folders:
+        try:
+            ctypes.CDLL(os.path.join(folder, name) if folder else name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def display_problem(environ=None, platform: str | None = None, loads=_library_loads) -> str | None:
+    """Why the window cannot open here, as one line saying what to do; None when it can.
+
+    Only Linux is checked (Windows and macOS always have their window system). A platform
+    chosen through ``QT_QPA_PLATFORM`` other than X11 or Wayland (offscreen, vnc, eglfs, ...)
+    is taken as the user's informed choice.
+    """
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    chosen = [p.split(":", 1)[0].strip() for p in environ.get("QT_QPA_PLATFORM", "").split(";") if p.strip()]
+    if any(p not in ("xcb", "wayland", "wayland-egl") for p in chosen):
+        return None
+    x11, wayland = bool(environ.get("DISPLAY")), bool(environ.get("WAYLAND_DISPLAY"))
+    if not x11 and not wayland:
+        return ("no display: DISPLAY and WAYLAND_DISPLAY are not set. Start DPSOM Studio from a desktop "
+                "session (or over ssh -X), or give it a virtual screen with xvfb-run -a dpsom-studio; "
+                "the dpsom command line needs no display.")
+    if chosen[:1] == ["xcb"] or (not chosen and not wayland):
+        missing = [name for name in XCB_LIBRARIES if not loads(name)]
+        if missing:
+            packages = " ".join(XCB_LIBRARIES[name] for name in missing)
+            return (f"the X11 libraries Qt needs are missing ({', '.join(missing)}); on Debian or Ubuntu "
+                    f"install them with: sudo apt-get install {packages}")
+    return None
 
 
 def setup_logging(directory: Path) -> Path:
@@ -346,6 +411,10 @@ def run_smoke_test(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the application; returns the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    problem = display_problem()
+    if problem:  # before Qt, which would abort the process with a misleading message
+        print(f"dpsom-studio: {problem}", file=sys.stderr, flush=True)
+        return 2
     if args.smoke_test:
         return run_smoke_test(args)
     from PySide6.QtCore import QTimer

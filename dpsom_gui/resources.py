@@ -5,8 +5,8 @@ the only place that knows where that folder ends up:
 
 1. a PyInstaller bundle unpacks it to ``sys._MEIPASS/resources`` (the spec adds it there);
 2. a source checkout has it next to the ``dpsom_gui`` package;
-3. an installed wheel carries it as package data in ``dpsom_gui/resources`` (the wheel build
-   copies the top-level folder there; ``pyproject.toml`` ships ``dpsom_gui/resources/**``).
+3. an installed wheel carries it as package data in ``dpsom_gui/resources`` (``setup.py``
+   copies the top-level folder there when the wheel is built; an editable install is case 2).
 
 A folder only counts if it holds the marker file :data:`MARKER`, so an unrelated
 ``resources`` folder in site-packages is never picked up.

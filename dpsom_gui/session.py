@@ -356,7 +356,8 @@ class Session(QObject):
         self.preprocessing = preprocessing
         self.column_roles = dict(column_roles or {})
         self.run, self.history, self.results, self.annotations = None, [], {}, {}
-        self.config = config if config is not None else self.engine.propose_config(dataset, "quick")
+        self.config = config if config is not None else \
+            self._on_preferred_device(self.engine.propose_config(dataset, "quick"))
         log.info("data loaded: shape %s", tuple(dataset.values.shape))
         self._set_state(TrainingState.IDLE)
         self._set_dirty(changed)
@@ -479,11 +480,20 @@ class Session(QObject):
     def preset_config(self, model: str, preset: str):
         """Settings of a model kind and preset, sized for the current data."""
         if self.dataset is not None:
-            proposed = self.engine.propose_config(self.dataset, preset)
+            proposed = self._on_preferred_device(self.engine.propose_config(self.dataset, preset))
             if proposed.model == model:
                 return proposed
-            return self.engine.make_config(model, preset, grid=proposed.grid)
-        return self.engine.make_config(model, preset)
+            return self._on_preferred_device(self.engine.make_config(model, preset, grid=proposed.grid))
+        return self._on_preferred_device(self.engine.make_config(model, preset))
+
+    def _on_preferred_device(self, config):
+        """``config`` on the preferred device (``default_device``), or "auto" when this machine
+        does not have that device."""
+        wanted = self.prefs.default_device
+        if wanted != "auto" and wanted not in {d.get("name") for d in self.devices()}:
+            log.warning("preferred device %s is not available here; using automatic choice", wanted)
+            wanted = "auto"
+        return config if config.train.device == wanted else config.replace(**{"train.device": wanted})
 
     def grid_advice(self, config) -> tuple[str, str, object]:
         """How well the map size of ``config`` suits the data: ``(level, text, proposal)``.
@@ -546,6 +556,7 @@ class Session(QObject):
         self.config.validate()
         run = self.engine.make_run(self.dataset, self.config, self.preprocessing)
         run.validate()  # data that cannot suit this model or grid is refused before starting
+        self.prefs.set("default_device", self.config.train.device)  # proposed for the next data
         self.run = run
         self.history, self.results = [], {}
         self.model_changed.emit()

@@ -26,7 +26,7 @@ DEFAULTS: dict[str, object] = {
     "emit_every_steps": 5,  # training steps between two progress reports to the window
     "max_recent": 8,
     "loss_log_scale": True,
-    "default_device": "auto",
+    "default_device": "auto",  # the device of the last training started; proposed for new data
     "last_directory": "",
 }
 
@@ -129,6 +129,11 @@ class Preferences:
     @property
     def emit_every_steps(self) -> int:
         return max(1, self.get("emit_every_steps"))
+
+    @property
+    def default_device(self) -> str:
+        """Where new trainings run: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``."""
+        return self.get("default_device").strip().lower() or "auto"
 
     # ----------------------------------------------------------- recent files
     def recent_files(self) -> list[str]:

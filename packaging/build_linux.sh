@@ -5,13 +5,14 @@
 #
 #   --python PATH   the Python whose packages are frozen (default: .venv/bin/python when it
 #                   has PyInstaller, otherwise a build venv is made, as with --fresh-venv)
-#   --fresh-venv    make build/venv: pip install -c constraints-cpu.txt -e . plus
-#                   packaging/requirements-build.txt (CPU PyTorch; drop the constraint in
-#                   TORCH=cuda mode to freeze the CUDA build, see packaging/README.md)
+#   --fresh-venv    make build/venv with packaging/install_env.py (the pinned PyTorch, CPU
+#                   build unless TORCH=cuda; the package with its `parquet` extra) plus
+#                   packaging/requirements-build.txt (see packaging/README.md)
 #   --skip-bundle   reuse dist/dpsom-studio from an earlier run (only re-package)
 #   --no-deb        stop after the .tar.gz
 #
-# Environment: TORCH=cpu|cuda (for --fresh-venv, default cpu), DEB_MAINTAINER,
+# Environment: TORCH=cpu|cuda (for --fresh-venv, default cpu), TORCH_INDEX_URL and
+# TORCH_CUDA_INDEX_URL (see packaging/install_env.py), DEB_MAINTAINER,
 # DEB_COMPRESSION: zstd (default; dpkg >= 1.21.18: Debian 12, Ubuntu 22.04), xz (20 % smaller,
 # ~25x slower to build, any dpkg) or gzip.
 #
@@ -49,19 +50,23 @@ if [ -z "$PYTHON" ] && [ "$FRESH" = 0 ] && [ -x .venv/bin/python ] \
 fi
 if [ -z "$PYTHON" ]; then
   say "making build/venv (TORCH=$TORCH)"
-  python3 -m venv build/venv
-  CONSTRAINTS=()
-  [ "$TORCH" = cpu ] && CONSTRAINTS=(-c constraints-cpu.txt)
-  build/venv/bin/python -m pip install --quiet --upgrade pip
-  build/venv/bin/python -m pip install --quiet "${CONSTRAINTS[@]}" -e . -r packaging/requirements-build.txt
+  python3 packaging/install_env.py build/venv --torch "$TORCH" --extras parquet --skip-gpu-check
+  build/venv/bin/python -m pip install --quiet -r packaging/requirements-build.txt
   PYTHON=build/venv/bin/python
 fi
-VERSION=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+# The version line of pyproject.toml (read as text: tomllib is Python 3.11+, 3.10 is supported).
+VERSION=$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' pyproject.toml | head -1)
+[ -n "$VERSION" ] || { echo "build_linux: no version line in pyproject.toml" >&2; exit 1; }
 TORCH_BUILD=$("$PYTHON" -c 'import torch; print(torch.__version__)')
 if [ "$TORCH" = cpu ] && "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.version.cuda else 1)'; then
   echo "build_linux: $PYTHON has CUDA PyTorch ($TORCH_BUILD); use TORCH=cuda to freeze it on purpose" >&2
   exit 2
 fi
+# The installers read Parquet files: pyarrow (the `parquet` extra) must be frozen with them.
+"$PYTHON" -c 'import pyarrow.parquet' 2>/dev/null || {
+  echo "build_linux: $PYTHON has no pyarrow; install the package with its parquet extra: pip install -e '.[parquet]'" >&2
+  exit 2
+}
 ARCH=$(uname -m)
 say "DPSOM Studio $VERSION, PyTorch $TORCH_BUILD, $ARCH, Python $("$PYTHON" -c 'import platform; print(platform.python_version())')"
 

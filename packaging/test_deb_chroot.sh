@@ -36,7 +36,7 @@ T0=$(date +%s)
 
 if ! command -v debootstrap >/dev/null; then
   say "installing debootstrap"
-  apt-get install -y -q debootstrap >/dev/null
+  apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null
 fi
 DIR="${DIR:-$(mktemp -d "${TMPDIR:-/tmp}/dpsom-deb-chroot.XXXXXX")}"
 DIR="$(cd "$DIR" && pwd)"

@@ -8,7 +8,8 @@ import pytest
 from gui_fakes import FakeEngine
 
 from dpsom_gui import actions
-from dpsom_gui.app import install_excepthooks, main, parse_args, setup_logging
+from dpsom_gui import app as app_module
+from dpsom_gui.app import XCB_LIBRARIES, display_problem, install_excepthooks, main, parse_args, setup_logging
 from dpsom_gui.session import Session
 
 
@@ -127,3 +128,46 @@ def test_engine_warm_up_runs_in_a_daemon_thread_and_logs(log_file):
     thread.join(10)
     assert thread.daemon and not thread.is_alive() and Engine.calls == 1
     assert "engine ready" in log_file.read_text()
+
+
+def test_display_problem_names_what_is_missing_and_what_to_do():
+    every_library = lambda name: True  # noqa: E731
+    no_cursor = lambda name: name != "libxcb-cursor.so.0"  # noqa: E731
+    line = display_problem({}, "linux", every_library)
+    assert "DISPLAY and WAYLAND_DISPLAY are not set" in line and "xvfb-run" in line
+    assert display_problem({"QT_QPA_PLATFORM": "xcb"}, "linux", every_library).startswith("no display")
+    # A display is there, but the X11 plugin's libraries are not: name the package to install.
+    line = display_problem({"DISPLAY": ":0"}, "linux", no_cursor)
+    assert "libxcb-cursor.so.0" in line and "apt-get install libxcb-cursor0" in line
+    assert "libxcb-icccm" not in line
+    assert display_problem({"DISPLAY": ":0"}, "linux", every_library) is None
+    # Wayland sessions and platforms the user chose need no X11 libraries.
+    assert display_problem({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}, "linux", no_cursor) is None
+    for chosen in ("offscreen", "vnc:size=800x600", "eglfs"):
+        assert display_problem({"QT_QPA_PLATFORM": chosen}, "linux", no_cursor) is None
+    assert display_problem({}, "win32", no_cursor) is None and display_problem({}, "darwin", no_cursor) is None
+
+
+def test_the_library_check_really_loads_libraries():
+    from dpsom_gui.app import _library_loads
+
+    assert not _library_loads("libdpsom-no-such-library.so.7")
+    if sys.platform.startswith("linux"):
+        assert _library_loads("libc.so.6")
+        assert set(XCB_LIBRARIES.values()) >= {"libxcb-cursor0", "libxcb1", "libxkbcommon-x11-0"}
+
+
+def test_main_without_a_display_says_so_before_qt_starts(monkeypatch, capsys):
+    def no_qt():
+        raise AssertionError("Qt was started")
+
+    monkeypatch.setattr(app_module, "_application", no_qt)
+    monkeypatch.setattr(app_module, "run_smoke_test", lambda args: no_qt())
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)  # Qt already runs offscreen; only the check reads it
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    for argv in (["--demo"], ["--smoke-test", "out.png"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("dpsom-studio: no display")

@@ -1,6 +1,11 @@
-"""Resources are found from the source tree and from a bundle, and every icon draws."""
+"""Resources are found from the source tree, a wheel and a bundle, and every icon draws."""
 
+import os
+import shutil
+import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,3 +78,44 @@ def test_style_sheet_is_accepted_by_qt(qapp):
         assert teal.mean() > 0.3
     finally:
         qapp.setStyleSheet("")
+
+
+# ------------------------------------------------------------------ the wheel
+REPO = Path(__file__).resolve().parents[2]
+# What a wheel build reads (setup.py copies resources/ and docs/ into the package).
+BUILD_INPUTS = ["pyproject.toml", "setup.py", "MANIFEST.in", "LICENSE", "README.md", "constraints.txt",
+                "core", "dpsom_gui", "resources", "docs"]
+
+
+def test_the_wheel_carries_the_resources_and_the_user_guide(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in BUILD_INPUTS:
+        item = REPO / name
+        if item.is_dir():
+            shutil.copytree(item, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(item, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp_path / "wheel"), str(source)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next((tmp_path / "wheel").glob("dpsom_studio-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        for path in (REPO / "resources").rglob("*"):
+            if path.is_file():
+                inside = "dpsom_gui/resources/" + path.relative_to(REPO / "resources").as_posix()
+                assert archive.read(inside) == path.read_bytes(), inside
+        archive.extractall(tmp_path / "site")
+    assert "dpsom_gui/docs/user-guide.md" in names and "dpsom_gui/docs/images/main-window.png" in names
+    assert not any(n.endswith("make_screenshots.py") for n in names)
+    # The installed layout, imported in a fresh interpreter that cannot see the checkout.
+    probe = ("from dpsom_gui.resources import resource_path; from dpsom_gui.dialogs.help_dialog import "
+             "find_user_guide; print(resource_path('icons', 'app.svg')); print(find_user_guide())")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    icon_path, guide = result.stdout.split()
+    site = (tmp_path / "site" / "dpsom_gui").resolve()
+    assert Path(icon_path) == site / "resources" / "icons" / "app.svg"
+    assert Path(guide) == site / "docs" / "user-guide.md"

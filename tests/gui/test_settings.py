@@ -84,3 +84,36 @@ def test_unknown_preferences_are_refused(prefs):
 def test_folders_for_logs_and_autosave_sit_next_to_the_file(prefs, tmp_path):
     assert prefs.log_directory() == tmp_path / "logs"
     assert prefs.autosave_directory() == tmp_path / "autosave"
+
+
+def test_the_preferred_device_is_proposed_for_new_data_and_follows_the_last_training(prefs, qtbot):
+    from gui_fakes import FakeEngine, make_series, make_table
+
+    from dpsom_gui.session import Session
+
+    class TwoDevices(FakeEngine):
+        def available_devices(self):
+            return [{"name": "cpu", "label": "CPU", "memory_bytes": 0},
+                    {"name": "cuda:1", "label": "GPU 1", "memory_bytes": 8 << 30}]
+
+    session = Session(prefs, TwoDevices())
+    try:
+        assert prefs.default_device == "auto"
+        session.load_dataset(make_series())
+        assert session.config.train.device == "auto"
+        prefs.set("default_device", "CUDA:1")
+        session.load_dataset(make_table())
+        assert session.config.train.device == "cuda:1"
+        assert session.preset_config("tdpsom", "quick").train.device == "cuda:1"
+        # A device this machine lacks (preferences travel between machines) falls back to auto.
+        prefs.set("default_device", "mps")
+        session.load_dataset(make_table())
+        assert session.config.train.device == "auto"
+        # Starting a training on a device makes it the proposal for the next data.
+        with qtbot.waitSignal(session.training_finished, timeout=10000):
+            session.start_training(session.config.replace(**{"train.device": "cpu"}))
+        assert prefs.default_device == "cpu"
+        session.load_dataset(make_series())
+        assert session.config.train.device == "cpu"
+    finally:
+        session.shutdown()

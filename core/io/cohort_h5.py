@@ -38,7 +38,8 @@ import torch
 from ..errors import InputError
 from ..data.dataset import Dataset
 from ..data.preprocessing import Preprocessor
-from ._h5files import HDF5_SIGNATURE, attr_str, fsync_path, looks_like_hdf5, one_line, sync_folder
+from ._h5files import (HDF5_SIGNATURE, NotRegularFile, UnsafeFile, attr_str, fsync_path, inspect_file,
+                       looks_like_hdf5, new_temp, one_line, read_head, read_text, sync_folder)
 
 __all__ = ["CohortWriter", "write_cohort", "cohort_from_dataset", "is_cohort_file", "Cohort",
            "CohortShard", "OutOfCoreArray", "FORMAT_NAME", "FORMAT_VERSION"]
@@ -116,10 +117,10 @@ def _label_array(name: str, value, n_rows: int, per_step: tuple[int, ...], path)
     raise InputError(f"label {name!r} has dtype {a.dtype}; use numbers or strings", path=path)
 
 
-def _read_str(ds: h5py.Dataset, sl=slice(None)) -> np.ndarray:
-    """Variable-length UTF-8 strings as a numpy str array."""
-    values = ds.asstr()[sl]
-    return np.array(values, dtype=str) if np.size(values) else np.zeros(np.shape(values), dtype=str)
+def _read_str(ds: h5py.Dataset, budget: int) -> np.ndarray:
+    """Variable-length UTF-8 strings as a numpy str array (at most ``budget`` bytes of text)."""
+    values = read_text(ds, budget)
+    return np.array(values.tolist(), dtype=str) if values.size else np.zeros(values.shape, dtype=str)
 
 
 # ------------------------------------------------------------------------------- writing
@@ -472,8 +473,7 @@ def is_cohort_file(path) -> bool:
         False for missing files, folders, non-HDF5 files and other HDF5 files (projects).
     """
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(HDF5_SIGNATURE))
+        head = read_head(Path(path), len(HDF5_SIGNATURE))
         if not looks_like_hdf5(head, Path(path)):
             return False
         with h5py.File(path, "r", locking=False) as f:
@@ -503,7 +503,7 @@ class Cohort:
 
     def __init__(self, path) -> None:
         self._path = Path(path)
-        self._file = _open_cohort(self._path)
+        self._file, self._size = _open_cohort(self._path)
         try:
             self._validate()
         except BaseException:
@@ -602,7 +602,7 @@ class Cohort:
         if "ids" not in self._file:
             return None
         if self._ids is None:
-            self._ids = _read_str(self._file["ids"])
+            self._ids = _read_str(self._file["ids"], self._size)
         return self._ids.copy()
 
     @property
@@ -694,7 +694,7 @@ class Cohort:
         labels = {}
         for key, ds in f.get("labels", {}).items():
             name = attr_str(ds.attrs.get("name")) or _decode_name(key)
-            labels[name] = _read_str(ds) if h5py.check_string_dtype(ds.dtype) else np.asarray(ds[()])
+            labels[name] = _read_str(ds, self._size) if h5py.check_string_dtype(ds.dtype) else np.asarray(ds[()])
         times = np.asarray(f["times"][()]) if "times" in f else None
         return Dataset(values=values, mask=mask, feature_names=self.feature_names, units=units, ids=self.ids,
                        times=times, lengths=self.lengths, labels=labels,
@@ -725,15 +725,18 @@ class Cohort:
         return f"Cohort({str(self._path)!r}, {'series' if self._temporal else 'table'} {shape})"
 
 
-def _open_cohort(path: Path) -> h5py.File:
+def _open_cohort(path: Path) -> tuple[h5py.File, int]:
+    """Open and check a cohort file; return it with its size in bytes."""
     where = str(path)
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(HDF5_SIGNATURE))
+        head = read_head(path, len(HDF5_SIGNATURE))
+        size = path.stat().st_size
     except FileNotFoundError:
         raise InputError("no such cohort file; write one with `dpsom prepare`", path=where) from None
     except IsADirectoryError:
         raise InputError("is a folder, not a cohort file", path=where) from None
+    except NotRegularFile as exc:
+        raise InputError(f"not a regular file ({exc.kind}); choose a cohort file (.h5)", path=where) from None
     except OSError as exc:
         raise InputError(f"the cohort file cannot be opened ({one_line(exc)})", path=where) from None
     if not looks_like_hdf5(head, path):
@@ -758,10 +761,16 @@ def _open_cohort(path: Path) -> h5py.File:
                              path=where)
         if version < 1:
             raise InputError(f"unknown cohort format version {version}", path=where)
+        try:
+            inspect_file(f, size)
+        except UnsafeFile as exc:
+            raise InputError(f"not opened: {exc}; DPSOM Studio never writes this", path=where) from None
+        except Exception as exc:
+            raise InputError(f"the cohort file is damaged ({one_line(exc)})", path=where) from None
     except BaseException:
         f.close()
         raise
-    return f
+    return f, size
 
 
 # -------------------------------------------------------------------------- block reading

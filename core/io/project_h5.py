@@ -46,7 +46,8 @@ from ..errors import ProjectFileError
 from ._h5files import HDF5_SIGNATURE as _HDF5_SIGNATURE
 from ._h5files import attr_str as _attr_str
 from ._h5files import fsync_path as _fsync_path
-from ._h5files import looks_like_hdf5, sync_folder
+from ._h5files import DatasetInfo, NotRegularFile, UnsafeFile, inspect_file, looks_like_hdf5, read_head
+from ._h5files import read_text, sync_folder
 from ._h5files import one_line as _one_line
 
 __all__ = [
@@ -570,23 +571,23 @@ def _load_v1(root: _Group) -> Project:
     return project
 
 
-def _summary_v1(f: h5py.File) -> dict[str, Any]:
+def _summary_v1(f: h5py.File, text_budget: int) -> dict[str, Any]:
     docs = f["json"]
 
     def doc(name: str) -> Any:
-        return json.loads(docs[name].asstr()[()]) if name in docs else None
+        return json.loads(str(read_text(docs[name], text_budget)[()])) if name in docs else None
 
     out: dict[str, Any] = {"config": doc("config"), "data_ref": doc("data_ref")}
     if "dataset" in f:
         d = f["dataset"]
         shape = tuple(int(s) for s in d["values"].shape)
-        meta = json.loads(d["meta"].asstr()[()])
+        meta = json.loads(str(read_text(d["meta"], text_budget)[()]))
         out["data"] = {
             "kind": "series" if len(shape) == 3 else "table",
             "shape": shape,
             "n_features": shape[-1],
-            "source": meta.get("source", ""),
-            "labels": [_decode_key(k) for k in d["labels"]],
+            "source": meta.get("source", "") if isinstance(meta, dict) else "",
+            "labels": [_decode_key(k) for k in d["labels"]] if "labels" in d else [],
         }
     else:
         out["data"] = None
@@ -599,7 +600,7 @@ def _summary_v1(f: h5py.File) -> dict[str, Any]:
 
 # One entry per format version ever written; old ones are kept so old files keep loading.
 _LOADERS: dict[int, Callable[[_Group], Project]] = {1: _load_v1}
-_SUMMARIES: dict[int, Callable[[h5py.File], dict]] = {1: _summary_v1}
+_SUMMARIES: dict[int, Callable[[h5py.File, int], dict]] = {1: _summary_v1}
 
 
 # ------------------------------------------------------------------------ HDF5 copying
@@ -626,7 +627,8 @@ def _write_array(target: h5py.Group, name: str, node: _Array) -> None:
         ds.attrs[key] = value
 
 
-def _read_group(source: h5py.Group) -> _Group:
+def _read_group(source: h5py.Group, text_budget: int) -> _Group:
+    """Copy a group into the mirror; only after :func:`_inspect` has passed the file."""
     group = _Group(attrs={k: source.attrs[k] for k in source.attrs})
     for name in source:
         link = source.get(name, getlink=True)
@@ -634,20 +636,184 @@ def _read_group(source: h5py.Group) -> _Group:
             raise ValueError(f"unexpected link {name!r}")
         obj = source[name]
         if isinstance(obj, h5py.Group):
-            group.children[name] = _read_group(obj)
+            group.children[name] = _read_group(obj, text_budget)
         elif isinstance(obj, h5py.Dataset):
-            group.children[name] = _Array(_read_data(obj), {k: obj.attrs[k] for k in obj.attrs})
+            group.children[name] = _Array(_read_data(obj, text_budget), {k: obj.attrs[k] for k in obj.attrs})
         else:
             raise ValueError(f"unexpected object {name!r}")
     return group
 
 
-def _read_data(ds: h5py.Dataset) -> np.ndarray:
+def _read_data(ds: h5py.Dataset, text_budget: int) -> np.ndarray:
     info = h5py.check_string_dtype(ds.dtype)
     if info is not None and info.length is None:
-        text = ds.asstr()[()]
-        return np.array(text, dtype=object) if isinstance(text, str) else text
+        return read_text(ds, text_budget)
     return np.asarray(ds[()])
+
+
+# ----------------------------------------------------------------- checks before reading
+_SLICE_BYTES = 4 << 20  # values read at a time while the checksum is verified
+
+
+def _memory_budget() -> int:
+    """The most memory a project may declare: half of this computer's physical memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _row_slices(info: DatasetInfo) -> Iterator[slice]:
+    """Slices along the first axis of about ``_SLICE_BYTES``, in whole chunks."""
+    n = info.shape[0]
+    row = max(1, info.nbytes // max(1, n))
+    rows = max(1, _SLICE_BYTES // row)
+    if info.chunks:
+        rows = max(info.chunks[0], rows // info.chunks[0] * info.chunks[0])
+    for a in range(0, n, rows):
+        yield slice(a, min(n, a + rows))
+
+
+def _stream_digest(f: h5py.File, infos: dict[str, DatasetInfo], text_budget: int) -> str:
+    """:func:`_content_digest` of the file's content, read a slice at a time.
+
+    Gives the same digest as hashing the mirror, with memory bounded by the slices, so a
+    damaged file is refused before its arrays are held in memory.
+    """
+    entries: list[tuple[str, str]] = []
+
+    def attrs_into(h: "hashlib._Hash", obj, path: str) -> None:
+        for key in sorted(obj.attrs):
+            if path == "/" and key == _CHECKSUM_ATTR:
+                continue
+            h.update(key.encode("utf-8") + b"\0" + _canonical_attr(obj.attrs[key]) + b"\0")
+
+    def visit(group: h5py.Group, path: str) -> None:
+        h = hashlib.sha256()
+        attrs_into(h, group, path)
+        h.update(b"G")
+        entries.append((path, h.hexdigest()))
+        for name in group:
+            child = path.rstrip("/") + "/" + name
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                visit(obj, child)
+                continue
+            info = infos[child]
+            h = hashlib.sha256()
+            attrs_into(h, obj, child)
+            h.update(b"D")
+            h.update(repr(info.shape).encode())
+            if info.text:
+                h.update(b"|str")
+            else:
+                h.update(np.dtype(info.dtype).str.encode())
+            pieces = (slice(None),) if not info.shape else _row_slices(info)
+            for sl in pieces:
+                if info.text:
+                    for s in read_text(obj, text_budget, sl).ravel():
+                        b = s.encode("utf-8")
+                        h.update(len(b).to_bytes(8, "little"))
+                        h.update(b)
+                else:
+                    part = np.asarray(obj[()] if not info.shape else obj[sl])
+                    h.update(np.ascontiguousarray(part).reshape(-1).view(np.uint8))
+            entries.append((child, h.hexdigest()))
+
+    visit(f, "/")
+    total = hashlib.sha256()
+    for path, digest in sorted(entries):
+        total.update(path.encode("utf-8") + b"\0" + digest.encode() + b"\n")
+    return total.hexdigest()
+
+
+def _json_doc(f: h5py.File, name: str, text_budget: int) -> Any:
+    ds = f.get(name)
+    return None if ds is None else json.loads(str(read_text(ds, text_budget)[()]))
+
+
+def _check_v1(f: h5py.File, infos: dict[str, DatasetInfo], text_budget: int) -> None:
+    """Shapes and types every format-1 dataset must have, checked before values are read.
+
+    The embedded data fix the rows ``n`` (or patients ``N``), steps ``T`` and features
+    ``D``; the settings fix the map's ``K`` nodes; the history fixes its rows. Every
+    other dataset of those parts must agree, so no declared size runs away on its own.
+    """
+
+    def fail(what: str):
+        raise UnsafeFile(what)
+
+    def expect(path: str, shape: tuple | None = None, kinds: str | None = None, text: bool | None = None):
+        info = infos.get(path)
+        if info is None:
+            return None
+        if shape is not None and info.shape != shape:
+            fail(f"{path} has shape {info.shape}, expected {shape}")
+        if text is not None and info.text != text:
+            fail(f"{path} should {'' if text else 'not '}hold text")
+        if kinds is not None and (info.text or info.dtype.kind not in kinds):
+            fail(f"{path} has type {info.dtype}, which this format never writes there")
+        return info
+
+    for path, info in infos.items():
+        if path.startswith("/json/") and (not info.text or info.shape != ()):
+            fail(f"{path} should be one JSON text")
+    if "/json/config" not in infos:
+        fail("/json/config (the settings) is missing")
+    hist = f.get("history")
+    if not isinstance(hist, h5py.Group) or "n_rows" not in hist.attrs:
+        fail("/history (the loss history) is missing")
+    n_rows = hist.attrs["n_rows"]
+    if not isinstance(n_rows, (int, np.integer)) or n_rows < 0:
+        fail("/history has no valid number of rows")
+    columns = [p for p in infos if p.startswith(("/history/values/", "/history/present/"))]
+    if not columns and n_rows > 10_000:
+        fail(f"/history declares {int(n_rows)} rows without any column")
+    for path in columns:
+        expect(path, shape=(int(n_rows),), kinds="b" if path.startswith("/history/present/") else None)
+    values = infos.get("/dataset/values")
+    if "dataset" in f:
+        if values is None or len(values.shape) not in (2, 3):
+            fail("/dataset/values should be (rows, features) or (patients, steps, features)")
+        expect("/dataset/values", kinds="f")
+        shape = values.shape
+        rows, d = shape[:-1], shape[-1]
+        expect("/dataset/mask", shape=shape, kinds="b")
+        if "/dataset/mask" not in infos:
+            fail("/dataset/mask is missing")
+        for name in ("feature_names", "units"):
+            expect(f"/dataset/{name}", shape=(d,), text=True)
+        expect("/dataset/ids", shape=rows[:1])
+        expect("/dataset/lengths", shape=rows[:1] if len(rows) == 2 else (-1,), kinds="iu")
+        expect("/dataset/times", shape=rows if len(rows) == 2 else (-1,), kinds="f")
+        expect("/dataset/meta", shape=(), text=True)
+        for path in infos:
+            if path.startswith("/dataset/labels/"):
+                expect(path, shape=rows)
+    config = _json_doc(f, "json/config", text_budget)
+    grid = config.get("grid") if isinstance(config, dict) else None
+    k = None
+    if isinstance(grid, dict) and isinstance(grid.get("height"), int) and isinstance(grid.get("width"), int):
+        k = grid["height"] * grid["width"]
+    rows = values.shape[:-1] if "dataset" in f else None
+    for name, extra in (("bmu", 0), ("next_node_pred", 0), ("proba", 1)):
+        info = infos.get(f"/assignments/{name}")
+        if info is None:
+            continue
+        want_rank = (len(rows) if rows is not None else len(info.shape) - extra) + extra
+        if len(info.shape) != want_rank or (rows is not None and info.shape[:len(rows)] != rows):
+            fail(f"/assignments/{name} has shape {info.shape}, which does not fit the data {rows}")
+        if extra and k is not None and info.shape[-1] != k:
+            fail(f"/assignments/{name} has {info.shape[-1]} nodes, but the map has {k}")
+    declared = sum(info.nbytes for info in infos.values())
+    budget = _memory_budget()
+    if declared > budget:
+        fail(f"opening it would take {declared / 2**30:.1f} GB of memory, more than this computer can spare "
+             f"({budget / 2**30:.1f} GB)")
+
+
+# What each format version's datasets may declare, checked before anything is read.
+_CHECKS: dict[int, Callable[[h5py.File, dict[str, DatasetInfo], int], None]] = {1: _check_v1}
 
 
 # --------------------------------------------------------------------------- save/load
@@ -739,15 +905,18 @@ def _atomic_write(path: Path, root: _Group) -> None:
 
 
 @contextmanager
-def _open_project(path: Path) -> Iterator[tuple[h5py.File, int]]:
-    """Open a project read-only after checking it is one we can read; yield (file, version)."""
+def _open_project(path: Path) -> Iterator[tuple[h5py.File, int, dict[str, DatasetInfo], int]]:
+    """Open a project read-only after checking it is one we can read and that its
+    structure holds nothing unsafe; yield (file, version, dataset infos, text budget)."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(_HDF5_SIGNATURE))
+        head = read_head(path, len(_HDF5_SIGNATURE))
+        size = path.stat().st_size
     except FileNotFoundError:
         raise ProjectFileError(f"{path}: no such project file") from None
     except IsADirectoryError:
         raise ProjectFileError(f"{path}: is a folder, not a project file") from None
+    except NotRegularFile as exc:
+        raise ProjectFileError(f"{exc}; choose a project file (.h5)") from None
     except OSError as exc:
         raise ProjectFileError(f"{path}: cannot be opened ({_one_line(exc)})") from None
     if not looks_like_hdf5(head, path):
@@ -776,11 +945,23 @@ def _open_project(path: Path) -> Iterator[tuple[h5py.File, int]]:
             )
         if version not in _LOADERS:
             raise ProjectFileError(f"{path}: unknown project format version {version}")
-        yield f, version
+        try:
+            infos = inspect_file(f, size)
+            _CHECKS[version](f, infos, size)
+        except UnsafeFile as exc:
+            raise ProjectFileError(f"{path}: not opened: {exc}; DPSOM Studio never writes this") from None
+        except Exception as exc:
+            raise ProjectFileError(f"{path}: the project file is damaged ({_one_line(exc)})") from None
+        yield f, version, infos, size
 
 
 def load_project(path: str | os.PathLike) -> Project:
     """Read a project file written by :func:`save_project` (any format version so far).
+
+    Before any array is read, the file's structure is checked (:func:`_open_project`):
+    nothing outside the file is followed and no declared size exceeds what the file and
+    the project's own dimensions allow. The content checksum is then verified a slice at
+    a time, and only then are the values read.
 
     Parameters
     ----------
@@ -795,23 +976,30 @@ def load_project(path: str | os.PathLike) -> Project:
     Raises
     ------
     ProjectFileError
-        One line naming the file: missing, not HDF5, foreign HDF5, truncated or damaged
-        (including a content checksum mismatch), or written by a newer version of the app.
-        The file is never modified.
+        One line naming the file: missing, not a regular file, not HDF5, foreign HDF5,
+        truncated or damaged (including a content checksum mismatch), holding links,
+        external or virtual storage or sizes a project never has, or written by a newer
+        version of the app. The file is never modified.
     """
     path = Path(path)
-    with _open_project(path) as (f, version):
+    with _open_project(path) as (f, version, infos, size):
+        stored = _attr_str(f.attrs.get(_CHECKSUM_ATTR))
+        if stored is None:
+            raise ProjectFileError(f"{path}: the project file is damaged (its content checksum is missing)")
         try:
-            root = _read_group(f)
+            digest = _stream_digest(f, infos, size)
+        except UnsafeFile as exc:
+            raise ProjectFileError(f"{path}: not opened: {exc}; DPSOM Studio never writes this") from None
         except Exception as exc:
             raise ProjectFileError(f"{path}: the project file is damaged ({_one_line(exc)})") from None
-    stored = _attr_str(root.attrs.get(_CHECKSUM_ATTR))
-    if stored is None:
-        raise ProjectFileError(f"{path}: the project file is damaged (its content checksum is missing)")
-    if stored != _content_digest(root):
-        raise ProjectFileError(
-            f"{path}: the project file is damaged (content checksum mismatch); restore it from a backup"
-        )
+        if stored != digest:
+            raise ProjectFileError(
+                f"{path}: the project file is damaged (content checksum mismatch); restore it from a backup"
+            )
+        try:
+            root = _read_group(f, size)
+        except Exception as exc:
+            raise ProjectFileError(f"{path}: the project file is damaged ({_one_line(exc)})") from None
     try:
         return _LOADERS[version](root)
     except Exception as exc:
@@ -823,8 +1011,11 @@ def load_project(path: str | os.PathLike) -> Project:
 def project_summary(path: str | os.PathLike) -> dict[str, Any]:
     """What a project holds, read cheaply: root attributes, settings and sizes, no arrays.
 
-    Meant for ``dpsom info`` and the recent-files list. The content checksum is not
-    verified here (that needs all the data); :func:`load_project` does.
+    Meant for ``dpsom info`` and the recent-files list. The file's structure is checked as
+    by :func:`load_project` (nothing outside the file is followed, no declared size
+    beyond what the project allows); the content checksum is not verified here (that
+    needs all the data); :func:`load_project` does. Text values longer than
+    ``SUMMARY_TEXT_LIMIT`` characters are cut, ending in "…".
 
     Returns
     -------
@@ -838,26 +1029,53 @@ def project_summary(path: str | os.PathLike) -> dict[str, Any]:
     Raises
     ------
     ProjectFileError
-        As :func:`load_project`, for files that cannot be opened or are not projects.
+        As :func:`load_project`, for files that cannot be opened, are not projects, or
+        hold what a project never holds.
     """
     path = Path(path)
-    with _open_project(path) as (f, version):
+    with _open_project(path) as (f, version, infos, size):
         try:
             attrs = f.attrs
+            libraries = json.loads(_attr_str(attrs.get("libraries")) or "{}")
             out: dict[str, Any] = {
                 "path": str(path),
-                "file_size": path.stat().st_size,
+                "file_size": size,
                 "format": FORMAT_NAME,
                 "schema_version": version,
                 "app_version": _attr_str(attrs.get("app_version")),
                 "created": _attr_str(attrs.get("created")),
                 "modified": _attr_str(attrs.get("modified")),
-                "libraries": json.loads(_attr_str(attrs.get("libraries")) or "{}"),
+                "libraries": libraries if isinstance(libraries, dict) else {},
             }
-            out.update(_SUMMARIES[version](f))
+            out.update(_SUMMARIES[version](f, size))
         except Exception as exc:
             raise ProjectFileError(f"{path}: the project file is damaged ({_one_line(exc)})") from None
-    return out
+    return cut_text(out)
+
+
+#: Longest text a summary shows of any one value.
+SUMMARY_TEXT_LIMIT = 200
+
+
+def cut_text(value: Any, limit: int = SUMMARY_TEXT_LIMIT, _depth: int = 0) -> Any:
+    """``value`` with every string longer than ``limit`` cut (ending in "…"), and lists or
+    dicts longer than ``limit`` items shortened, recursively, for showing to a person."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    if _depth > 20:
+        return "…"
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {cut_text(str(k), limit): cut_text(v, limit, _depth + 1) for k, v in items[:limit]}
+        if len(items) > limit:
+            out["…"] = f"{len(items) - limit} more"
+        return out
+    if isinstance(value, (list, tuple)):
+        out = [cut_text(v, limit, _depth + 1) for v in value[:limit]]
+        if len(value) > limit:
+            out.append(f"… {len(value) - limit} more")
+        return tuple(out) if isinstance(value, tuple) else out
+    return value
 
 
 # ------------------------------------------------------------------------ data references

@@ -1,0 +1,234 @@
+"""Project and cohort files read as hostile files: nothing outside the file is followed,
+no declared size is allocated before it is checked, and broken models are refused.
+
+Every altered file carries a valid content checksum, as a crafted file would; the
+builders live in benchmarks/hostile_files.py, which also measures the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tracemalloc
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from benchmarks import hostile_files as hostile
+from core.config import make_config
+from core.errors import InputError, ProjectFileError
+from core.io import project_h5
+from core.io.cohort_h5 import Cohort, is_cohort_file, write_cohort
+from core.io.project_h5 import Project, load_project, project_summary, save_project
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory) -> Path:
+    """A small trained DPSOM project, saved as the app saves it (data embedded)."""
+    return hostile.trained_project(tmp_path_factory.mktemp("good"))
+
+
+def refused(call, *words) -> str:
+    """Run ``call``; it must raise ProjectFileError with one line holding every word."""
+    with pytest.raises(ProjectFileError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message, message
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def peak_mib(call) -> float:
+    """Peak memory traced while ``call`` runs (numpy's buffers included), in MiB."""
+    tracemalloc.start()
+    try:
+        try:
+            call()
+        except (ProjectFileError, InputError):
+            pass
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def small_project(**fields) -> Project:
+    return Project(config=make_config("dpsom", "quick", **{"grid.height": 3, "grid.width": 3}).to_dict(),
+                   **fields)
+
+
+# ------------------------------------------------------------- nothing outside the file
+def test_external_raw_storage_is_refused_before_reading(good, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n" * 100)
+    bad = hostile.external_ids(good, tmp_path / "bad.h5", secret=str(secret))
+    for call in (lambda: load_project(bad), lambda: project_summary(bad)):
+        refused(call, "bad.h5", "/dataset/ids", "outside", "secret.txt")
+
+
+def test_virtual_datasets_are_refused(good, tmp_path):
+    bad = hostile.virtual_values(good, tmp_path / "bad.h5")
+    for call in (lambda: load_project(bad), lambda: project_summary(bad)):
+        refused(call, "bad.h5", "/dataset/values", "virtual")
+
+
+def test_links_to_other_files_are_not_followed_by_load_or_summary(good, tmp_path):
+    bad = hostile.external_link(good, tmp_path / "bad.h5")
+    assert project_summary(good)["config"]["model"] == "dpsom"
+    for call in (lambda: load_project(bad), lambda: project_summary(bad)):
+        refused(call, "bad.h5", "/json/config", "another file")
+    soft = hostile.soft_link(good, tmp_path / "soft.h5")
+    for call in (lambda: load_project(soft), lambda: project_summary(soft)):
+        refused(call, "soft.h5", "/json/warnings", "link")
+
+
+def test_an_object_reached_twice_is_refused(tmp_path):
+    path = tmp_path / "p.h5"
+    save_project(path, small_project(model_state={"w": np.arange(4.0)}))
+    hostile.alter(path, path, lambda f: f.__setitem__("model_state/again", f["model_state/w"]))
+    refused(lambda: load_project(path), "more than one link")
+
+
+def test_unknown_filters_and_types_are_refused(tmp_path):
+    path = tmp_path / "p.h5"
+    save_project(path, small_project(model_state={"w": np.arange(4.0)}))
+
+    def compound(f):
+        del f["model_state/w"]
+        f.create_dataset("model_state/w", data=np.zeros(3, dtype=[("a", "f8"), ("b", "i4")]))
+    bad = hostile.alter(path, tmp_path / "compound.h5", compound)
+    refused(lambda: load_project(bad), "/model_state/w", "data type")
+
+
+# --------------------------------------------------------- declared sizes, before reading
+def test_a_declared_size_the_file_cannot_hold_is_refused(tmp_path):
+    path = tmp_path / "p.h5"
+    save_project(path, small_project(model_state={"w": np.arange(4.0)}))
+
+    def inflate(f):
+        del f["model_state/w"]
+        ds = f.create_dataset("model_state/w", shape=(4_000_000,), dtype=np.float64, chunks=(65536,),
+                              compression="gzip")
+        ds.attrs["kind"] = "array"
+    bad = hostile.alter(path, tmp_path / "inflated.h5", inflate)
+    refused(lambda: load_project(bad), "/model_state/w", "declares shape (4000000,)")
+
+
+def test_huge_declared_data_is_refused_with_little_memory(good, tmp_path):
+    bad = hostile.huge_declared(good, tmp_path / "huge.h5")
+    assert bad.stat().st_size < 3 << 20
+    assert peak_mib(lambda: refused(lambda: load_project(bad), "declares shape (50000000, 3)")) < 20
+
+
+def test_history_rows_are_checked_before_any_row_is_made(tmp_path):
+    path = tmp_path / "p.h5"
+    save_project(path, small_project(history=[{"step": i, "total": 1.0 / (i + 1)} for i in range(3)]))
+    bad = hostile.alter(path, tmp_path / "rows.h5", lambda f: f["history"].attrs.__setitem__("n_rows", 2_000_000))
+    assert peak_mib(lambda: refused(lambda: load_project(bad), "/history/", "shape (3,)")) < 20
+
+
+def test_assignments_must_fit_the_data_and_the_map(good, tmp_path):
+    bad = hostile.short_assignments(good, tmp_path / "short.h5")
+    refused(lambda: load_project(bad), "/assignments/", "does not fit the data")
+
+    def other_map(f):
+        proba = f["assignments/proba"][()]
+        del f["assignments/proba"]
+        ds = f.create_dataset("assignments/proba", data=proba[:, :5])
+        ds.attrs["kind"] = "array"
+    bad = hostile.alter(good, tmp_path / "nodes.h5", other_map)
+    refused(lambda: load_project(bad), "/assignments/proba", "5 nodes", "has 9")
+
+
+def test_data_shapes_must_agree_before_reading(good, tmp_path):
+    def wider_mask(f):
+        mask = f["dataset/mask"][()]
+        del f["dataset/mask"]
+        f.create_dataset("dataset/mask", data=np.concatenate([mask, mask], axis=1))
+    bad = hostile.alter(good, tmp_path / "mask.h5", wider_mask)
+    refused(lambda: load_project(bad), "/dataset/mask", "expected")
+
+
+def test_a_project_larger_than_memory_allows_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "p.h5"
+    save_project(path, small_project(model_state={"w": np.zeros(300_000)}))
+    monkeypatch.setattr(project_h5, "_memory_budget", lambda: 1 << 20)
+    refused(lambda: load_project(path), "memory", "GB")
+
+
+def test_the_checksum_is_verified_without_holding_the_arrays(tmp_path):
+    path = tmp_path / "p.h5"
+    weights = np.random.default_rng(0).standard_normal(7_500_000).astype(np.float32)  # 30 MB
+    save_project(path, small_project(model_state={"w": weights}))
+    with h5py.File(path, "r+", locking=False) as f:
+        f["model_state/w"][123] = 0.5  # damage without resealing
+    message = refused(lambda: load_project(path), "checksum mismatch")
+    assert "p.h5" in message
+    assert peak_mib(lambda: load_project(path)) < 20
+
+
+def test_text_cells_cannot_outgrow_the_file(tmp_path):
+    path = tmp_path / "p.h5"
+    save_project(path, small_project(warnings=["x"]))
+    with h5py.File(path, "r", locking=False) as f:
+        ds = f["json/config"]
+        with pytest.raises(project_h5.UnsafeFile, match="more text"):
+            project_h5.read_text(ds, 10)
+
+
+# ------------------------------------------------------------------------- cohort files
+def _cohort(tmp_path) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3)).astype(np.float32)
+    return write_cohort(tmp_path / "c.h5", x, np.ones_like(x, dtype=bool), feature_names=["a", "b", "c"],
+                        ids=[f"r{i}" for i in range(40)])
+
+
+def test_cohort_files_refuse_external_storage_and_links(tmp_path):
+    good = _cohort(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"x" * 4096)
+
+    def external_x(f):
+        shape = f["x"].shape
+        del f["x"]
+        f.create_dataset("x", shape=shape, dtype=np.float32, external=[(str(secret), 0, 4 * shape[0] * shape[1])])
+    bad = hostile.alter(good, tmp_path / "ext.h5", external_x, seal=False)
+    with pytest.raises(InputError, match="outside") as info:
+        Cohort(bad)
+    assert "ext.h5" in str(info.value) and "\n" not in str(info.value)
+
+    def linked_ids(f):
+        del f["ids"]
+        f["ids"] = h5py.ExternalLink(str(secret), "/ids")
+    bad = hostile.alter(good, tmp_path / "link.h5", linked_ids, seal=False)
+    with pytest.raises(InputError, match="another file"):
+        Cohort(bad)
+
+
+def test_cohort_declared_sizes_are_checked(tmp_path):
+    good = _cohort(tmp_path)
+
+    def inflate(f):
+        for name in ("x", "mask"):
+            dtype = f[name].dtype
+            del f[name]
+            f.create_dataset(name, shape=(10**8, 3), dtype=dtype, chunks=(65536, 3), compression="lzf")
+    bad = hostile.alter(good, tmp_path / "big.h5", inflate, seal=False)
+    with pytest.raises(InputError, match="declares shape"):
+        Cohort(bad)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_pipes_and_devices_are_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "p.h5"
+    os.mkfifo(fifo)
+    refused(lambda: load_project(fifo), "p.h5", "named pipe")
+    refused(lambda: project_summary(fifo), "named pipe")
+    with pytest.raises(InputError, match="named pipe"):
+        Cohort(fifo)
+    assert is_cohort_file(fifo) is False
+    if os.path.exists("/dev/zero"):
+        refused(lambda: load_project("/dev/zero"), "character device")

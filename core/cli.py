@@ -192,7 +192,7 @@ def _read_with_options(args, path: str):
 
 def _load(path: str, *, lazy_cohort: bool = False):
     """Load a project and its run; with ``lazy_cohort`` a cohort-file project stays on disk."""
-    from .io.project_h5 import check_data_ref, load_project
+    from .io.project_h5 import check_data_ref, data_ref_path, load_project
     from .workflow import ModelRun
 
     project = load_project(path)
@@ -204,8 +204,9 @@ def _load(path: str, *, lazy_cohort: bool = False):
 
         problem = check_data_ref(project, base_dir=base)
         if problem:
-            raise InputError(problem)
-        return project, CohortRun.from_project(project, Cohort(options.get("path", project.data_ref["path"])))
+            raise InputError(problem, path=path)
+        # The verified path, never the one among the reader options.
+        return project, CohortRun.from_project(project, Cohort(data_ref_path(project, base_dir=base)))
     return project, ModelRun.from_project(project, base_dir=base)
 
 

@@ -522,8 +522,12 @@ def assign(est: DPSOM | TDPSOM, X: np.ndarray, lengths: np.ndarray | None = None
 
 
 def _read_referenced(project: Project, read_options: dict | None, base_dir) -> Dataset:
-    """Read the data a project refers to (not embedded), after checking its content hash."""
-    from .io.project_h5 import check_data_ref
+    """Read the data a project refers to (not embedded), after checking its content hash.
+
+    Exactly the path that was verified is read: the reference's own path. A path saved
+    among the reader options is not used (it could name another file).
+    """
+    from .io.project_h5 import check_data_ref, data_ref_path
     from .data.readers import read_data
 
     if project.data_ref is None or not read_options:
@@ -531,14 +535,17 @@ def _read_referenced(project: Project, read_options: dict | None, base_dir) -> D
     problem = check_data_ref(project, base_dir=base_dir)
     if problem:
         raise InputError(problem)
-    options = dict(read_options)
-    path = options.pop("path", project.data_ref["path"])
+    path = data_ref_path(project, base_dir=base_dir)
+    options = {k: v for k, v in read_options.items() if k != "path"}
     if options.get("format") == "cohort":
         from .io.cohort_h5 import Cohort
 
         with Cohort(path) as cohort:
             return cohort.to_dataset()
-    return read_data(path, **options)
+    try:
+        return read_data(path, **options)
+    except TypeError as exc:  # reader options this version does not know: a damaged or foreign project
+        raise InputError(f"the project's reader options for {path.name} are not understood ({exc})") from None
 
 
 def _describe(ds: Dataset) -> str:

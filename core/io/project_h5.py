@@ -47,7 +47,7 @@ from ._h5files import HDF5_SIGNATURE as _HDF5_SIGNATURE
 from ._h5files import attr_str as _attr_str
 from ._h5files import fsync_path as _fsync_path
 from ._h5files import DatasetInfo, NotRegularFile, UnsafeFile, inspect_file, looks_like_hdf5, read_head
-from ._h5files import read_text, sync_folder
+from ._h5files import open_regular, read_text, sync_folder
 from ._h5files import one_line as _one_line
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "project_summary",
     "make_data_ref",
     "check_data_ref",
+    "data_ref_path",
     "FORMAT_NAME",
     "SCHEMA_VERSION",
 ]
@@ -429,7 +430,22 @@ def _decode_history(group: _Group) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- dataset
-def _encode_dataset(ds: Dataset) -> _Group:
+def _file_name(text: Any) -> Any:
+    """Only the file name of a path (POSIX or Windows); other values as they are."""
+    if not isinstance(text, str):
+        return text
+    return text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or text
+
+
+def _without_folders(metadata: dict) -> dict:
+    """The metadata with the reader's path cut to the file name (the data are embedded)."""
+    options = metadata.get("read_options") if isinstance(metadata, dict) else None
+    if not isinstance(options, dict) or "path" not in options:
+        return metadata
+    return {**metadata, "read_options": {**options, "path": _file_name(options["path"])}}
+
+
+def _encode_dataset(ds: Dataset, source: str) -> _Group:
     group = _Group()
     group.children["values"] = _encode_array(ds.values, "dataset values")
     group.children["mask"] = _encode_array(ds.mask, "dataset mask")
@@ -447,7 +463,7 @@ def _encode_dataset(ds: Dataset) -> _Group:
         "id_col": ds.id_col,
         "time_col": ds.time_col,
         "time_unit": ds.time_unit,
-        "source": ds.source,
+        "source": source,
         "warnings": list(ds.warnings),
     }
     group.children["meta"] = _json_array(meta, "dataset settings")
@@ -511,19 +527,27 @@ def _encode_project(project: Project, *, embed_data: bool, created: str, modifie
         "libraries": json.dumps(_library_versions(), sort_keys=True),
         "data_embedded": bool(embed_data and project.dataset is not None),
     })
+    embedded = bool(embed_data and project.dataset is not None)
+    metadata = project.metadata
+    if embedded:
+        # The data travel inside the file, so where they were read from (a folder with the
+        # user's name in it) is not needed: keep only the file name.
+        metadata = _without_folders(metadata)
+        if isinstance(data_ref, dict):
+            data_ref = {**data_ref, "path": _file_name(data_ref.get("path"))}
     docs = _Group()
     docs.children["config"] = _json_array(config, "config")
     docs.children["column_roles"] = _json_array(dict(project.column_roles), "column roles")
     docs.children["annotations"] = _json_array(project.annotations, "annotations")
     docs.children["warnings"] = _json_array([str(w) for w in project.warnings], "warnings")
-    docs.children["metadata"] = _json_array(project.metadata, "metadata")
+    docs.children["metadata"] = _json_array(metadata, "metadata")
     if project.preprocessor is not None:
         docs.children["preprocessor"] = _json_array(project.preprocessor, "preprocessor")
     if data_ref is not None:
         docs.children["data_ref"] = _json_array(data_ref, "data reference")
     root.children["json"] = docs
     if embed_data and project.dataset is not None:
-        root.children["dataset"] = _encode_dataset(project.dataset)
+        root.children["dataset"] = _encode_dataset(project.dataset, _file_name(project.dataset.source))
     for name in ("model_state", "train_state"):
         tree = getattr(project, name)
         if tree is not None:
@@ -1082,7 +1106,8 @@ def cut_text(value: Any, limit: int = SUMMARY_TEXT_LIMIT, _depth: int = 0) -> An
 def _hash_source(path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     if path.is_dir():
-        # A folder of files (PhysioNet style): names and contents, in a stable order.
+        # A folder of files (PhysioNet style): names and contents, in a stable order. Only
+        # regular files count; pipes and devices inside are left out (never opened).
         files = sorted(p for p in path.rglob("*") if p.is_file())
         size = 0
         for p in files:
@@ -1096,7 +1121,8 @@ def _hash_source(path: Path) -> tuple[str, int]:
 
 def _hash_file_into(h: "hashlib._Hash", path: Path) -> int:
     size = 0
-    with open(path, "rb") as fh:
+    fd = open_regular(path)  # a pipe or a device is refused here, never read
+    with os.fdopen(fd, "rb") as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
             size += len(chunk)
@@ -1109,16 +1135,39 @@ def make_data_ref(path: str | os.PathLike) -> dict[str, Any]:
     Parameters
     ----------
     path : str or path-like
-        The source data: a file, or a folder whose files are all hashed.
+        The source data: a regular file, or a folder whose regular files are all hashed.
 
     Returns
     -------
     dict
         ``{"path": absolute path (str), "sha256": hex digest (str), "size": bytes (int)}``.
+
+    Raises
+    ------
+    OSError
+        The path is missing or unreadable; ``NotRegularFile`` for a pipe or a device.
     """
     p = Path(path).resolve()
     digest, size = _hash_source(p)
     return {"path": str(p), "sha256": digest, "size": size}
+
+
+def data_ref_path(project: Project, *, base_dir: str | os.PathLike | None = None) -> Path | None:
+    """The one path a project's data reference names: the path that
+    :func:`check_data_ref` verifies and the only one the data may be read from.
+
+    A relative reference is resolved against ``base_dir`` (the project's folder). None
+    when the project has no reference.
+    """
+    ref = project.data_ref
+    if ref is None:
+        return None
+    if not isinstance(ref, dict) or not isinstance(ref.get("path"), str) or not ref["path"]:
+        raise ProjectFileError("the project's data reference names no file")
+    p = Path(ref["path"])
+    if not p.is_absolute() and base_dir is not None:
+        p = Path(base_dir) / p
+    return p
 
 
 def check_data_ref(project: Project, *, base_dir: str | os.PathLike | None = None) -> str | None:
@@ -1136,22 +1185,30 @@ def check_data_ref(project: Project, *, base_dir: str | os.PathLike | None = Non
     -------
     str or None
         None when there is no reference or the data matches it; otherwise one sentence
-        for the user saying what is wrong and what to do.
+        for the user saying what is wrong and what to do. A pipe, a device or anything
+        else that is not a regular file (or a folder of them) is reported, never read.
     """
-    ref = project.data_ref
-    if ref is None:
+    try:
+        p = data_ref_path(project, base_dir=base_dir)
+    except ProjectFileError as exc:
+        return f"{exc}; load the data again"
+    if p is None:
         return None
-    p = Path(ref["path"])
-    if not p.is_absolute() and base_dir is not None:
-        p = Path(base_dir) / p
+    ref = project.data_ref
     if not p.exists():
         return f"the data {p} referenced by this project is missing; locate it, or load the data again"
     try:
-        if p.is_file() and p.stat().st_size != int(ref.get("size", -1)):
+        expected = int(ref.get("size", -1))
+    except (TypeError, ValueError):
+        expected = -1
+    try:
+        if p.is_file() and p.stat().st_size != expected:
             return f"the data {p} has changed since the project was saved (different size)"
         digest, size = _hash_source(p)
+    except NotRegularFile as exc:
+        return f"the data {p} referenced by this project is not a regular file ({exc.kind}); locate the data file"
     except OSError as exc:
         return f"the data {p} referenced by this project cannot be read ({_one_line(exc)})"
-    if size != int(ref.get("size", -1)) or digest != ref.get("sha256"):
+    if size != expected or digest != ref.get("sha256"):
         return f"the data {p} has changed since the project was saved (different contents)"
     return None

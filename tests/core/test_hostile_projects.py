@@ -232,3 +232,62 @@ def test_pipes_and_devices_are_refused_without_waiting(tmp_path):
     assert is_cohort_file(fifo) is False
     if os.path.exists("/dev/zero"):
         refused(lambda: load_project("/dev/zero"), "character device")
+
+
+# ------------------------------------------------------------------- the data reference
+def within(seconds: float, call):
+    """Run ``call``; a call still running after ``seconds`` fails the test instead of hanging."""
+    import signal
+
+    def late(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, late)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return call()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_exactly_the_verified_file_is_read(good, tmp_path):
+    from core.data.readers import read_data
+    from core.workflow import ModelRun
+
+    bad = hostile.swapped_reference(good, tmp_path / "swapped.h5")
+    project = load_project(bad)
+    assert project.metadata["read_options"]["path"].endswith("other.csv")
+    run = ModelRun.from_project(project, base_dir=tmp_path)
+    truth = read_data(tmp_path / "cohort.csv", format="table", id_col="subject", labels=["died"])
+    np.testing.assert_array_equal(run.dataset.values, truth.values)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_reference_to_a_pipe_or_a_device_is_refused_at_once(good, tmp_path):
+    from core.io.project_h5 import check_data_ref, make_data_ref
+    from core.workflow import ModelRun
+
+    bad = hostile.fifo_reference(good, tmp_path / "fifo.h5")
+    project = load_project(bad)
+    with pytest.raises(InputError, match="named pipe") as info:
+        within(20, lambda: ModelRun.from_project(project, base_dir=tmp_path))
+    assert "\n" not in str(info.value)
+    with pytest.raises(OSError, match="named pipe"):
+        within(20, lambda: make_data_ref(tmp_path / "data.fifo"))
+    if os.path.exists("/dev/zero"):
+        zero = load_project(hostile.dev_zero_reference(good, tmp_path / "zero.h5"))
+        assert "character device" in within(20, lambda: check_data_ref(zero))
+
+
+def test_embedded_projects_keep_only_the_file_name_of_their_source(tmp_path):
+    folder = tmp_path / "home-of-alice"
+    folder.mkdir()
+    path = hostile.trained_project(folder)
+    assert str(folder).encode() not in path.read_bytes()
+    project = load_project(path)
+    assert project.metadata["read_options"]["path"] == "cohort.csv"
+    assert project.dataset.source == "cohort.csv"
+    # Data that are only referenced keep their full path: it is how they are found again.
+    ref = hostile.trained_project(folder, embed=False, name="ref.h5")
+    assert load_project(ref).data_ref["path"] == str((folder / "cohort.csv").resolve())

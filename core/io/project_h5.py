@@ -23,11 +23,12 @@ Guarantees
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
 import platform
-import secrets
 import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from ._h5files import HDF5_SIGNATURE as _HDF5_SIGNATURE
 from ._h5files import attr_str as _attr_str
 from ._h5files import fsync_path as _fsync_path
 from ._h5files import DatasetInfo, NotRegularFile, UnsafeFile, inspect_file, looks_like_hdf5, read_head
-from ._h5files import open_regular, read_text, sync_folder
+from ._h5files import new_temp, open_regular, read_text, sync_folder
 from ._h5files import one_line as _one_line
 
 __all__ = [
@@ -902,30 +903,83 @@ def save_project(path: str | os.PathLike, project: Project, *, embed_data: bool 
 
 
 def _atomic_write(path: Path, root: _Group) -> None:
+    """Write the mirror to ``path`` so that it holds either the old or the new project.
+
+    HDF5 builds the file in memory first; only plain writes of finished bytes then touch
+    the disk. A full disk, a quota or a file-size limit therefore fails a plain
+    ``os.write`` (one clean error, the temporary file removed) instead of failing inside
+    HDF5 half-way through its own bookkeeping.
+    """
     directory = path.parent
     if not directory.is_dir():
         raise ProjectFileError(f"{path}: cannot save, the folder {directory} does not exist")
-    # The name matches the '*.h5.tmp*' ignore pattern and sorts next to the project.
-    tmp = directory / f"{path.name}.tmp{secrets.token_hex(4)}"
+    image = io.BytesIO()
+    with h5py.File(image, "w", libver=_LIBVER, locking=False) as f:
+        _write_group(f, root)
+    data = image.getbuffer()
     try:
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        _check_free_space(path, len(data))
+        # The name matches the '*.h5.tmp*' ignore pattern and sorts next to the project;
+        # temporary files that a killed save left are removed here.
+        tmp, fd = new_temp(path)
         try:
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-        except OSError:
-            pass  # no previous file, or a file system without modes: keep the defaults
-        with h5py.File(tmp, "w", libver=_LIBVER, locking=False) as f:
-            _write_group(f, root)
-        _fsync_path(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError) and not isinstance(exc, ProjectFileError):
-            raise ProjectFileError(f"{path}: could not save the project ({_one_line(exc)})") from exc
-        raise
+            try:
+                os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
+            except (OSError, AttributeError):
+                pass  # no previous file, or a file system without modes: keep the defaults
+            _write_all(fd, data)
+            _fsync_path(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        finally:
+            os.close(fd)  # releases the temporary file's lock
+    except OSError as exc:
+        if isinstance(exc, ProjectFileError):
+            raise
+        raise ProjectFileError(f"{path}: could not save the project ({_write_problem(exc)}); {_kept(path)}") \
+            from exc
+    finally:
+        data.release()
+        image.close()
     sync_folder(directory)  # make the rename itself durable
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written:written + (8 << 20)])
+
+
+def _check_free_space(path: Path, size: int) -> None:
+    """Refuse before writing when the disk plainly lacks room for ``size`` bytes."""
+    try:
+        st = os.statvfs(path.parent)
+    except (OSError, AttributeError):
+        return
+    free = st.f_bavail * st.f_frsize
+    if free < size:
+        raise ProjectFileError(f"{path}: could not save the project: the disk is full ({free / 1e6:.1f} MB free, "
+                               f"{size / 1e6:.1f} MB needed); {_kept(path)}. Free some space and save again")
+
+
+def _kept(path: Path) -> str:
+    return "the previous version of the file is unchanged" if path.exists() else "nothing was written"
+
+
+def _write_problem(exc: OSError) -> str:
+    """What went wrong with a write, in words."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full or the quota is used up; free some space and save again"
+    if exc.errno == errno.EFBIG:
+        return "the file would be larger than this system allows"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "no permission to write in this folder"
+    return _one_line(exc)
 
 
 @contextmanager

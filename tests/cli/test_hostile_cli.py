@@ -102,3 +102,30 @@ def test_a_reference_to_a_pipe_exits_2_at_once(folder, capsys):
 def test_a_declared_size_beyond_the_file_exits_2(folder, capsys):
     bad = hostile.huge_declared(folder / "good.h5", folder / "huge.h5")
     refused_everywhere(capsys, folder, bad, "declares shape", only=("info", "export"))
+
+
+def test_a_full_disk_while_saving_exits_2_and_keeps_the_project(folder, tmp_path):
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    project = tmp_path / "p.h5"
+    project.write_bytes((folder / "good.h5").read_bytes())
+    before = project.read_bytes()
+    limit = len(before) // 2
+
+    def small_files():  # in the child: files may not grow past `limit`; writes then fail (EFBIG)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    root = Path(hostile.__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "core.cli", "resume", str(project), "--max-steps", "5", "--quiet",
+                           "--autosave", "0"], capture_output=True, text=True, preexec_fn=small_files, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(root), "DPSOM_LOG_DIR": str(tmp_path / "logs")})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("dpsom: error: ") and "p.h5" in lines[0], lines
+    assert "could not save" in lines[0] and "unchanged" in lines[0]
+    assert project.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.h5"]

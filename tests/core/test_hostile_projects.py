@@ -291,3 +291,82 @@ def test_embedded_projects_keep_only_the_file_name_of_their_source(tmp_path):
     # Data that are only referenced keep their full path: it is how they are found again.
     ref = hostile.trained_project(folder, embed=False, name="ref.h5")
     assert load_project(ref).data_ref["path"] == str((folder / "cohort.csv").resolve())
+
+
+# ---------------------------------------------------------------------- a full disk
+_SAVE_WHEN_FULL = """
+import resource, signal, sys
+import numpy as np
+from core.errors import ProjectFileError
+from core.io.project_h5 import Project, save_project
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+weights = np.random.default_rng(0).standard_normal(200_000).astype(np.float32)
+try:
+    save_project(sys.argv[1], Project(config={"v": "new"}, model_state={"w": weights}))
+except ProjectFileError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+def test_a_save_that_runs_out_of_room_keeps_the_old_project(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "p.h5"
+    save_project(path, small_project(model_state={"w": np.arange(10.0)}))
+    before = path.read_bytes()
+    root = Path(hostile.__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", _SAVE_WHEN_FULL, str(path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == ""  # no HDF5 traceback, nothing printed besides the one line
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and "p.h5" in lines[0] and "larger than this system allows" in lines[0], lines
+    assert "unchanged" in lines[0]
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.h5"]
+
+
+def test_a_full_disk_is_refused_before_writing(tmp_path, monkeypatch):
+    path = tmp_path / "p.h5"
+    save_project(path, small_project())
+    before = path.read_bytes()
+
+    class Full:
+        f_bavail, f_frsize = 10, 4096
+
+    monkeypatch.setattr(project_h5.os, "statvfs", lambda _: Full)
+    weights = np.random.default_rng(1).standard_normal(100_000)
+    refused(lambda: save_project(path, small_project(model_state={"w": weights})), "disk is full",
+            "MB free", "unchanged")
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["p.h5"]
+
+
+def test_temporary_files_of_killed_saves_are_removed_but_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "p.h5"
+    stale = tmp_path / "p.h5.tmp0123abcd"  # what a save killed mid-write leaves (its lock died with it)
+    stale.write_bytes(b"\x89HDF half")
+    other = tmp_path / "p.h5.tmp-notes.txt"  # not a name a save makes: left alone
+    other.write_text("mine")
+    live = tmp_path / "p.h5.tmpfeedbeef"
+    live.write_bytes(b"being written")
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time\n"
+                               "f = open(sys.argv[1], 'rb+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+                               "print('locked', flush=True); time.sleep(60)", str(live)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        save_project(path, small_project())
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["p.h5", "p.h5.tmp-notes.txt", "p.h5.tmpfeedbeef"]
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    save_project(path, small_project())  # the holder is gone: its file is stale now
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.h5", "p.h5.tmp-notes.txt"]
+    assert load_project(path).config["grid"]["height"] == 3

@@ -149,6 +149,30 @@ def new_temp(target: Path) -> tuple[Path, int]:
         return tmp, fd
 
 
+def room_problem(path: Path, nbytes: int) -> str | None:
+    """Why ``nbytes`` more cannot be written to the file ``path`` (None when they can).
+
+    Checks the free space of its disk and the process's file-size limit, so that a
+    writer can stop cleanly before a write fails inside HDF5.
+    """
+    try:
+        st = os.statvfs(path.parent)
+        free = st.f_bavail * st.f_frsize
+    except (OSError, AttributeError):
+        free = None
+    if free is not None and free < nbytes:
+        return f"the disk is full ({free / 1e6:.1f} MB free, {nbytes / 1e6:.1f} MB more needed)"
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and path.stat().st_size + nbytes > limit:
+            return "the file would be larger than this system allows"
+    except (ImportError, OSError, ValueError):
+        pass
+    return None
+
+
 def remove_stale_temps(target: Path) -> list[Path]:
     """Delete ``<target>.tmp*`` files that no running save holds; return what was removed."""
     removed = []

@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import tempfile
 import weakref
 from collections import OrderedDict
@@ -39,7 +38,7 @@ from ..errors import InputError
 from ..data.dataset import Dataset
 from ..data.preprocessing import Preprocessor
 from ._h5files import (HDF5_SIGNATURE, NotRegularFile, UnsafeFile, attr_str, fsync_path, inspect_file,
-                       looks_like_hdf5, new_temp, one_line, read_head, read_text, sync_folder)
+                       looks_like_hdf5, new_temp, one_line, read_head, read_text, room_problem, sync_folder)
 
 __all__ = ["CohortWriter", "write_cohort", "cohort_from_dataset", "is_cohort_file", "Cohort",
            "CohortShard", "OutOfCoreArray", "FORMAT_NAME", "FORMAT_VERSION"]
@@ -56,6 +55,7 @@ _MIN_BLOCK_ROWS = 512  # default read block: at least a few typical batches
 _CACHED_BLOCKS = 2
 _LIBVER = ("v110", "v110")
 _STR = h5py.string_dtype("utf-8")
+_ROOM_MARGIN = 8 << 20  # metadata, and chunks HDF5 still holds in its cache, written at close
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -181,12 +181,17 @@ class CohortWriter:
         if not directory.is_dir():
             raise InputError(f"cannot write the cohort, the folder {directory} does not exist",
                              path=str(self.path))
-        self._tmp = directory / f"{self.path.name}.tmp{secrets.token_hex(4)}"
         try:
-            self._file = h5py.File(self._tmp, "x", libver=_LIBVER, locking=False)
+            # Locked while it exists; temporary files that a killed writer left are removed.
+            self._tmp, self._lock_fd = new_temp(self.path)
         except OSError as exc:
             raise InputError(f"cannot write the cohort ({one_line(exc)})", path=str(self.path)) from None
-        self._finalizer = weakref.finalize(self, _discard, self._file, self._tmp)
+        try:
+            self._file = h5py.File(self._tmp, "w", libver=_LIBVER, locking=False)
+        except OSError as exc:
+            _discard(None, self._tmp, self._lock_fd)
+            raise InputError(f"cannot write the cohort ({one_line(exc)})", path=str(self.path)) from None
+        self._finalizer = weakref.finalize(self, _discard, self._file, self._tmp, self._lock_fd)
         tail = (self.n_steps, self.n_features) if self.temporal else (self.n_features,)
         self._rows = _chunk_rows(4 * math.prod(tail))
         for name, dtype in (("x", np.float32), ("mask", bool)):
@@ -292,6 +297,8 @@ class CohortWriter:
             raise InputError(f"times must have shape ({b}, {self.n_steps}) and belong to a temporal cohort",
                              path=where)
         self._check_extras(extras, where)
+        # Stop before HDF5 meets a full disk: a write failing inside it can take the process down.
+        self._ensure_room(x.nbytes + mask.nbytes + 8 * b * (2 + (self.n_steps or 1) * (1 + len(extras["labels"]))))
         f = self._file
         self._extend(f["x"], first, x)
         self._extend(f["mask"], first, mask)
@@ -327,6 +334,12 @@ class CohortWriter:
             raise InputError(f"rows from index {self.n_samples} on: ids, times and label columns (names, text or "
                              "numbers, per row or per step) must be the same on every append", path=where)
 
+    def _ensure_room(self, nbytes: int) -> None:
+        problem = room_problem(self._tmp, nbytes + _ROOM_MARGIN)
+        if problem:
+            self.abort()
+            raise InputError(f"could not write the cohort: {problem}; nothing was written", path=str(self.path))
+
     def close(self) -> Path:
         """Complete the file and move it to ``path`` atomically.
 
@@ -339,6 +352,7 @@ class CohortWriter:
             raise ValueError(f"{self.path}: the cohort writer was aborted; nothing was written")
         if self._file is None:
             return self.path
+        self._ensure_room(0)
         f = self._file
         try:
             f.attrs["format"] = FORMAT_NAME
@@ -358,6 +372,7 @@ class CohortWriter:
             raise
         self._file = None
         self._finalizer.detach()
+        os.close(self._lock_fd)
         sync_folder(self.path.parent)  # make the rename itself durable
         return self.path
 
@@ -376,15 +391,21 @@ class CohortWriter:
             self.abort()
 
 
-def _discard(file: h5py.File, tmp: Path) -> None:
+def _discard(file: h5py.File | None, tmp: Path, lock_fd: int | None = None) -> None:
     try:
-        file.close()
+        if file is not None:
+            file.close()
     except Exception:
         pass
     try:
         os.unlink(tmp)
     except OSError:
         pass
+    if lock_fd is not None:
+        try:
+            os.close(lock_fd)
+        except OSError:
+            pass
 
 
 def write_cohort(path, x, mask, lengths=None, *, feature_names, preprocessing=None, ids=None,

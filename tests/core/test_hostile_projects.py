@@ -370,3 +370,31 @@ def test_temporary_files_of_killed_saves_are_removed_but_live_ones_kept(tmp_path
     save_project(path, small_project())  # the holder is gone: its file is stale now
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.h5", "p.h5.tmp-notes.txt"]
     assert load_project(path).config["grid"]["height"] == 3
+
+
+_COHORT_WHEN_FULL = """
+import resource, signal, sys
+import numpy as np
+from core.errors import InputError
+from core.io.cohort_h5 import write_cohort
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+x = np.random.default_rng(0).standard_normal((200_000, 4)).astype(np.float32)
+try:
+    write_cohort(sys.argv[1], x, np.ones_like(x, dtype=bool), feature_names=list("abcd"))
+except InputError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+def test_a_cohort_that_does_not_fit_stops_cleanly(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(hostile.__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", _COHORT_WHEN_FULL, str(tmp_path / "c.h5")], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == "", proc.stderr[-2000:]  # once: a segmentation fault
+    assert "larger than this system allows" in proc.stdout and len(proc.stdout.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -972,13 +972,14 @@ def _kept(path: Path) -> str:
 
 
 def _write_problem(exc: OSError) -> str:
-    """What went wrong with a write, in words."""
+    """What went wrong with a write: the system's words, then what it means for the user."""
+    said = exc.strerror or _one_line(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "the disk is full or the quota is used up; free some space and save again"
+        return f"{said}: the disk is full or the quota is used up; free some space and save again"
     if exc.errno == errno.EFBIG:
-        return "the file would be larger than this system allows"
+        return f"{said}: the file would be larger than this system allows"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "no permission to write in this folder"
+        return f"{said}: no permission to write in this folder"
     return _one_line(exc)
 
 

@@ -246,8 +246,19 @@ def _json_array(value: Any, where: str) -> _Array:
     return _Array(np.array(_dumps(value, where), dtype=object), {"encoding": "json"})
 
 
+#: Longest JSON text decoded. Decoding can take some 20 times the text's size (a list of
+#: small numbers), and no document a project holds comes near this.
+_MAX_JSON_TEXT = 64 << 20
+
+
+def _loads(text: str) -> Any:
+    if len(text) > _MAX_JSON_TEXT:
+        raise ValueError(f"a JSON text of {len(text)} characters, far longer than this format writes")
+    return json.loads(text)
+
+
 def _json_value(node: _Array) -> Any:
-    return json.loads(_scalar_text(node))
+    return _loads(_scalar_text(node))
 
 
 def _scalar_text(node: _Array) -> str:
@@ -600,13 +611,13 @@ def _summary_v1(f: h5py.File, text_budget: int) -> dict[str, Any]:
     docs = f["json"]
 
     def doc(name: str) -> Any:
-        return json.loads(str(read_text(docs[name], text_budget)[()])) if name in docs else None
+        return _loads(str(read_text(docs[name], text_budget)[()])) if name in docs else None
 
     out: dict[str, Any] = {"config": doc("config"), "data_ref": doc("data_ref")}
     if "dataset" in f:
         d = f["dataset"]
         shape = tuple(int(s) for s in d["values"].shape)
-        meta = json.loads(str(read_text(d["meta"], text_budget)[()]))
+        meta = _loads(str(read_text(d["meta"], text_budget)[()]))
         out["data"] = {
             "kind": "series" if len(shape) == 3 else "table",
             "shape": shape,
@@ -754,7 +765,7 @@ def _stream_digest(f: h5py.File, infos: dict[str, DatasetInfo], text_budget: int
 
 def _json_doc(f: h5py.File, name: str, text_budget: int) -> Any:
     ds = f.get(name)
-    return None if ds is None else json.loads(str(read_text(ds, text_budget)[()]))
+    return None if ds is None else _loads(str(read_text(ds, text_budget)[()]))
 
 
 def _check_v1(f: h5py.File, infos: dict[str, DatasetInfo], text_budget: int) -> None:
@@ -1115,7 +1126,7 @@ def project_summary(path: str | os.PathLike) -> dict[str, Any]:
     with _open_project(path) as (f, version, infos, size):
         try:
             attrs = f.attrs
-            libraries = json.loads(_attr_str(attrs.get("libraries")) or "{}")
+            libraries = _loads(_attr_str(attrs.get("libraries")) or "{}")
             out: dict[str, Any] = {
                 "path": str(path),
                 "file_size": size,

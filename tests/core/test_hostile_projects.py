@@ -398,3 +398,11 @@ def test_a_cohort_that_does_not_fit_stops_cleanly(tmp_path):
     assert proc.returncode == 2 and proc.stderr == "", proc.stderr[-2000:]  # once: a segmentation fault
     assert "larger than this system allows" in proc.stdout and len(proc.stdout.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_overlong_json_text_is_not_decoded(tmp_path, monkeypatch):
+    path = tmp_path / "p.h5"
+    save_project(path, small_project(annotations={"node_names": {str(i): "x" * 50 for i in range(100)}}))
+    assert load_project(path).annotations["node_names"]["7"] == "x" * 50
+    monkeypatch.setattr(project_h5, "_MAX_JSON_TEXT", 1000)  # a list of numbers decodes to ~20x its text
+    refused(lambda: load_project(path), "JSON text", "characters")

@@ -6,8 +6,8 @@ datasets, links to other files, sizes declared far beyond the file's bytes, a 10
 attribute, NaN weights, wrong shapes, data references to a named pipe or a device). Each
 altered file carries a valid content checksum, as a crafted file would. Every command runs
 in a fresh process; the script prints its exit status, the first line it wrote to stderr
-and the peak resident memory of that process (``ru_maxrss`` of the child). It prints
-figures; it asserts nothing.
+and the peak resident memory of that process (``VmHWM`` of the child). It prints figures;
+it asserts nothing.
 
 Usage::
 
@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -301,10 +300,15 @@ HOSTILE: dict[str, Callable[[Path, Path], Path]] = {
 # -------------------------------------------------------------------------- measuring
 def run_child(args: list[str], cwd: Path, timeout: float = 120.0) -> tuple[int | str, str, float, float]:
     """Run ``dpsom ARGS`` in a fresh process; (exit status, first stderr line, seconds, peak MB)."""
+    # VmHWM is this process's own peak; ru_maxrss would also count the parent's memory at
+    # the fork, which Linux carries over the exec.
     code = ("import resource, sys\n"
             "from core.cli import main\n"
             "status = main(sys.argv[1:])\n"
-            "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "try:\n"
+            "    peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+            "except OSError:\n"
+            "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             "sys.stderr.write(f'\\nPEAK_KB {peak}\\n')\n"
             "sys.exit(status)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DPSOM_LOG_DIR": str(cwd / "logs")}
@@ -317,8 +321,8 @@ def run_child(args: list[str], cwd: Path, timeout: float = 120.0) -> tuple[int |
     seconds = time.perf_counter() - started
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     peak = next((int(ln.split()[1]) / 1024 for ln in lines if ln.startswith("PEAK_KB")), None)
-    if peak is None:  # killed before reporting: the kernel's figure for the child
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if peak is None:  # killed before reporting
+        peak = float("nan")
     said = [ln for ln in lines if not ln.startswith("PEAK_KB")]
     return proc.returncode, (said[0] if said else ""), seconds, peak
 

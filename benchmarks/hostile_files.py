@@ -20,7 +20,6 @@ The builders are also used by the tests (tests/core/test_hostile_projects.py).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess

@@ -7,7 +7,6 @@ builders live in benchmarks/hostile_files.py, which also measures the command li
 
 from __future__ import annotations
 
-import json
 import os
 import tracemalloc
 from pathlib import Path

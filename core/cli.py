@@ -227,8 +227,18 @@ def _locked(*projects: Path):
 
 
 def _load(path: str, *, lazy_cohort: bool = False):
-    """Load a project and its run; with ``lazy_cohort`` a cohort-file project stays on disk."""
-    from .io.project_h5 import check_data_ref, load_project
+    """Load a project and its run; with ``lazy_cohort`` a cohort-file project stays on disk.
+
+    A broken model or data reference is an input error that names the project.
+    """
+    try:
+        return _load_run(path, lazy_cohort)
+    except InputError as exc:
+        raise exc if exc.path else InputError(str(exc), path=path) from None
+
+
+def _load_run(path: str, lazy_cohort: bool):
+    from .io.project_h5 import check_data_ref, data_ref_path, load_project
     from .workflow import ModelRun
 
     project = load_project(path)
@@ -241,7 +251,8 @@ def _load(path: str, *, lazy_cohort: bool = False):
         problem = check_data_ref(project, base_dir=base)
         if problem:
             raise InputError(problem)
-        return project, CohortRun.from_project(project, Cohort(options.get("path", project.data_ref["path"])))
+        # The verified path, never the one among the reader options.
+        return project, CohortRun.from_project(project, Cohort(data_ref_path(project, base_dir=base)))
     return project, ModelRun.from_project(project, base_dir=base)
 
 
@@ -674,7 +685,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .io.project_h5 import project_summary
+    from .io.project_h5 import cut_text, project_summary
 
     summary = project_summary(args.project)
     if args.json:
@@ -691,11 +702,18 @@ def cmd_info(args) -> int:
         ("map", f"{grid.get('height')}x{grid.get('width')} {grid.get('topology')}, "
                 f"{'toroidal' if grid.get('toroidal') else 'flat'}"),
     ]
-    for key in ("data_kind", "data_shape", "labels", "has_model_state", "has_train_state", "history_rows"):
-        if key in summary:
-            lines.append((key.replace("_", " "), summary[key]))
+    data, ref = summary.get("data"), summary.get("data_ref") or {}
+    if data:
+        lines += [("data", f"{data.get('kind')} {' x '.join(map(str, data.get('shape', ())))} from "
+                           f"{data.get('source') or '?'}"),
+                  ("labels", ", ".join(map(str, data.get("labels") or [])) or "none")]
+    elif ref:
+        lines.append(("data", f"referenced: {ref.get('path')}"))
+    lines += [("trained", "yes" if summary.get("trained") else "no"),
+              ("history rows", summary.get("history_rows"))]
     for name, value in lines:
-        print(f"{name:<18} {value}")
+        # Every value is cut (the summary already cuts each text): nothing long is printed.
+        print(f"{name:<18} {cut_text(str(value))}")
     return EXIT_OK
 
 

@@ -22,7 +22,7 @@ from .errors import InputError
 from .io.project_h5 import Project, make_data_ref
 from .model import DPSOM, TDPSOM
 from .progress import TrainProgress
-from .workflow import TrainingRun, assign
+from .workflow import TrainingRun, assign, restore_estimator
 
 __all__ = ["CohortRun"]
 
@@ -139,7 +139,5 @@ class CohortRun(TrainingRun):
         run.warnings = list(project.warnings)
         run._data_ref = project.data_ref
         if project.model_state is not None:
-            state = dict(project.model_state)
-            state["config"] = config.to_dict()
-            run.estimator = (TDPSOM if config.model == "tdpsom" else DPSOM).from_state(state, project.train_state)
+            run.estimator = restore_estimator(project, config)  # broken weights: one plain line
         return run

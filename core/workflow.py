@@ -30,8 +30,9 @@ from .nets import count_parameters
 from .progress import TrainProgress
 from .training import available_devices, schedule_steps, select_device
 
-__all__ = ["ModelRun", "TrainingRun", "assign", "table_assignment_chunks", "propose_config",
-           "propose_config_for_counts", "suggest_grid", "suggest_series_batch", "available_devices", "DEFAULT_PREPROCESSING"]
+__all__ = ["ModelRun", "TrainingRun", "assign", "restore_estimator", "table_assignment_chunks", "propose_config",
+           "propose_config_for_counts", "suggest_grid", "suggest_series_batch", "available_devices",
+           "DEFAULT_PREPROCESSING"]
 
 #: Preprocessing used when none is chosen: z-scores, forward fill without limit, medians.
 DEFAULT_PREPROCESSING = {"scaling": "zscore", "clip_quantiles": None, "ffill_limit": None, "impute": "median"}
@@ -466,13 +467,103 @@ class ModelRun(TrainingRun):
         run.warnings = list(project.warnings)
         run.metadata = dict(project.metadata)
         if project.model_state is not None:
-            est_cls = TDPSOM if config.model == "tdpsom" else DPSOM
-            state = dict(project.model_state)
-            state["config"] = config.to_dict()
-            run.estimator = est_cls.from_state(state, project.train_state)
+            run.estimator = restore_estimator(project, config)
+            if run.estimator.n_features_in_ != dataset.n_features:
+                raise InputError(f"the saved model reads {run.estimator.n_features_in_} features but the data have "
+                                 f"{dataset.n_features}; the project is damaged, train it again or open a backup")
             if project.assignments:
-                run._cache["assignments"] = {k: np.asarray(v) for k, v in project.assignments.items()}
+                saved = {k: np.asarray(v) for k, v in project.assignments.items()}
+                _check_saved_assignments(saved, dataset, config.grid.n_nodes)
+                run._cache["assignments"] = saved
         return run
+
+
+def restore_estimator(project: Project, config: Config) -> "DPSOM | TDPSOM":
+    """The fitted estimator saved in a project, refused in one plain line when it is broken.
+
+    Parameters
+    ----------
+    project : Project
+        With ``model_state`` set.
+    config : Config
+        The run's settings (the saved ones, device possibly overridden).
+
+    Returns
+    -------
+    DPSOM or TDPSOM
+
+    Raises
+    ------
+    InputError
+        The weights or prototypes hold NaN or infinite values, are missing, or do not have
+        the shapes the settings give the network; the message names the broken part.
+    """
+    state = dict(project.model_state)
+    weights = state.get("weights")
+    if not isinstance(weights, dict) or not weights:
+        raise InputError("the saved model has no weights; the project is damaged, train it again or open a backup")
+    for name, value in weights.items():
+        a = np.asarray(value)
+        if a.dtype.kind not in "biufc":
+            raise InputError(f"the saved model's {_part(name)} is not numeric; the project is damaged, train it "
+                             "again or open a backup")
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise InputError(f"the saved model's {_part(name)} hold NaN or infinite values, so every point would "
+                             "land on one node; train the map again or open a backup")
+    state["config"] = config.to_dict()
+    est_cls = TDPSOM if config.model == "tdpsom" else DPSOM
+    try:
+        return est_cls.from_state(state, project.train_state)
+    except InputError:
+        raise
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise InputError(f"the saved model does not fit its settings ({_state_mismatch(exc)}); the project is "
+                         "damaged, train it again or open a backup") from None
+
+
+def _part(name: str) -> str:
+    """A weight's name as a person reads it in a message."""
+    return "prototypes" if name.split(".")[-1] == "prototypes" else f"weight {name!r}"
+
+
+def _state_mismatch(exc: BaseException) -> str:
+    """One plain clause from torch's (multi-line) complaint about a state that does not fit."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"size mismatch for ([\w.]+): copying a param with shape torch\.Size\(\[([\d, ]*)\]\) "
+                      r"from checkpoint, the shape in current model is torch\.Size\(\[([\d, ]*)\]\)", text)
+    if found:
+        name, saved, wanted = found.groups()
+        return f"{_part(name)} has shape ({saved}) where the settings need ({wanted})"
+    missing = re.search(r'Missing key\(s\) in state_dict: "([^"]+)"', text)
+    if missing:
+        return f"{_part(missing.group(1))} is missing"
+    unexpected = re.search(r'Unexpected key\(s\) in state_dict: "([^"]+)"', text)
+    if unexpected:
+        return f"{_part(unexpected.group(1))} is not part of this model"
+    if isinstance(exc, KeyError):
+        return f"{exc.args[0]!r} is missing"
+    lines = text.strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
+
+
+def _check_saved_assignments(saved: dict[str, np.ndarray], dataset: Dataset, n_nodes: int) -> None:
+    """Saved assignments must cover every row (or patient step) of the data and name real nodes."""
+    rows = dataset.values.shape[:-1]
+    unit = "patient steps" if dataset.is_series else "rows"
+    for name, a in saved.items():
+        want = {"bmu": rows, "next_node_pred": rows, "proba": (*rows, n_nodes)}.get(name)
+        if want is not None and a.shape != want:
+            raise InputError(f"the saved assignments '{name}' have shape {a.shape} but the data need {want} "
+                             f"({unit} x nodes); the project is damaged, train it again or open a backup")
+        if name in ("bmu", "next_node_pred") and a.size and (a.dtype.kind not in "iu" or a.min() < -1
+                                                             or a.max() >= n_nodes):
+            raise InputError(f"the saved assignments '{name}' name nodes outside the map's 0..{n_nodes - 1}; the "
+                             "project is damaged, train it again or open a backup")
+        if name == "proba" and not np.isfinite(a).all():
+            raise InputError("the saved assignment probabilities hold NaN or infinite values; the project is "
+                             "damaged, train it again or open a backup")
 
 
 def assign(est: DPSOM | TDPSOM, X: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -560,8 +651,12 @@ def table_assignment_chunks(run: "ModelRun", path, *, format: str = "auto", id_c
 
 
 def _read_referenced(project: Project, read_options: dict | None, base_dir) -> Dataset:
-    """Read the data a project refers to (not embedded), after checking its content hash."""
-    from .io.project_h5 import check_data_ref
+    """Read the data a project refers to (not embedded), after checking its content hash.
+
+    Exactly the path that was verified is read: the reference's own path. A path saved
+    among the reader options is not used (it could name another file).
+    """
+    from .io.project_h5 import check_data_ref, data_ref_path
     from .data.readers import read_data
 
     if project.data_ref is None or not read_options:
@@ -569,14 +664,17 @@ def _read_referenced(project: Project, read_options: dict | None, base_dir) -> D
     problem = check_data_ref(project, base_dir=base_dir)
     if problem:
         raise InputError(problem)
-    options = dict(read_options)
-    path = options.pop("path", project.data_ref["path"])
+    path = data_ref_path(project, base_dir=base_dir)
+    options = {k: v for k, v in read_options.items() if k != "path"}
     if options.get("format") == "cohort":
         from .io.cohort_h5 import Cohort
 
         with Cohort(path) as cohort:
             return cohort.to_dataset()
-    return read_data(path, **options)
+    try:
+        return read_data(path, **options)
+    except TypeError as exc:  # reader options this version does not know: a damaged or foreign project
+        raise InputError(f"the project's reader options for {path.name} are not understood ({exc})") from None
 
 
 def _describe(ds: Dataset) -> str:

@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import tempfile
 import weakref
 from collections import OrderedDict
@@ -38,7 +37,8 @@ import torch
 from ..errors import InputError
 from ..data.dataset import Dataset
 from ..data.preprocessing import Preprocessor
-from ._h5files import HDF5_SIGNATURE, attr_str, fsync_path, looks_like_hdf5, one_line, sync_folder
+from ._h5files import (HDF5_SIGNATURE, NotRegularFile, UnsafeFile, attr_str, fsync_path, inspect_file,
+                       looks_like_hdf5, new_temp, one_line, read_head, read_text, room_problem, sync_folder)
 
 __all__ = ["CohortWriter", "write_cohort", "cohort_from_dataset", "is_cohort_file", "Cohort",
            "CohortShard", "OutOfCoreArray", "FORMAT_NAME", "FORMAT_VERSION"]
@@ -55,6 +55,7 @@ _MIN_BLOCK_ROWS = 512  # default read block: at least a few typical batches
 _CACHED_BLOCKS = 2
 _LIBVER = ("v110", "v110")
 _STR = h5py.string_dtype("utf-8")
+_ROOM_MARGIN = 8 << 20  # metadata, and chunks HDF5 still holds in its cache, written at close
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -116,10 +117,10 @@ def _label_array(name: str, value, n_rows: int, per_step: tuple[int, ...], path)
     raise InputError(f"label {name!r} has dtype {a.dtype}; use numbers or strings", path=path)
 
 
-def _read_str(ds: h5py.Dataset, sl=slice(None)) -> np.ndarray:
-    """Variable-length UTF-8 strings as a numpy str array."""
-    values = ds.asstr()[sl]
-    return np.array(values, dtype=str) if np.size(values) else np.zeros(np.shape(values), dtype=str)
+def _read_str(ds: h5py.Dataset, budget: int) -> np.ndarray:
+    """Variable-length UTF-8 strings as a numpy str array (at most ``budget`` bytes of text)."""
+    values = read_text(ds, budget)
+    return np.array(values.tolist(), dtype=str) if values.size else np.zeros(values.shape, dtype=str)
 
 
 # ------------------------------------------------------------------------------- writing
@@ -180,12 +181,17 @@ class CohortWriter:
         if not directory.is_dir():
             raise InputError(f"cannot write the cohort, the folder {directory} does not exist",
                              path=str(self.path))
-        self._tmp = directory / f"{self.path.name}.tmp{secrets.token_hex(4)}"
         try:
-            self._file = h5py.File(self._tmp, "x", libver=_LIBVER, locking=False)
+            # Locked while it exists; temporary files that a killed writer left are removed.
+            self._tmp, self._lock_fd = new_temp(self.path)
         except OSError as exc:
             raise InputError(f"cannot write the cohort ({one_line(exc)})", path=str(self.path)) from None
-        self._finalizer = weakref.finalize(self, _discard, self._file, self._tmp)
+        try:
+            self._file = h5py.File(self._tmp, "w", libver=_LIBVER, locking=False)
+        except OSError as exc:
+            _discard(None, self._tmp, self._lock_fd)
+            raise InputError(f"cannot write the cohort ({one_line(exc)})", path=str(self.path)) from None
+        self._finalizer = weakref.finalize(self, _discard, self._file, self._tmp, self._lock_fd)
         tail = (self.n_steps, self.n_features) if self.temporal else (self.n_features,)
         self._rows = _chunk_rows(4 * math.prod(tail))
         for name, dtype in (("x", np.float32), ("mask", bool)):
@@ -291,6 +297,8 @@ class CohortWriter:
             raise InputError(f"times must have shape ({b}, {self.n_steps}) and belong to a temporal cohort",
                              path=where)
         self._check_extras(extras, where)
+        # Stop before HDF5 meets a full disk: a write failing inside it can take the process down.
+        self._ensure_room(x.nbytes + mask.nbytes + 8 * b * (2 + (self.n_steps or 1) * (1 + len(extras["labels"]))))
         f = self._file
         self._extend(f["x"], first, x)
         self._extend(f["mask"], first, mask)
@@ -326,6 +334,12 @@ class CohortWriter:
             raise InputError(f"rows from index {self.n_samples} on: ids, times and label columns (names, text or "
                              "numbers, per row or per step) must be the same on every append", path=where)
 
+    def _ensure_room(self, nbytes: int) -> None:
+        problem = room_problem(self._tmp, nbytes + _ROOM_MARGIN)
+        if problem:
+            self.abort()
+            raise InputError(f"could not write the cohort: {problem}; nothing was written", path=str(self.path))
+
     def close(self) -> Path:
         """Complete the file and move it to ``path`` atomically.
 
@@ -338,6 +352,7 @@ class CohortWriter:
             raise ValueError(f"{self.path}: the cohort writer was aborted; nothing was written")
         if self._file is None:
             return self.path
+        self._ensure_room(0)
         f = self._file
         try:
             f.attrs["format"] = FORMAT_NAME
@@ -357,6 +372,7 @@ class CohortWriter:
             raise
         self._file = None
         self._finalizer.detach()
+        os.close(self._lock_fd)
         sync_folder(self.path.parent)  # make the rename itself durable
         return self.path
 
@@ -375,15 +391,21 @@ class CohortWriter:
             self.abort()
 
 
-def _discard(file: h5py.File, tmp: Path) -> None:
+def _discard(file: h5py.File | None, tmp: Path, lock_fd: int | None = None) -> None:
     try:
-        file.close()
+        if file is not None:
+            file.close()
     except Exception:
         pass
     try:
         os.unlink(tmp)
     except OSError:
         pass
+    if lock_fd is not None:
+        try:
+            os.close(lock_fd)
+        except OSError:
+            pass
 
 
 def write_cohort(path, x, mask, lengths=None, *, feature_names, preprocessing=None, ids=None,
@@ -472,8 +494,7 @@ def is_cohort_file(path) -> bool:
         False for missing files, folders, non-HDF5 files and other HDF5 files (projects).
     """
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(HDF5_SIGNATURE))
+        head = read_head(Path(path), len(HDF5_SIGNATURE))
         if not looks_like_hdf5(head, Path(path)):
             return False
         with h5py.File(path, "r", locking=False) as f:
@@ -503,7 +524,7 @@ class Cohort:
 
     def __init__(self, path) -> None:
         self._path = Path(path)
-        self._file = _open_cohort(self._path)
+        self._file, self._size = _open_cohort(self._path)
         try:
             self._validate()
         except BaseException:
@@ -602,7 +623,7 @@ class Cohort:
         if "ids" not in self._file:
             return None
         if self._ids is None:
-            self._ids = _read_str(self._file["ids"])
+            self._ids = _read_str(self._file["ids"], self._size)
         return self._ids.copy()
 
     @property
@@ -694,7 +715,7 @@ class Cohort:
         labels = {}
         for key, ds in f.get("labels", {}).items():
             name = attr_str(ds.attrs.get("name")) or _decode_name(key)
-            labels[name] = _read_str(ds) if h5py.check_string_dtype(ds.dtype) else np.asarray(ds[()])
+            labels[name] = _read_str(ds, self._size) if h5py.check_string_dtype(ds.dtype) else np.asarray(ds[()])
         times = np.asarray(f["times"][()]) if "times" in f else None
         return Dataset(values=values, mask=mask, feature_names=self.feature_names, units=units, ids=self.ids,
                        times=times, lengths=self.lengths, labels=labels,
@@ -725,15 +746,18 @@ class Cohort:
         return f"Cohort({str(self._path)!r}, {'series' if self._temporal else 'table'} {shape})"
 
 
-def _open_cohort(path: Path) -> h5py.File:
+def _open_cohort(path: Path) -> tuple[h5py.File, int]:
+    """Open and check a cohort file; return it with its size in bytes."""
     where = str(path)
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(HDF5_SIGNATURE))
+        head = read_head(path, len(HDF5_SIGNATURE))
+        size = path.stat().st_size
     except FileNotFoundError:
         raise InputError("no such cohort file; write one with `dpsom prepare`", path=where) from None
     except IsADirectoryError:
         raise InputError("is a folder, not a cohort file", path=where) from None
+    except NotRegularFile as exc:
+        raise InputError(f"not a regular file ({exc.kind}); choose a cohort file (.h5)", path=where) from None
     except OSError as exc:
         raise InputError(f"the cohort file cannot be opened ({one_line(exc)})", path=where) from None
     if not looks_like_hdf5(head, path):
@@ -758,10 +782,16 @@ def _open_cohort(path: Path) -> h5py.File:
                              path=where)
         if version < 1:
             raise InputError(f"unknown cohort format version {version}", path=where)
+        try:
+            inspect_file(f, size)
+        except UnsafeFile as exc:
+            raise InputError(f"not opened: {exc}; DPSOM Studio never writes this", path=where) from None
+        except Exception as exc:
+            raise InputError(f"the cohort file is damaged ({one_line(exc)})", path=where) from None
     except BaseException:
         f.close()
         raise
-    return f
+    return f, size
 
 
 # -------------------------------------------------------------------------- block reading

@@ -23,11 +23,12 @@ Guarantees
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
 import platform
-import secrets
 import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ from ..errors import ProjectFileError
 from ._h5files import HDF5_SIGNATURE as _HDF5_SIGNATURE
 from ._h5files import attr_str as _attr_str
 from ._h5files import fsync_path as _fsync_path
-from ._h5files import looks_like_hdf5, sync_folder
+from ._h5files import DatasetInfo, NotRegularFile, UnsafeFile, inspect_file, looks_like_hdf5, read_head
+from ._h5files import new_temp, open_regular, read_text, sync_folder
 from ._h5files import one_line as _one_line
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "project_summary",
     "make_data_ref",
     "check_data_ref",
+    "data_ref_path",
     "FORMAT_NAME",
     "SCHEMA_VERSION",
 ]
@@ -243,8 +246,19 @@ def _json_array(value: Any, where: str) -> _Array:
     return _Array(np.array(_dumps(value, where), dtype=object), {"encoding": "json"})
 
 
+#: Longest JSON text decoded. Decoding can take some 20 times the text's size (a list of
+#: small numbers), and no document a project holds comes near this.
+_MAX_JSON_TEXT = 64 << 20
+
+
+def _loads(text: str) -> Any:
+    if len(text) > _MAX_JSON_TEXT:
+        raise ValueError(f"a JSON text of {len(text)} characters, far longer than this format writes")
+    return json.loads(text)
+
+
 def _json_value(node: _Array) -> Any:
-    return json.loads(_scalar_text(node))
+    return _loads(_scalar_text(node))
 
 
 def _scalar_text(node: _Array) -> str:
@@ -428,7 +442,22 @@ def _decode_history(group: _Group) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- dataset
-def _encode_dataset(ds: Dataset) -> _Group:
+def _file_name(text: Any) -> Any:
+    """Only the file name of a path (POSIX or Windows); other values as they are."""
+    if not isinstance(text, str):
+        return text
+    return text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or text
+
+
+def _without_folders(metadata: dict) -> dict:
+    """The metadata with the reader's path cut to the file name (the data are embedded)."""
+    options = metadata.get("read_options") if isinstance(metadata, dict) else None
+    if not isinstance(options, dict) or "path" not in options:
+        return metadata
+    return {**metadata, "read_options": {**options, "path": _file_name(options["path"])}}
+
+
+def _encode_dataset(ds: Dataset, source: str) -> _Group:
     group = _Group()
     group.children["values"] = _encode_array(ds.values, "dataset values")
     group.children["mask"] = _encode_array(ds.mask, "dataset mask")
@@ -446,7 +475,7 @@ def _encode_dataset(ds: Dataset) -> _Group:
         "id_col": ds.id_col,
         "time_col": ds.time_col,
         "time_unit": ds.time_unit,
-        "source": ds.source,
+        "source": source,
         "warnings": list(ds.warnings),
     }
     group.children["meta"] = _json_array(meta, "dataset settings")
@@ -510,19 +539,27 @@ def _encode_project(project: Project, *, embed_data: bool, created: str, modifie
         "libraries": json.dumps(_library_versions(), sort_keys=True),
         "data_embedded": bool(embed_data and project.dataset is not None),
     })
+    embedded = bool(embed_data and project.dataset is not None)
+    metadata = project.metadata
+    if embedded:
+        # The data travel inside the file, so where they were read from (a folder with the
+        # user's name in it) is not needed: keep only the file name.
+        metadata = _without_folders(metadata)
+        if isinstance(data_ref, dict):
+            data_ref = {**data_ref, "path": _file_name(data_ref.get("path"))}
     docs = _Group()
     docs.children["config"] = _json_array(config, "config")
     docs.children["column_roles"] = _json_array(dict(project.column_roles), "column roles")
     docs.children["annotations"] = _json_array(project.annotations, "annotations")
     docs.children["warnings"] = _json_array([str(w) for w in project.warnings], "warnings")
-    docs.children["metadata"] = _json_array(project.metadata, "metadata")
+    docs.children["metadata"] = _json_array(metadata, "metadata")
     if project.preprocessor is not None:
         docs.children["preprocessor"] = _json_array(project.preprocessor, "preprocessor")
     if data_ref is not None:
         docs.children["data_ref"] = _json_array(data_ref, "data reference")
     root.children["json"] = docs
     if embed_data and project.dataset is not None:
-        root.children["dataset"] = _encode_dataset(project.dataset)
+        root.children["dataset"] = _encode_dataset(project.dataset, _file_name(project.dataset.source))
     for name in ("model_state", "train_state"):
         tree = getattr(project, name)
         if tree is not None:
@@ -570,23 +607,23 @@ def _load_v1(root: _Group) -> Project:
     return project
 
 
-def _summary_v1(f: h5py.File) -> dict[str, Any]:
+def _summary_v1(f: h5py.File, text_budget: int) -> dict[str, Any]:
     docs = f["json"]
 
     def doc(name: str) -> Any:
-        return json.loads(docs[name].asstr()[()]) if name in docs else None
+        return _loads(str(read_text(docs[name], text_budget)[()])) if name in docs else None
 
     out: dict[str, Any] = {"config": doc("config"), "data_ref": doc("data_ref")}
     if "dataset" in f:
         d = f["dataset"]
         shape = tuple(int(s) for s in d["values"].shape)
-        meta = json.loads(d["meta"].asstr()[()])
+        meta = _loads(str(read_text(d["meta"], text_budget)[()]))
         out["data"] = {
             "kind": "series" if len(shape) == 3 else "table",
             "shape": shape,
             "n_features": shape[-1],
-            "source": meta.get("source", ""),
-            "labels": [_decode_key(k) for k in d["labels"]],
+            "source": meta.get("source", "") if isinstance(meta, dict) else "",
+            "labels": [_decode_key(k) for k in d["labels"]] if "labels" in d else [],
         }
     else:
         out["data"] = None
@@ -599,7 +636,7 @@ def _summary_v1(f: h5py.File) -> dict[str, Any]:
 
 # One entry per format version ever written; old ones are kept so old files keep loading.
 _LOADERS: dict[int, Callable[[_Group], Project]] = {1: _load_v1}
-_SUMMARIES: dict[int, Callable[[h5py.File], dict]] = {1: _summary_v1}
+_SUMMARIES: dict[int, Callable[[h5py.File, int], dict]] = {1: _summary_v1}
 
 
 # ------------------------------------------------------------------------ HDF5 copying
@@ -626,7 +663,8 @@ def _write_array(target: h5py.Group, name: str, node: _Array) -> None:
         ds.attrs[key] = value
 
 
-def _read_group(source: h5py.Group) -> _Group:
+def _read_group(source: h5py.Group, text_budget: int) -> _Group:
+    """Copy a group into the mirror; only after :func:`_inspect` has passed the file."""
     group = _Group(attrs={k: source.attrs[k] for k in source.attrs})
     for name in source:
         link = source.get(name, getlink=True)
@@ -634,20 +672,184 @@ def _read_group(source: h5py.Group) -> _Group:
             raise ValueError(f"unexpected link {name!r}")
         obj = source[name]
         if isinstance(obj, h5py.Group):
-            group.children[name] = _read_group(obj)
+            group.children[name] = _read_group(obj, text_budget)
         elif isinstance(obj, h5py.Dataset):
-            group.children[name] = _Array(_read_data(obj), {k: obj.attrs[k] for k in obj.attrs})
+            group.children[name] = _Array(_read_data(obj, text_budget), {k: obj.attrs[k] for k in obj.attrs})
         else:
             raise ValueError(f"unexpected object {name!r}")
     return group
 
 
-def _read_data(ds: h5py.Dataset) -> np.ndarray:
+def _read_data(ds: h5py.Dataset, text_budget: int) -> np.ndarray:
     info = h5py.check_string_dtype(ds.dtype)
     if info is not None and info.length is None:
-        text = ds.asstr()[()]
-        return np.array(text, dtype=object) if isinstance(text, str) else text
+        return read_text(ds, text_budget)
     return np.asarray(ds[()])
+
+
+# ----------------------------------------------------------------- checks before reading
+_SLICE_BYTES = 4 << 20  # values read at a time while the checksum is verified
+
+
+def _memory_budget() -> int:
+    """The most memory a project may declare: half of this computer's physical memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _row_slices(info: DatasetInfo) -> Iterator[slice]:
+    """Slices along the first axis of about ``_SLICE_BYTES``, in whole chunks."""
+    n = info.shape[0]
+    row = max(1, info.nbytes // max(1, n))
+    rows = max(1, _SLICE_BYTES // row)
+    if info.chunks:
+        rows = max(info.chunks[0], rows // info.chunks[0] * info.chunks[0])
+    for a in range(0, n, rows):
+        yield slice(a, min(n, a + rows))
+
+
+def _stream_digest(f: h5py.File, infos: dict[str, DatasetInfo], text_budget: int) -> str:
+    """:func:`_content_digest` of the file's content, read a slice at a time.
+
+    Gives the same digest as hashing the mirror, with memory bounded by the slices, so a
+    damaged file is refused before its arrays are held in memory.
+    """
+    entries: list[tuple[str, str]] = []
+
+    def attrs_into(h: "hashlib._Hash", obj, path: str) -> None:
+        for key in sorted(obj.attrs):
+            if path == "/" and key == _CHECKSUM_ATTR:
+                continue
+            h.update(key.encode("utf-8") + b"\0" + _canonical_attr(obj.attrs[key]) + b"\0")
+
+    def visit(group: h5py.Group, path: str) -> None:
+        h = hashlib.sha256()
+        attrs_into(h, group, path)
+        h.update(b"G")
+        entries.append((path, h.hexdigest()))
+        for name in group:
+            child = path.rstrip("/") + "/" + name
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                visit(obj, child)
+                continue
+            info = infos[child]
+            h = hashlib.sha256()
+            attrs_into(h, obj, child)
+            h.update(b"D")
+            h.update(repr(info.shape).encode())
+            if info.text:
+                h.update(b"|str")
+            else:
+                h.update(np.dtype(info.dtype).str.encode())
+            pieces = (slice(None),) if not info.shape else _row_slices(info)
+            for sl in pieces:
+                if info.text:
+                    for s in read_text(obj, text_budget, sl).ravel():
+                        b = s.encode("utf-8")
+                        h.update(len(b).to_bytes(8, "little"))
+                        h.update(b)
+                else:
+                    part = np.asarray(obj[()] if not info.shape else obj[sl])
+                    h.update(np.ascontiguousarray(part).reshape(-1).view(np.uint8))
+            entries.append((child, h.hexdigest()))
+
+    visit(f, "/")
+    total = hashlib.sha256()
+    for path, digest in sorted(entries):
+        total.update(path.encode("utf-8") + b"\0" + digest.encode() + b"\n")
+    return total.hexdigest()
+
+
+def _json_doc(f: h5py.File, name: str, text_budget: int) -> Any:
+    ds = f.get(name)
+    return None if ds is None else _loads(str(read_text(ds, text_budget)[()]))
+
+
+def _check_v1(f: h5py.File, infos: dict[str, DatasetInfo], text_budget: int) -> None:
+    """Shapes and types every format-1 dataset must have, checked before values are read.
+
+    The embedded data fix the rows ``n`` (or patients ``N``), steps ``T`` and features
+    ``D``; the settings fix the map's ``K`` nodes; the history fixes its rows. Every
+    other dataset of those parts must agree, so no declared size runs away on its own.
+    """
+
+    def fail(what: str):
+        raise UnsafeFile(what)
+
+    def expect(path: str, shape: tuple | None = None, kinds: str | None = None, text: bool | None = None):
+        info = infos.get(path)
+        if info is None:
+            return None
+        if shape is not None and info.shape != shape:
+            fail(f"{path} has shape {info.shape}, expected {shape}")
+        if text is not None and info.text != text:
+            fail(f"{path} should {'' if text else 'not '}hold text")
+        if kinds is not None and (info.text or info.dtype.kind not in kinds):
+            fail(f"{path} has type {info.dtype}, which this format never writes there")
+        return info
+
+    for path, info in infos.items():
+        if path.startswith("/json/") and (not info.text or info.shape != ()):
+            fail(f"{path} should be one JSON text")
+    if "/json/config" not in infos:
+        fail("/json/config (the settings) is missing")
+    hist = f.get("history")
+    if not isinstance(hist, h5py.Group) or "n_rows" not in hist.attrs:
+        fail("/history (the loss history) is missing")
+    n_rows = hist.attrs["n_rows"]
+    if not isinstance(n_rows, (int, np.integer)) or n_rows < 0:
+        fail("/history has no valid number of rows")
+    columns = [p for p in infos if p.startswith(("/history/values/", "/history/present/"))]
+    if not columns and n_rows > 10_000:
+        fail(f"/history declares {int(n_rows)} rows without any column")
+    for path in columns:
+        expect(path, shape=(int(n_rows),), kinds="b" if path.startswith("/history/present/") else None)
+    values = infos.get("/dataset/values")
+    if "dataset" in f:
+        if values is None or len(values.shape) not in (2, 3):
+            fail("/dataset/values should be (rows, features) or (patients, steps, features)")
+        expect("/dataset/values", kinds="f")
+        shape = values.shape
+        rows, d = shape[:-1], shape[-1]
+        expect("/dataset/mask", shape=shape, kinds="b")
+        if "/dataset/mask" not in infos:
+            fail("/dataset/mask is missing")
+        for name in ("feature_names", "units"):
+            expect(f"/dataset/{name}", shape=(d,), text=True)
+        expect("/dataset/ids", shape=rows[:1])
+        expect("/dataset/lengths", shape=rows[:1] if len(rows) == 2 else (-1,), kinds="iu")
+        expect("/dataset/times", shape=rows if len(rows) == 2 else (-1,), kinds="f")
+        expect("/dataset/meta", shape=(), text=True)
+        for path in infos:
+            if path.startswith("/dataset/labels/"):
+                expect(path, shape=rows)
+    config = _json_doc(f, "json/config", text_budget)
+    grid = config.get("grid") if isinstance(config, dict) else None
+    k = None
+    if isinstance(grid, dict) and isinstance(grid.get("height"), int) and isinstance(grid.get("width"), int):
+        k = grid["height"] * grid["width"]
+    rows = values.shape[:-1] if "dataset" in f else None
+    for name, extra in (("bmu", 0), ("next_node_pred", 0), ("proba", 1)):
+        info = infos.get(f"/assignments/{name}")
+        if info is None:
+            continue
+        want_rank = (len(rows) if rows is not None else len(info.shape) - extra) + extra
+        if len(info.shape) != want_rank or (rows is not None and info.shape[:len(rows)] != rows):
+            fail(f"/assignments/{name} has shape {info.shape}, which does not fit the data {rows}")
+        if extra and k is not None and info.shape[-1] != k:
+            fail(f"/assignments/{name} has {info.shape[-1]} nodes, but the map has {k}")
+    declared = sum(info.nbytes for info in infos.values())
+    budget = _memory_budget()
+    if declared > budget:
+        fail(f"opening it would take {declared / 2**30:.1f} GB of memory, more than this computer can spare "
+             f"({budget / 2**30:.1f} GB)")
+
+
+# What each format version's datasets may declare, checked before anything is read.
+_CHECKS: dict[int, Callable[[h5py.File, dict[str, DatasetInfo], int], None]] = {1: _check_v1}
 
 
 # --------------------------------------------------------------------------- save/load
@@ -712,42 +914,99 @@ def save_project(path: str | os.PathLike, project: Project, *, embed_data: bool 
 
 
 def _atomic_write(path: Path, root: _Group) -> None:
+    """Write the mirror to ``path`` so that it holds either the old or the new project.
+
+    HDF5 builds the file in memory first; only plain writes of finished bytes then touch
+    the disk. A full disk, a quota or a file-size limit therefore fails a plain
+    ``os.write`` (one clean error, the temporary file removed) instead of failing inside
+    HDF5 half-way through its own bookkeeping.
+    """
     directory = path.parent
     if not directory.is_dir():
         raise ProjectFileError(f"{path}: cannot save, the folder {directory} does not exist")
-    # The name matches the '*.h5.tmp*' ignore pattern and sorts next to the project.
-    tmp = directory / f"{path.name}.tmp{secrets.token_hex(4)}"
+    image = io.BytesIO()
+    with h5py.File(image, "w", libver=_LIBVER, locking=False) as f:
+        _write_group(f, root)
+    data = image.getbuffer()
     try:
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        _check_free_space(path, len(data))
+        # The name matches the '*.h5.tmp*' ignore pattern and sorts next to the project;
+        # temporary files that a killed save left are removed here.
+        tmp, fd = new_temp(path)
         try:
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
-        except OSError:
-            pass  # no previous file, or a file system without modes: keep the defaults
-        with h5py.File(tmp, "w", libver=_LIBVER, locking=False) as f:
-            _write_group(f, root)
-        _fsync_path(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError) and not isinstance(exc, ProjectFileError):
-            raise ProjectFileError(f"{path}: could not save the project ({_one_line(exc)})") from exc
-        raise
+            try:
+                os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
+            except (OSError, AttributeError):
+                pass  # no previous file, or a file system without modes: keep the defaults
+            _write_all(fd, data)
+            _fsync_path(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        finally:
+            os.close(fd)  # releases the temporary file's lock
+    except OSError as exc:
+        if isinstance(exc, ProjectFileError):
+            raise
+        raise ProjectFileError(f"{path}: could not save the project ({_write_problem(exc)}); {_kept(path)}") \
+            from exc
+    finally:
+        data.release()
+        image.close()
     sync_folder(directory)  # make the rename itself durable
 
 
-@contextmanager
-def _open_project(path: Path) -> Iterator[tuple[h5py.File, int]]:
-    """Open a project read-only after checking it is one we can read; yield (file, version)."""
+def _write_all(fd: int, data: memoryview) -> None:
+    written = 0
+    while written < len(data):
+        written += os.write(fd, data[written:written + (8 << 20)])
+
+
+def _check_free_space(path: Path, size: int) -> None:
+    """Refuse before writing when the disk plainly lacks room for ``size`` bytes."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(_HDF5_SIGNATURE))
+        st = os.statvfs(path.parent)
+    except (OSError, AttributeError):
+        return
+    free = st.f_bavail * st.f_frsize
+    if free < size:
+        raise ProjectFileError(f"{path}: could not save the project: the disk is full ({free / 1e6:.1f} MB free, "
+                               f"{size / 1e6:.1f} MB needed); {_kept(path)}. Free some space and save again")
+
+
+def _kept(path: Path) -> str:
+    return "the previous version of the file is unchanged" if path.exists() else "nothing was written"
+
+
+def _write_problem(exc: OSError) -> str:
+    """What went wrong with a write: the system's words, then what it means for the user."""
+    said = exc.strerror or _one_line(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{said}: the disk is full or the quota is used up; free some space and save again"
+    if exc.errno == errno.EFBIG:
+        return f"{said}: the file would be larger than this system allows"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{said}: no permission to write in this folder"
+    return _one_line(exc)
+
+
+@contextmanager
+def _open_project(path: Path) -> Iterator[tuple[h5py.File, int, dict[str, DatasetInfo], int]]:
+    """Open a project read-only after checking it is one we can read and that its
+    structure holds nothing unsafe; yield (file, version, dataset infos, text budget)."""
+    try:
+        head = read_head(path, len(_HDF5_SIGNATURE))
+        size = path.stat().st_size
     except FileNotFoundError:
         raise ProjectFileError(f"{path}: no such project file") from None
     except IsADirectoryError:
         raise ProjectFileError(f"{path}: is a folder, not a project file") from None
+    except NotRegularFile as exc:
+        raise ProjectFileError(f"{exc}; choose a project file (.h5)") from None
     except OSError as exc:
         raise ProjectFileError(f"{path}: cannot be opened ({_one_line(exc)})") from None
     if not looks_like_hdf5(head, path):
@@ -776,11 +1035,23 @@ def _open_project(path: Path) -> Iterator[tuple[h5py.File, int]]:
             )
         if version not in _LOADERS:
             raise ProjectFileError(f"{path}: unknown project format version {version}")
-        yield f, version
+        try:
+            infos = inspect_file(f, size)
+            _CHECKS[version](f, infos, size)
+        except UnsafeFile as exc:
+            raise ProjectFileError(f"{path}: not opened: {exc}; DPSOM Studio never writes this") from None
+        except Exception as exc:
+            raise ProjectFileError(f"{path}: the project file is damaged ({_one_line(exc)})") from None
+        yield f, version, infos, size
 
 
 def load_project(path: str | os.PathLike) -> Project:
     """Read a project file written by :func:`save_project` (any format version so far).
+
+    Before any array is read, the file's structure is checked (:func:`_open_project`):
+    nothing outside the file is followed and no declared size exceeds what the file and
+    the project's own dimensions allow. The content checksum is then verified a slice at
+    a time, and only then are the values read.
 
     Parameters
     ----------
@@ -795,23 +1066,30 @@ def load_project(path: str | os.PathLike) -> Project:
     Raises
     ------
     ProjectFileError
-        One line naming the file: missing, not HDF5, foreign HDF5, truncated or damaged
-        (including a content checksum mismatch), or written by a newer version of the app.
-        The file is never modified.
+        One line naming the file: missing, not a regular file, not HDF5, foreign HDF5,
+        truncated or damaged (including a content checksum mismatch), holding links,
+        external or virtual storage or sizes a project never has, or written by a newer
+        version of the app. The file is never modified.
     """
     path = Path(path)
-    with _open_project(path) as (f, version):
+    with _open_project(path) as (f, version, infos, size):
+        stored = _attr_str(f.attrs.get(_CHECKSUM_ATTR))
+        if stored is None:
+            raise ProjectFileError(f"{path}: the project file is damaged (its content checksum is missing)")
         try:
-            root = _read_group(f)
+            digest = _stream_digest(f, infos, size)
+        except UnsafeFile as exc:
+            raise ProjectFileError(f"{path}: not opened: {exc}; DPSOM Studio never writes this") from None
         except Exception as exc:
             raise ProjectFileError(f"{path}: the project file is damaged ({_one_line(exc)})") from None
-    stored = _attr_str(root.attrs.get(_CHECKSUM_ATTR))
-    if stored is None:
-        raise ProjectFileError(f"{path}: the project file is damaged (its content checksum is missing)")
-    if stored != _content_digest(root):
-        raise ProjectFileError(
-            f"{path}: the project file is damaged (content checksum mismatch); restore it from a backup"
-        )
+        if stored != digest:
+            raise ProjectFileError(
+                f"{path}: the project file is damaged (content checksum mismatch); restore it from a backup"
+            )
+        try:
+            root = _read_group(f, size)
+        except Exception as exc:
+            raise ProjectFileError(f"{path}: the project file is damaged ({_one_line(exc)})") from None
     try:
         return _LOADERS[version](root)
     except Exception as exc:
@@ -823,8 +1101,11 @@ def load_project(path: str | os.PathLike) -> Project:
 def project_summary(path: str | os.PathLike) -> dict[str, Any]:
     """What a project holds, read cheaply: root attributes, settings and sizes, no arrays.
 
-    Meant for ``dpsom info`` and the recent-files list. The content checksum is not
-    verified here (that needs all the data); :func:`load_project` does.
+    Meant for ``dpsom info`` and the recent-files list. The file's structure is checked as
+    by :func:`load_project` (nothing outside the file is followed, no declared size
+    beyond what the project allows); the content checksum is not verified here (that
+    needs all the data); :func:`load_project` does. Text values longer than
+    ``SUMMARY_TEXT_LIMIT`` characters are cut, ending in "…".
 
     Returns
     -------
@@ -838,33 +1119,61 @@ def project_summary(path: str | os.PathLike) -> dict[str, Any]:
     Raises
     ------
     ProjectFileError
-        As :func:`load_project`, for files that cannot be opened or are not projects.
+        As :func:`load_project`, for files that cannot be opened, are not projects, or
+        hold what a project never holds.
     """
     path = Path(path)
-    with _open_project(path) as (f, version):
+    with _open_project(path) as (f, version, infos, size):
         try:
             attrs = f.attrs
+            libraries = _loads(_attr_str(attrs.get("libraries")) or "{}")
             out: dict[str, Any] = {
                 "path": str(path),
-                "file_size": path.stat().st_size,
+                "file_size": size,
                 "format": FORMAT_NAME,
                 "schema_version": version,
                 "app_version": _attr_str(attrs.get("app_version")),
                 "created": _attr_str(attrs.get("created")),
                 "modified": _attr_str(attrs.get("modified")),
-                "libraries": json.loads(_attr_str(attrs.get("libraries")) or "{}"),
+                "libraries": libraries if isinstance(libraries, dict) else {},
             }
-            out.update(_SUMMARIES[version](f))
+            out.update(_SUMMARIES[version](f, size))
         except Exception as exc:
             raise ProjectFileError(f"{path}: the project file is damaged ({_one_line(exc)})") from None
-    return out
+    return cut_text(out)
+
+
+#: Longest text a summary shows of any one value.
+SUMMARY_TEXT_LIMIT = 200
+
+
+def cut_text(value: Any, limit: int = SUMMARY_TEXT_LIMIT, _depth: int = 0) -> Any:
+    """``value`` with every string longer than ``limit`` cut (ending in "…"), and lists or
+    dicts longer than ``limit`` items shortened, recursively, for showing to a person."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    if _depth > 20:
+        return "…"
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {cut_text(str(k), limit): cut_text(v, limit, _depth + 1) for k, v in items[:limit]}
+        if len(items) > limit:
+            out["…"] = f"{len(items) - limit} more"
+        return out
+    if isinstance(value, (list, tuple)):
+        out = [cut_text(v, limit, _depth + 1) for v in value[:limit]]
+        if len(value) > limit:
+            out.append(f"… {len(value) - limit} more")
+        return tuple(out) if isinstance(value, tuple) else out
+    return value
 
 
 # ------------------------------------------------------------------------ data references
 def _hash_source(path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     if path.is_dir():
-        # A folder of files (PhysioNet style): names and contents, in a stable order.
+        # A folder of files (PhysioNet style): names and contents, in a stable order. Only
+        # regular files count; pipes and devices inside are left out (never opened).
         files = sorted(p for p in path.rglob("*") if p.is_file())
         size = 0
         for p in files:
@@ -878,7 +1187,8 @@ def _hash_source(path: Path) -> tuple[str, int]:
 
 def _hash_file_into(h: "hashlib._Hash", path: Path) -> int:
     size = 0
-    with open(path, "rb") as fh:
+    fd = open_regular(path)  # a pipe or a device is refused here, never read
+    with os.fdopen(fd, "rb") as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
             size += len(chunk)
@@ -891,16 +1201,39 @@ def make_data_ref(path: str | os.PathLike) -> dict[str, Any]:
     Parameters
     ----------
     path : str or path-like
-        The source data: a file, or a folder whose files are all hashed.
+        The source data: a regular file, or a folder whose regular files are all hashed.
 
     Returns
     -------
     dict
         ``{"path": absolute path (str), "sha256": hex digest (str), "size": bytes (int)}``.
+
+    Raises
+    ------
+    OSError
+        The path is missing or unreadable; ``NotRegularFile`` for a pipe or a device.
     """
     p = Path(path).resolve()
     digest, size = _hash_source(p)
     return {"path": str(p), "sha256": digest, "size": size}
+
+
+def data_ref_path(project: Project, *, base_dir: str | os.PathLike | None = None) -> Path | None:
+    """The one path a project's data reference names: the path that
+    :func:`check_data_ref` verifies and the only one the data may be read from.
+
+    A relative reference is resolved against ``base_dir`` (the project's folder). None
+    when the project has no reference.
+    """
+    ref = project.data_ref
+    if ref is None:
+        return None
+    if not isinstance(ref, dict) or not isinstance(ref.get("path"), str) or not ref["path"]:
+        raise ProjectFileError("the project's data reference names no file")
+    p = Path(ref["path"])
+    if not p.is_absolute() and base_dir is not None:
+        p = Path(base_dir) / p
+    return p
 
 
 def check_data_ref(project: Project, *, base_dir: str | os.PathLike | None = None) -> str | None:
@@ -918,22 +1251,30 @@ def check_data_ref(project: Project, *, base_dir: str | os.PathLike | None = Non
     -------
     str or None
         None when there is no reference or the data matches it; otherwise one sentence
-        for the user saying what is wrong and what to do.
+        for the user saying what is wrong and what to do. A pipe, a device or anything
+        else that is not a regular file (or a folder of them) is reported, never read.
     """
-    ref = project.data_ref
-    if ref is None:
+    try:
+        p = data_ref_path(project, base_dir=base_dir)
+    except ProjectFileError as exc:
+        return f"{exc}; load the data again"
+    if p is None:
         return None
-    p = Path(ref["path"])
-    if not p.is_absolute() and base_dir is not None:
-        p = Path(base_dir) / p
+    ref = project.data_ref
     if not p.exists():
         return f"the data {p} referenced by this project is missing; locate it, or load the data again"
     try:
-        if p.is_file() and p.stat().st_size != int(ref.get("size", -1)):
+        expected = int(ref.get("size", -1))
+    except (TypeError, ValueError):
+        expected = -1
+    try:
+        if p.is_file() and p.stat().st_size != expected:
             return f"the data {p} has changed since the project was saved (different size)"
         digest, size = _hash_source(p)
+    except NotRegularFile as exc:
+        return f"the data {p} referenced by this project is not a regular file ({exc.kind}); locate the data file"
     except OSError as exc:
         return f"the data {p} referenced by this project cannot be read ({_one_line(exc)})"
-    if size != int(ref.get("size", -1)) or digest != ref.get("sha256"):
+    if size != expected or digest != ref.get("sha256"):
         return f"the data {p} has changed since the project was saved (different contents)"
     return None

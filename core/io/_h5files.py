@@ -384,6 +384,20 @@ def _check_attrs(obj, where: str) -> None:
                              "this format writes small values")
 
 
+def read_attr(obj, key: str) -> Any:
+    """An attribute's value; text longer than any attribute the formats write is refused.
+
+    (Its size is only known once read: HDF5 does not tell the length of a
+    variable-length string beforehand. Refusing it here spares the copies that hashing
+    and decoding it would make.)
+    """
+    value = obj.attrs[key]
+    if isinstance(value, (str, bytes)) and len(value) > _MAX_ATTR_BYTES:
+        raise UnsafeFile(f"{obj.name}: attribute {key!r} holds {len(value)} characters; this format writes "
+                         "short values")
+    return value
+
+
 def read_text(ds: h5py.Dataset, budget: int, sl: slice = slice(None)) -> np.ndarray:
     """Variable-length UTF-8 strings of a dataset (rows ``sl``) as an object array of str,
     read a slice at a time; refuse when their text exceeds ``budget`` bytes.

@@ -48,7 +48,7 @@ from ._h5files import HDF5_SIGNATURE as _HDF5_SIGNATURE
 from ._h5files import attr_str as _attr_str
 from ._h5files import fsync_path as _fsync_path
 from ._h5files import DatasetInfo, NotRegularFile, UnsafeFile, inspect_file, looks_like_hdf5, read_head
-from ._h5files import new_temp, open_regular, read_text, sync_folder
+from ._h5files import new_temp, open_regular, read_attr, read_text, sync_folder
 from ._h5files import one_line as _one_line
 
 __all__ = [
@@ -665,7 +665,7 @@ def _write_array(target: h5py.Group, name: str, node: _Array) -> None:
 
 def _read_group(source: h5py.Group, text_budget: int) -> _Group:
     """Copy a group into the mirror; only after :func:`_inspect` has passed the file."""
-    group = _Group(attrs={k: source.attrs[k] for k in source.attrs})
+    group = _Group(attrs={k: read_attr(source, k) for k in source.attrs})
     for name in source:
         link = source.get(name, getlink=True)
         if not isinstance(link, h5py.HardLink):
@@ -674,7 +674,7 @@ def _read_group(source: h5py.Group, text_budget: int) -> _Group:
         if isinstance(obj, h5py.Group):
             group.children[name] = _read_group(obj, text_budget)
         elif isinstance(obj, h5py.Dataset):
-            group.children[name] = _Array(_read_data(obj, text_budget), {k: obj.attrs[k] for k in obj.attrs})
+            group.children[name] = _Array(_read_data(obj, text_budget), {k: read_attr(obj, k) for k in obj.attrs})
         else:
             raise ValueError(f"unexpected object {name!r}")
     return group
@@ -722,7 +722,7 @@ def _stream_digest(f: h5py.File, infos: dict[str, DatasetInfo], text_budget: int
         for key in sorted(obj.attrs):
             if path == "/" and key == _CHECKSUM_ATTR:
                 continue
-            h.update(key.encode("utf-8") + b"\0" + _canonical_attr(obj.attrs[key]) + b"\0")
+            h.update(key.encode("utf-8") + b"\0" + _canonical_attr(read_attr(obj, key)) + b"\0")
 
     def visit(group: h5py.Group, path: str) -> None:
         h = hashlib.sha256()

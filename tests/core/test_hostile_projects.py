@@ -405,3 +405,11 @@ def test_an_overlong_json_text_is_not_decoded(tmp_path, monkeypatch):
     assert load_project(path).annotations["node_names"]["7"] == "x" * 50
     monkeypatch.setattr(project_h5, "_MAX_JSON_TEXT", 1000)  # a list of numbers decodes to ~20x its text
     refused(lambda: load_project(path), "JSON text", "characters")
+
+
+def test_an_overlong_attribute_is_refused_when_loading(tmp_path):
+    path = tmp_path / "p.h5"
+    save_project(path, small_project())
+    bad = hostile.big_attribute(path, tmp_path / "attr.h5", megabytes=2)
+    refused(lambda: load_project(bad), "attribute 'app_version'", "characters")
+    assert len(project_summary(bad)["app_version"]) == project_h5.SUMMARY_TEXT_LIMIT  # described, cut

@@ -57,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--patients", type=int, default=50, help="patients animated at once (--trajectories)")
     parser.add_argument("--fps", type=float, default=30.0, help="target frame rate (--trajectories)")
     parser.add_argument("--forecast", action="store_true", help="draw forecasts while playing (--trajectories)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="with --loading: profile the GUI thread (cProfile) and print its N "
+                             "slowest calls by cumulative time")
     parser.add_argument("--loading", action="store_true",
                         help="measure opening a trained project and the demo cohort instead of training")
     parser.add_argument("--make-project", metavar="PATH", help=argparse.SUPPRESS)  # --loading's helper
@@ -268,7 +271,18 @@ def bench_loading(args) -> int:
         QTimer.singleShot(1000, app.quit)  # a second of the loaded window (estimates, first paints)
 
     QTimer.singleShot(0, script)
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()  # sees the GUI thread only: what a user waits for
+        profiler.enable()
     app.exec()
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
     beat.stop()
     window.session.shutdown()
     window.session._set_dirty(False)

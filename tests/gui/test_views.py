@@ -425,6 +425,47 @@ def test_patient_view_shows_map_cells_once_assigned(qtbot):
     assert min(shades) > 50  # neighbouring stays are drawn in alternating shades
 
 
+def _wide_series(n_vars=16, seed=0):
+    """make_series with its three variables repeated to ``n_vars`` (a cohort like the demo's)."""
+    from dataclasses import replace
+
+    ds = make_series(seed=seed)
+    take = [j % 3 for j in range(n_vars)]
+    return replace(ds, values=ds.values[..., take], mask=ds.mask[..., take],
+                   feature_names=[f"v{j}_{ds.feature_names[k]}" for j, k in enumerate(take)],
+                   units=[ds.units[k] for k in take])
+
+
+def test_patient_view_creates_its_plots_once_and_reuses_them(qtbot):
+    ds = _wide_series()
+    view = shown(qtbot, PatientPlotView(), (640, 420))
+    view.set_dataset(ds)
+    qtbot.waitUntil(lambda: view.plots_ready, timeout=5000)  # created between events
+    plots = list(view._plots)
+    assert len(plots) == 16 and view.curve_data(15)[1].size > 0
+    bmu = np.arange(ds.values.shape[0] * ds.values.shape[1]).reshape(ds.values.shape[:2]) % 9
+    for assignments in (bmu, None, bmu):  # the cell strip comes, goes and comes back
+        view.set_assignments(assignments)
+        assert view._plots[-16:] == plots
+    assert len(view._plots) == 17 and view.cell_runs()[2].size > 0
+    pixels = widget_pixels(view._layout).astype(int)
+    assert (np.abs(pixels[..., :3] - [0xd9, 0xc8, 0xe6]).max(axis=2) < 8).sum() > 50  # the strip is drawn again
+
+    other = _wide_series(seed=3)
+    other.feature_names[0] = "lactate"
+    view.set_dataset(other)
+    assert view._plots == plots  # same variables count: renamed, not rebuilt; the strip went with the old map
+    assert "lactate" in view._plots[0].titleLabel.text
+    x, y = view.curve_data(0)
+    seen = other.mask[0, : int(other.lengths[0]), 0]
+    assert y.tolist() == pytest.approx(other.values[0, : int(other.lengths[0]), 0][seen].tolist())
+
+    view.set_dataset(make_series())  # fewer variables: the spare plots go, the time axis moves up
+    assert view._plots == plots[:3]
+    assert view._plots[-1].getAxis("bottom").labelText == "hour (h)"
+    assert not view._plots[0].getAxis("bottom").label.isVisible()
+
+
 def test_patient_view_explains_tables_have_no_time(qtbot):
     view = shown(qtbot, PatientPlotView(), (640, 420))
     view.set_dataset(make_table())

@@ -136,6 +136,7 @@ class PatientPlotView(QWidget):
             self._show_cells(self._times(index), self._bmu[index, :n])
         for j in range(len(self._curves)):
             self._fill_curve(j)
+        self._fit_time_axis()
         pid = ds.ids[index] if ds.ids is not None else index + 1
         self._title.setText(f"Patient {pid}: {n} time steps")
         self._select_row(index)
@@ -217,8 +218,10 @@ class PatientPlotView(QWidget):
             self._curves.append(plot.plot(pen=pg.mkPen(_LINE, width=1.3), symbol="o", symbolSize=4,
                                           symbolBrush=_LINE, symbolPen=None))
             self._fill_curve(j)
-            if j == 0 and self._strip is not None:
-                self._strip.setXLink(plot)
+            if j == 0:
+                if self._strip is not None:
+                    self._strip.setXLink(plot)
+                self._fit_time_axis()
             made = True
         if made:
             self._label_time_axis()
@@ -244,7 +247,19 @@ class PatientPlotView(QWidget):
         n = int(ds.lengths[index])
         seen = ds.mask[index, :n, j]
         self._curves[j].setData(self._times(index)[seen], ds.values[index, :n, j][seen].astype(float))
-        self._feature_plots[j].enableAutoRange(x=True, y=True)
+        # Only the value axis follows the data by itself: the time axis is shared, and letting
+        # every plot fit it would make each fit move all the others (quadratic in the plots).
+        self._feature_plots[j].vb.enableAutoRange(x=False, y=True)
+
+    def _fit_time_axis(self) -> None:
+        """Show the chosen patient's whole stay on the shared time axis (set once, followed by all)."""
+        if self._patient is None or not self._feature_plots:
+            return
+        times = self._times(self._patient)
+        times = times[np.isfinite(times)]
+        if times.size:
+            gap = float(np.median(np.diff(times))) if times.size > 1 else 1.0
+            self._feature_plots[0].setXRange(times[0] - gap / 2, times[-1] + gap / 2, padding=0.02)
 
     def _times(self, index: int) -> np.ndarray:
         ds = self._ds

@@ -624,8 +624,8 @@ class TrajectoryView(QWidget):
     def _on_job_result(self, frame) -> None:
         self._job_outcome = ("done", frame)
 
-    def _on_job_failed(self, text: str) -> None:
-        self._job_outcome = ("failed", text)
+    def _on_job_failed(self, failure) -> None:
+        self._job_outcome = ("failed", failure)
 
     def _on_job_stopped(self) -> None:
         self._job = None

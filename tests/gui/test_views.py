@@ -443,6 +443,9 @@ def test_patient_view_creates_its_plots_once_and_reuses_them(qtbot):
     qtbot.waitUntil(lambda: view.plots_ready, timeout=5000)  # created between events
     plots = list(view._plots)
     assert len(plots) == 16 and view.curve_data(15)[1].size > 0
+    x, y = view.curve_data(15)
+    (x_lo, x_hi), (y_lo, y_hi) = plots[15].viewRange()  # the last plot, made last, shows all its data
+    assert x_lo <= x.min() and x.max() <= x_hi and y_lo <= y.min() and y.max() <= y_hi
     bmu = np.arange(ds.values.shape[0] * ds.values.shape[1]).reshape(ds.values.shape[:2]) % 9
     for assignments in (bmu, None, bmu):  # the cell strip comes, goes and comes back
         view.set_assignments(assignments)

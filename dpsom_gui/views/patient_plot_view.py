@@ -215,8 +215,10 @@ class PatientPlotView(QWidget):
             j = len(self._feature_plots)
             plot = self._add_plot(j + 1, self._titles[j], self._feature_plots[0] if j else None)
             self._feature_plots.append(plot)
+            # No dynamic range limit: with one, every change of the value axis sets the dots
+            # again (tens of ms per plot), and measured values never reach absurd magnitudes.
             self._curves.append(plot.plot(pen=pg.mkPen(_LINE, width=1.3), symbol="o", symbolSize=4,
-                                          symbolBrush=_LINE, symbolPen=None))
+                                          symbolBrush=_LINE, symbolPen=None, dynamicRangeLimit=None))
             self._fill_curve(j)
             if j == 0:
                 if self._strip is not None:

@@ -77,6 +77,13 @@ class PatientPlotView(QWidget):
         self._build_timer.setSingleShot(True)
         self._build_timer.setInterval(0)
         self._build_timer.timeout.connect(lambda: self._build_some(budget=_BUILD_BUDGET_S))
+        # Linked views map ranges through their on-screen geometry, so while the layout is
+        # still moving they pull each other's time range narrower: once it has settled (after
+        # any resize), the whole stay is shown again.
+        self._refit_timer = QTimer(self)
+        self._refit_timer.setSingleShot(True)
+        self._refit_timer.setInterval(0)
+        self._refit_timer.timeout.connect(self._fit_time_axis)
         self._scroll = QScrollArea()
         self._scroll.setWidgetResizable(True)
         self._scroll.setWidget(self._layout)
@@ -215,6 +222,7 @@ class PatientPlotView(QWidget):
             j = len(self._feature_plots)
             plot = self._add_plot(j + 1, self._titles[j], self._feature_plots[0] if j else None)
             self._feature_plots.append(plot)
+            plot.vb.sigResized.connect(lambda _vb: self._refit_timer.start())
             # No dynamic range limit: with one, every change of the value axis sets the dots
             # again (tens of ms per plot), and measured values never reach absurd magnitudes.
             self._curves.append(plot.plot(pen=pg.mkPen(_LINE, width=1.3), symbol="o", symbolSize=4,

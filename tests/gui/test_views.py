@@ -425,11 +425,11 @@ def test_patient_view_shows_map_cells_once_assigned(qtbot):
     assert min(shades) > 50  # neighbouring stays are drawn in alternating shades
 
 
-def _wide_series(n_vars=16, seed=0):
+def _wide_series(n_vars=16, seed=0, t=10):
     """make_series with its three variables repeated to ``n_vars`` (a cohort like the demo's)."""
     from dataclasses import replace
 
-    ds = make_series(seed=seed)
+    ds = make_series(seed=seed, t=t)
     take = [j % 3 for j in range(n_vars)]
     return replace(ds, values=ds.values[..., take], mask=ds.mask[..., take],
                    feature_names=[f"v{j}_{ds.feature_names[k]}" for j, k in enumerate(take)],
@@ -443,9 +443,13 @@ def test_patient_view_creates_its_plots_once_and_reuses_them(qtbot):
     qtbot.waitUntil(lambda: view.plots_ready, timeout=5000)  # created between events
     plots = list(view._plots)
     assert len(plots) == 16 and view.curve_data(15)[1].size > 0
-    x, y = view.curve_data(15)
-    (x_lo, x_hi), (y_lo, y_hi) = plots[15].viewRange()  # the last plot, made last, shows all its data
-    assert x_lo <= x.min() and x.max() <= x_hi and y_lo <= y.min() and y.max() <= y_hi
+    qtbot.wait(100)  # the layout settles
+    times = view._times(0)
+    for plot, curve in zip(plots, view._curves):  # every plot shows the whole stay and all its values
+        (x_lo, x_hi), (y_lo, y_hi) = plot.viewRange()
+        x, y = curve.getData()
+        assert x_lo <= times.min() and times.max() <= x_hi and x_hi - x_lo < 1.2 * (np.ptp(times) + 1)
+        assert y_lo <= y.min() and y.max() <= y_hi
     bmu = np.arange(ds.values.shape[0] * ds.values.shape[1]).reshape(ds.values.shape[:2]) % 9
     for assignments in (bmu, None, bmu):  # the cell strip comes, goes and comes back
         view.set_assignments(assignments)
@@ -467,6 +471,20 @@ def test_patient_view_creates_its_plots_once_and_reuses_them(qtbot):
     assert view._plots == plots[:3]
     assert view._plots[-1].getAxis("bottom").labelText == "hour (h)"
     assert not view._plots[0].getAxis("bottom").label.isVisible()
+
+
+def test_every_patient_plot_shows_the_whole_stay_once_the_layout_settles(qtbot):
+    ds = _wide_series(t=35)
+    view = shown(qtbot, PatientPlotView(), (430, 330))  # a narrow dock: the plots scroll
+    view.set_dataset(ds)
+    qtbot.waitUntil(lambda: view.plots_ready, timeout=5000)
+    qtbot.wait(100)
+    times = view._times(0)
+    gap = 1.0
+    for plot in view._plots:  # linked views must not pull each other's range narrower or aside
+        x_lo, x_hi = plot.viewRange()[0]
+        assert x_lo <= times.min() - gap / 2 and times.max() + gap / 2 <= x_hi
+        assert x_hi - x_lo < 1.1 * (np.ptp(times) + gap)
 
 
 def test_patient_view_explains_tables_have_no_time(qtbot):

@@ -129,6 +129,7 @@ class TrajectoryView(QWidget):
                               "Double-click to see all of a patient's measurements.")
         self._list_count = QLabel("")
         self._list_count.setProperty("role", "hint")
+        self._list_count.setWordWrap(True)  # the hint before training is a sentence: wrap, never clip
         for widget in (self._search,):
             widget.textChanged.connect(self._on_filters_changed)
         self._outcome_box.currentIndexChanged.connect(self._on_filters_changed)
@@ -279,7 +280,7 @@ class TrajectoryView(QWidget):
 
         # ----------------------------------------------------------------- layout
         self.canvas = QSplitter(Qt.Orientation.Vertical)
-        plot_box = QWidget()
+        plot_box = self._plot_box = QWidget()
         plot_layout = QVBoxLayout(plot_box)
         plot_layout.setContentsMargins(0, 0, 0, 0)
         plot_head = QHBoxLayout()
@@ -364,6 +365,7 @@ class TrajectoryView(QWidget):
         self.variable_box.blockSignals(False)
         self._outcome_box.blockSignals(False)
         self._set_enabled(series)
+        self._plot_box.setVisible(bool(series))  # no model yet: no empty axes under an empty map
         self._fill_list()
         if series and self._list.count():
             self.set_patients([int(self._list.item(0).data(Qt.ItemDataRole.UserRole))])

@@ -33,6 +33,7 @@ RING_MIN_SHARE = 0.15
 #: The linked plot shows the measurements of at most this many chosen patients (the first ones).
 MAX_PLOT_PATIENTS = 10
 _SLIDER_SCALE = 10  # slider ticks per time step, so scrubbing is smooth
+_MAP_MIN_HEIGHT = 120  # px; the map keeps its aspect and shrinks before anything overlaps
 _KEPT_FORECASTS = 64  # computed forecasts kept for stepping back and forth
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,9 @@ class TrajectoryView(QWidget):
         # ------------------------------------------------------------------- map
         self.map = SomMapView(hz=fps)
         self.map.set_compact(True)
+        # In a short dock the splitter gives the map less than its compact minimum height; a
+        # taller minimum would make the map spill over the plot's variable chooser below it.
+        self.map.setMinimumHeight(_MAP_MIN_HEIGHT)
         self._heat = HeatItem()
         self._heat.setZValue(10)
         self._trails = TrailsItem()

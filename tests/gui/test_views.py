@@ -178,6 +178,19 @@ def test_loss_log_scale_toggle_and_term_visibility(qtbot):
     assert view.curve_keys() == []
 
 
+def test_plain_view_says_why_a_sparse_history_draws_no_progress(qtbot):
+    view = shown(qtbot, LossView(), (620, 360))
+    view.append([_Rec(20, {"total": 9.0}, "pretrain"), _Rec(40, {"total": 7.0}, "pretrain")])  # a reopened file
+    view.flush()
+    assert "Too few training steps" in view._help.text()
+    view.set_detailed(True)
+    assert "Too few" not in view._help.text()
+    view.set_detailed(False)
+    view.append([_Rec(40 + t, {"total": 7.0 - 0.01 * t}, "pretrain") for t in range(1, 60)])
+    view.flush()
+    assert "Too few" not in view._help.text() and "Higher is better" in view._help.text()
+
+
 def test_plain_view_by_default_shows_one_learning_progress_curve_per_phase(qtbot):
     view = shown(qtbot, LossView(log_scale=True), (620, 360))
     steps = np.arange(1, 301)

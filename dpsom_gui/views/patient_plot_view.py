@@ -129,8 +129,9 @@ class PatientPlotView(QWidget):
         """Map cell of every patient step, ``(n_patients, n_steps)`` int, or None to hide."""
         self._bmu = None if bmu is None or self._ds is None else np.asarray(bmu)
         self._show_strip(self._bmu is not None)
-        if self._patient is not None:
-            self.show_patient(self._patient)
+        if self._patient is not None and self._strip_shown:  # the measurements stay as drawn
+            n = int(self._ds.lengths[self._patient])
+            self._show_cells(self._times(self._patient), self._bmu[self._patient, :n])
 
     def show_patient(self, index: int) -> None:
         """Plot patient ``index`` (0-based position in the dataset)."""

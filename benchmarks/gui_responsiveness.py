@@ -57,12 +57,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--patients", type=int, default=50, help="patients animated at once (--trajectories)")
     parser.add_argument("--fps", type=float, default=30.0, help="target frame rate (--trajectories)")
     parser.add_argument("--forecast", action="store_true", help="draw forecasts while playing (--trajectories)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="with --loading: profile the GUI thread (cProfile) and print its N "
+                             "slowest calls by cumulative time")
+    parser.add_argument("--project", metavar="PATH",
+                        help="with --loading: open this trained project instead of training one first")
     parser.add_argument("--loading", action="store_true",
                         help="measure opening a trained project and the demo cohort instead of training")
     parser.add_argument("--make-project", metavar="PATH", help=argparse.SUPPRESS)  # --loading's helper
     parser.add_argument("--cold", action="store_true",
                         help="skip the engine warm-up the application does at start-up (shows the stutter "
-                             "of importing torch's optimiser stack in the training thread)")
+                             "of importing torch's optimiser stack in the training thread; with --loading, "
+                             "opening without those imports running beside it)")
     return parser.parse_args(argv)
 
 
@@ -186,8 +192,14 @@ class Heartbeat:
         # A late beat belongs to the phase in which the wait began (the previous beat's).
         phase = self._last_phase or self.phase
         self.delays.setdefault(phase, []).append(delay)
-        if delay > 50 and os.environ.get("DPSOM_BENCH_DEBUG"):
-            print(f"  late beat in {phase} at {now / 1000:.2f} s: {delay:.0f} ms")
+        if os.environ.get("DPSOM_BENCH_DEBUG"):
+            if delay > 50:
+                print(f"  late beat in {phase} at {now / 1000:.2f} s: {delay:.0f} ms")
+            # Should the GUI thread stall, faulthandler's own C thread (it needs no interpreter
+            # lock) prints where every thread is, including one that holds the lock in C code.
+            import faulthandler
+
+            faulthandler.dump_traceback_later(0.25, exit=False)
         self._last, self._last_phase = now, self.phase
 
 
@@ -221,12 +233,15 @@ def bench_loading(args) -> int:
     import subprocess
 
     folder = Path(tempfile.mkdtemp(prefix="dpsom-bench-"))
-    project = folder / "trained.h5"
-    made = time.perf_counter()
-    subprocess.run([sys.executable, __file__, "--make-project", str(project), "--size", args.size,
-                    "--max-steps", str(args.max_steps or 20), "--device", args.device], check=True)
-    print(f"a trained project of the {args.size} cohort written in {time.perf_counter() - made:.1f} s "
-          f"({project.stat().st_size / 2**20:.1f} MiB)")
+    if args.project:
+        project = Path(args.project)
+    else:
+        project = folder / "trained.h5"
+        made = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--make-project", str(project), "--size", args.size,
+                        "--max-steps", str(args.max_steps or 20), "--device", args.device], check=True)
+        print(f"a trained project of the {args.size} cohort written in {time.perf_counter() - made:.1f} s "
+              f"({project.stat().st_size / 2**20:.1f} MiB)")
 
     started = time.perf_counter()
     from PySide6.QtCore import QTimer
@@ -258,9 +273,10 @@ def bench_loading(args) -> int:
 
     def script() -> None:
         timed("open project", lambda: actions.open_project(window, str(project)))
-        warm.append(start_warm_up(window.session.engine, window.set_devices))  # as the application does
+        if not args.cold:
+            warm.append(start_warm_up(window.session.engine, window.set_devices))  # as the application does
         beat.phase = "warm-up"
-        while warm[0].is_alive():
+        while warm and warm[0].is_alive():
             QApplication.processEvents()
             time.sleep(0.002)
         timed("open demo", lambda: actions.open_demo(window, args.size))
@@ -268,8 +284,23 @@ def bench_loading(args) -> int:
         QTimer.singleShot(1000, app.quit)  # a second of the loaded window (estimates, first paints)
 
     QTimer.singleShot(0, script)
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()  # sees the GUI thread only: what a user waits for
+        profiler.enable()
     app.exec()
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
     beat.stop()
+    if os.environ.get("DPSOM_BENCH_DEBUG"):
+        import faulthandler
+
+        faulthandler.cancel_dump_traceback_later()
     window.session.shutdown()
     window.session._set_dirty(False)
     window.close()

@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from .workers import DETAILS_SEPARATOR, loggable_traceback
+from .workers import Failure, loggable_traceback
 
 __all__ = ["AnalysisWorker", "stability_task", "metrics_task", "ForecastRequest", "ForecastFrame",
            "compute_forecast", "forecast_task", "FORECAST_LOCK"]
@@ -44,15 +43,16 @@ class AnalysisWorker(QObject):
         The latest progress value given to ``report``.
     result(object)
         The task's return value, emitted just before ``finished``.
-    cancelled, failed(str), finished
-        Terminal; exactly one per run. ``failed`` carries the message and the traceback
-        (see :func:`dpsom_gui.workers.split_failure`).
+    cancelled, failed(object), finished
+        Terminal; exactly one per run. ``failed`` carries a frozen
+        :class:`~dpsom_gui.workers.Failure` (message, traceback, exception type), never the
+        live exception.
     """
 
     progress = Signal(object)
     result = Signal(object)
     cancelled = Signal()
-    failed = Signal(str)
+    failed = Signal(object)
     finished = Signal()
 
     def __init__(self, task: Callable, min_interval: float = 0.1) -> None:
@@ -86,9 +86,7 @@ class AnalysisWorker(QObject):
                 self.cancelled.emit()
                 return
             log.error("analysis failed:\n%s", loggable_traceback(exc))
-            details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            message = str(exc) or f"An unexpected problem occurred ({type(exc).__name__})."
-            self.failed.emit(message + DETAILS_SEPARATOR + details)
+            self.failed.emit(Failure.from_exception(exc))
             return
         if self._cancel.is_set():
             self.cancelled.emit()

@@ -237,9 +237,9 @@ class Exploration(QObject):
         elif name == "stability":
             self.metrics.show_stability(result)
 
-    def _on_session_analysis_failed(self, name: str, text: str) -> None:
+    def _on_session_analysis_failed(self, name: str, failure) -> None:
         self.metrics.set_busy(None)
-        message, details = split_failure(text)
+        message, details = split_failure(failure)
         self.metrics.show_message(name, f"This could not be computed: {message}")
         self.window.show_error("The analysis stopped", message, details)
 

@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         hz = prefs.refresh_hz
         self.start_panel = StartPanel()
         self.map_view = SomMapView(hz=hz)
-        self.loss_view = LossView(hz=hz, log_scale=prefs.get("loss_log_scale"))
+        self.loss_view = LossView(hz=hz, log_scale=prefs.get("loss_log_scale"), detailed=prefs.get("loss_detailed"))
         self.data_view = DataView()
         self.patient_view = PatientPlotView()
         from core.config import make_config
@@ -184,6 +184,7 @@ class MainWindow(QMainWindow):
         p.pause_requested.connect(s.pause_training)
         p.cancel_requested.connect(s.cancel_training)
         self.loss_view.log_scale_changed.connect(lambda on: self.prefs.set("loss_log_scale", on))
+        self.loss_view.detailed_changed.connect(lambda on: self.prefs.set("loss_detailed", on))
         self.start_panel.open_requested.connect(lambda: actions.open_project(self))
         self.start_panel.import_requested.connect(lambda: actions.import_data(self))
         self.start_panel.demo_requested.connect(lambda: actions.open_demo(self))

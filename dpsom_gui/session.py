@@ -127,8 +127,8 @@ class Session(QObject):
         The project's annotations (supercluster grouping and names) changed; the new dict.
     analysis_started(str), analysis_progress(str, object)
         A background analysis ("metrics", "stability") began; its latest progress value.
-    analysis_finished(str, object), analysis_failed(str, str), analysis_cancelled(str)
-        Emitted after the analysis thread has ended: (name, result), (name, failure text),
+    analysis_finished(str, object), analysis_failed(str, object), analysis_cancelled(str)
+        Emitted after the analysis thread has ended: (name, result), (name, :class:`~dpsom_gui.workers.Failure`),
         (name).
     """
 
@@ -156,7 +156,7 @@ class Session(QObject):
     analysis_started = Signal(str)
     analysis_progress = Signal(str, object)
     analysis_finished = Signal(str, object)
-    analysis_failed = Signal(str, str)
+    analysis_failed = Signal(str, object)
     analysis_cancelled = Signal(str)
 
     def __init__(self, prefs: Preferences, engine: Engine | None = None, parent: QObject | None = None) -> None:
@@ -741,7 +741,7 @@ class Session(QObject):
         worker = AnalysisWorker(task)
         worker.progress.connect(lambda value: self.analysis_progress.emit(name, value))
         worker.result.connect(lambda value: setattr(self, "_analysis_outcome", ("finished", value)))
-        worker.failed.connect(lambda text: setattr(self, "_analysis_outcome", ("failed", text)))
+        worker.failed.connect(lambda failure: setattr(self, "_analysis_outcome", ("failed", failure)))
         self._analysis_outcome = ("cancelled", None)
         self._analysis_name = name
         self._analysis = WorkerThread(worker, self)
@@ -768,7 +768,7 @@ class Session(QObject):
         if outcome == "finished":
             self.analysis_finished.emit(name, value)
         elif outcome == "failed":
-            self.analysis_failed.emit(name, str(value))
+            self.analysis_failed.emit(name, value)
         else:
             self.analysis_cancelled.emit(name)
 

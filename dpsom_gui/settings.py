@@ -26,6 +26,7 @@ DEFAULTS: dict[str, object] = {
     "emit_every_steps": 5,  # training steps between two progress reports to the window
     "max_recent": 8,
     "loss_log_scale": True,
+    "loss_detailed": False,  # the training curves' every-term view instead of the plain one
     "default_device": "auto",  # the device of the last training started; proposed for new data
     "last_directory": "",
 }

@@ -34,6 +34,10 @@ PHASE_TITLES = {
     "joint": "Refining the summaries and the map together.",
     "prediction": "Learning to forecast the next health state.",
 }
+_PLAIN_HELP = ("How much of what each phase can learn it has learnt: 0 % at the phase's start, 100 % at "
+               "its best so far. Higher is better; a curve that flattens has learnt what it can.")
+_SPARSE_NOTE = (" Too few training steps are recorded here to draw this; \"Show every loss term\" shows "
+                "the values that are.")
 _PHASE_COLOURS = {"pretrain": "#3b6ea5", "som_init": "#c08a1e", "joint": "#2e7d6b", "prediction": "#8e5ea2"}
 _OTHER_PHASE_COLOURS = ["#b3473a", "#6d4c41", "#263238"]
 
@@ -345,6 +349,12 @@ class LossView(QWidget):
                     b = self._buffers[key]
                     self._progress[phase].setData(b.x[: b.n], learning_progress(b.y[: b.n]), connect="finite")
             self._progress_dirty.clear()
+            # A reopened project may hold only a few recorded steps: say why no curve shows
+            # rather than leave an empty plot.
+            drawn = [np.isfinite(c.getData()[1] if c.getData()[1] is not None else []).sum()
+                     for c in self._progress.values()]
+            sparse = bool(self._buffers) and max(drawn, default=0) < 2
+            self._help.setText(_PLAIN_HELP + (_SPARSE_NOTE if sparse else ""))
             return
         if self.log_scale:
             # The band follows the data in powers of ten; when it moves, every curve is redrawn.
@@ -388,9 +398,7 @@ class LossView(QWidget):
             self._dirty = set(self._buffers)
             item.enableAutoRange(y=True)
         else:
-            self._help.setText("How much of what each phase can learn it has learnt: 0 % at the phase's "
-                               "start, 100 % at its best so far. Higher is better; a curve that flattens "
-                               "has learnt what it can.")
+            self._help.setText(_PLAIN_HELP)
             item.setLabel("left", "learning progress (%)")
             self._axis.set_linear_width(None)
             self._progress_dirty = set(self._phase_lines)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QLineEdit, QScrollArea, QSplitter,
                                QTableView, QVBoxLayout, QWidget)
 
@@ -16,6 +18,7 @@ _ROW_HEIGHT = 110
 _STRIP_HEIGHT = 80
 _LINE = "#3b6ea5"
 _STRIP = ("#d9c8e6", "#b79ccf")  # neighbouring stays alternate between two shades
+_BUILD_BUDGET_S = 0.025  # plot creation per turn of the event loop (the window answers in between)
 
 
 class PatientPlotView(QWidget):
@@ -41,7 +44,10 @@ class PatientPlotView(QWidget):
         self._bmu = None
         self._patient: int | None = None
         self._curves: list[pg.PlotDataItem] = []
-        self._plots: list[pg.PlotItem] = []
+        self._feature_plots: list[pg.PlotItem] = []
+        self._titles: list[str] = []
+        self._strip: pg.PlotItem | None = None
+        self._strip_shown = False
         self._cell_bars: pg.BarGraphItem | None = None
         self._cell_texts: list[pg.TextItem] = []
         self._runs = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=int))
@@ -67,6 +73,17 @@ class PatientPlotView(QWidget):
 
         self._layout = pg.GraphicsLayoutWidget()
         self._layout.setBackground("w")
+        self._build_timer = QTimer(self)
+        self._build_timer.setSingleShot(True)
+        self._build_timer.setInterval(0)
+        self._build_timer.timeout.connect(lambda: self._build_some(budget=_BUILD_BUDGET_S))
+        # Linked views map ranges through their on-screen geometry, so while the layout is
+        # still moving they pull each other's time range narrower: once it has settled (after
+        # any resize), the whole stay is shown again.
+        self._refit_timer = QTimer(self)
+        self._refit_timer.setSingleShot(True)
+        self._refit_timer.setInterval(0)
+        self._refit_timer.timeout.connect(self._fit_time_axis)
         self._scroll = QScrollArea()
         self._scroll.setWidgetResizable(True)
         self._scroll.setWidget(self._layout)
@@ -101,7 +118,8 @@ class PatientPlotView(QWidget):
         self._bmu = None
         self._patient = None
         self._list_model.set_dataset(self._ds)
-        self._build_plots()
+        self._show_strip(False)
+        self._plan_plots()
         if dataset is not None and not dataset.is_series:
             self._title.setText("These data have no time axis, so there is nothing to plot over time.")
         elif self._ds is not None and self._ds.n_samples:
@@ -109,12 +127,11 @@ class PatientPlotView(QWidget):
 
     def set_assignments(self, bmu) -> None:
         """Map cell of every patient step, ``(n_patients, n_steps)`` int, or None to hide."""
-        had_track = self._bmu is not None
-        self._bmu = None if bmu is None else np.asarray(bmu)
-        if had_track != (self._bmu is not None):  # plots are rebuilt only to add or drop the track
-            self._build_plots()
-        if self._patient is not None:
-            self.show_patient(self._patient)
+        self._bmu = None if bmu is None or self._ds is None else np.asarray(bmu)
+        self._show_strip(self._bmu is not None)
+        if self._patient is not None and self._strip_shown:  # the measurements stay as drawn
+            n = int(self._ds.lengths[self._patient])
+            self._show_cells(self._times(self._patient), self._bmu[self._patient, :n])
 
     def show_patient(self, index: int) -> None:
         """Plot patient ``index`` (0-based position in the dataset)."""
@@ -123,26 +140,34 @@ class PatientPlotView(QWidget):
             return
         self._patient = index
         n = int(ds.lengths[index])
-        times = ds.times[index, :n] if ds.times is not None else np.arange(n, dtype=float)
-        if self._cell_bars is not None:
-            self._show_cells(times, self._bmu[index, :n])
-        for j, curve in enumerate(self._curves):
-            seen = ds.mask[index, :n, j]
-            curve.setData(times[seen], ds.values[index, :n, j][seen].astype(float))
-        for plot in self._plots:
-            plot.enableAutoRange(x=True, y=self._cell_bars is None or plot is not self._plots[0])
+        if self._strip_shown:
+            self._show_cells(self._times(index), self._bmu[index, :n])
+        for j in range(len(self._curves)):
+            self._fill_curve(j)
+        self._fit_time_axis()
         pid = ds.ids[index] if ds.ids is not None else index + 1
         self._title.setText(f"Patient {pid}: {n} time steps")
         self._select_row(index)
         self.patient_selected.emit(index)
+
+    def finish_plots(self) -> None:
+        """Create the plots still waiting now instead of over the next turns of the event loop."""
+        self._build_timer.stop()
+        self._build_some(budget=None)
 
     # ----------------------------------------------------------------- output
     @property
     def current_patient(self) -> int | None:
         return self._patient
 
+    @property
+    def plots_ready(self) -> bool:
+        """True once every variable of the dataset has its plot."""
+        return len(self._feature_plots) == len(self._titles)
+
     def curve_data(self, feature: int) -> tuple[np.ndarray, np.ndarray]:
         """What the plot of one variable currently shows (times, values)."""
+        self.finish_plots()
         x, y = self._curves[feature].getData()
         return (np.zeros(0) if x is None else np.asarray(x)), (np.zeros(0) if y is None else np.asarray(y))
 
@@ -157,46 +182,138 @@ class PatientPlotView(QWidget):
     def set_filter(self, text: str) -> None:
         self._filter.setText(text)
 
+    @property
+    def _plots(self) -> list[pg.PlotItem]:
+        """The plots shown, top to bottom: the cell strip (when shown), then one per variable."""
+        return ([self._strip] if self._strip_shown else []) + self._feature_plots
+
     # ---------------------------------------------------------------- drawing
-    def _build_plots(self) -> None:
-        self._layout.clear()
-        self._curves, self._plots, self._cell_bars, self._cell_texts = [], [], None, []
+    # Plot items are costly to create (tens of ms each), so they are made once and kept: a new
+    # dataset with as many variables renames them, the cell strip is added to the layout or
+    # taken out of it, and missing plots are created a few at a time between events so that
+    # opening a project never holds the window for the whole set.
+    def _plan_plots(self) -> None:
         ds = self._ds
-        if ds is None:
-            self._layout.setMinimumHeight(0)
-            return
-        first = None
-        row = 0
-        strip = 0
-        if self._bmu is not None:
-            plot = self._add_plot(row, "map cells", first)
-            first = plot
-            # The left axis stays (empty) so the strip lines up with the plots below it.
-            plot.getAxis("left").setTicks([[]])
-            plot.getAxis("left").setStyle(showValues=False)
-            plot.getAxis("left").setPen(pg.mkPen(None))
-            plot.showGrid(x=False, y=False)
-            plot.setMouseEnabled(x=True, y=False)
-            plot.setYRange(0, 1, padding=0)
-            plot.setMaximumHeight(_STRIP_HEIGHT)
-            self._cell_bars = pg.BarGraphItem(x0=[], y0=[], width=[], height=[], pen=pg.mkPen("w", width=1))
-            plot.addItem(self._cell_bars)
-            plot.vb.sigResized.connect(lambda _vb: self._label_cells())
-            row += 1
-            strip = 1
-        for j, name in enumerate(ds.feature_names):
-            unit = ds.units[j] if j < len(ds.units) else ""
-            plot = self._add_plot(row, f"{name} ({unit})" if unit else name, first)
-            first = first or plot
+        titles = []
+        if ds is not None:
+            for j, name in enumerate(ds.feature_names):
+                unit = ds.units[j] if j < len(ds.units) else ""
+                titles.append(f"{name} ({unit})" if unit else name)
+        self._titles = titles
+        while len(self._feature_plots) > len(titles):
+            plot = self._feature_plots.pop()
+            self._curves.pop()
+            self._layout.ci.removeItem(plot)
+        for plot, curve, title in zip(self._feature_plots, self._curves, titles):
+            plot.setTitle(title, size="9pt", color="#37474f", justify="left")
+            curve.setData([], [])
+        self._label_time_axis()
+        self._size_layout()
+        self._build_timer.stop()
+        self._build_some(budget=_BUILD_BUDGET_S)
+
+    def _build_some(self, budget: float | None) -> None:
+        """Create missing variable plots until ``budget`` seconds are spent (None: all)."""
+        started = time.perf_counter()
+        made = False
+        while len(self._feature_plots) < len(self._titles):
+            if budget is not None and made and time.perf_counter() - started > budget:
+                self._build_timer.start()
+                return
+            j = len(self._feature_plots)
+            plot = self._add_plot(j + 1, self._titles[j], self._feature_plots[0] if j else None)
+            self._feature_plots.append(plot)
+            plot.vb.sigResized.connect(lambda _vb: self._refit_timer.start())
+            # No dynamic range limit: with one, every change of the value axis sets the dots
+            # again (tens of ms per plot), and measured values never reach absurd magnitudes.
             self._curves.append(plot.plot(pen=pg.mkPen(_LINE, width=1.3), symbol="o", symbolSize=4,
-                                          symbolBrush=_LINE, symbolPen=None))
-            row += 1
-        time_label = ds.time_col or "time"
-        self._plots[-1].setLabel("bottom", f"{time_label} ({ds.time_unit})" if ds.time_unit else time_label)
-        self._layout.setMinimumHeight(_ROW_HEIGHT * (row - strip) + _STRIP_HEIGHT * strip)
+                                          symbolBrush=_LINE, symbolPen=None, dynamicRangeLimit=None))
+            self._fill_curve(j)
+            if j == 0:
+                if self._strip is not None:
+                    self._strip.setXLink(plot)
+                self._fit_time_axis()
+            made = True
+        if made:
+            self._label_time_axis()
+
+    def _label_time_axis(self) -> None:
+        ds = self._ds
+        for plot in self._feature_plots[:-1]:
+            plot.showLabel("bottom", False)
+        if ds is not None and self._feature_plots and self.plots_ready:
+            time_label = ds.time_col or "time"
+            self._feature_plots[-1].setLabel("bottom", f"{time_label} ({ds.time_unit})" if ds.time_unit
+                                             else time_label)
+
+    def _size_layout(self) -> None:
+        rows = len(self._titles)
+        self._layout.setMinimumHeight(_ROW_HEIGHT * rows + (_STRIP_HEIGHT if self._strip_shown else 0))
+
+    def _fill_curve(self, j: int) -> None:
+        """Give variable ``j``'s curve the measured values of the patient shown."""
+        ds, index = self._ds, self._patient
+        if ds is None or index is None or j >= len(self._curves):
+            return
+        n = int(ds.lengths[index])
+        seen = ds.mask[index, :n, j]
+        self._curves[j].setData(self._times(index)[seen], ds.values[index, :n, j][seen].astype(float))
+        # Only the value axis follows the data by itself: the time axis is shared, and letting
+        # every plot fit it would make each fit move all the others (quadratic in the plots).
+        self._feature_plots[j].vb.enableAutoRange(x=False, y=True)
+
+    def _fit_time_axis(self) -> None:
+        """Show the chosen patient's whole stay on the shared time axis (set once, followed by all)."""
+        if self._patient is None or not self._feature_plots:
+            return
+        times = self._times(self._patient)
+        times = times[np.isfinite(times)]
+        if times.size:
+            gap = float(np.median(np.diff(times))) if times.size > 1 else 1.0
+            self._feature_plots[0].setXRange(times[0] - gap / 2, times[-1] + gap / 2, padding=0.02)
+
+    def _times(self, index: int) -> np.ndarray:
+        ds = self._ds
+        n = int(ds.lengths[index])
+        return ds.times[index, :n] if ds.times is not None else np.arange(n, dtype=float)
+
+    def _show_strip(self, show: bool) -> None:
+        """Put the map-cell strip above the plots or take it out (created once, on first use)."""
+        if show == self._strip_shown:
+            return
+        if show and self._strip is None:
+            self._strip = self._make_strip()
+        if show:
+            self._layout.ci.addItem(self._strip, row=0, col=0)
+            if self._feature_plots:
+                self._strip.setXLink(self._feature_plots[0])
+        else:
+            self._layout.ci.removeItem(self._strip)
+            for text in self._cell_texts:
+                self._strip.removeItem(text)
+            self._cell_texts = []
+            self._runs = (np.zeros(0), np.zeros(0), np.zeros(0, dtype=int))
+        self._strip_shown = show
+        self._size_layout()
+
+    def _make_strip(self) -> pg.PlotItem:
+        plot = pg.PlotItem(enableMenu=False)
+        self._style_plot(plot, "map cells")
+        # The left axis stays (empty) so the strip lines up with the plots below it.
+        plot.getAxis("left").setTicks([[]])
+        plot.getAxis("left").setStyle(showValues=False)
+        plot.getAxis("left").setPen(pg.mkPen(None))
+        plot.showGrid(x=False, y=False)
+        plot.setMouseEnabled(x=True, y=False)
+        plot.setYRange(0, 1, padding=0)
+        plot.setMaximumHeight(_STRIP_HEIGHT)
+        self._cell_bars = pg.BarGraphItem(x0=[], y0=[], width=[], height=[], pen=pg.mkPen("w", width=1))
+        plot.addItem(self._cell_bars)
+        plot.vb.sigResized.connect(lambda _vb: self._label_cells())
+        return plot
 
     def _show_cells(self, times: np.ndarray, nodes: np.ndarray) -> None:
-        plot = self._plots[0]
+        plot = self._strip
         for text in self._cell_texts:
             plot.removeItem(text)
         self._cell_texts = []
@@ -220,9 +337,9 @@ class PatientPlotView(QWidget):
 
     def _label_cells(self) -> None:
         """Write each stay's cell number in its band where it fits at the strip's width now."""
-        if self._cell_bars is None or not self._plots:
+        if not self._strip_shown:
             return
-        plot = self._plots[0]
+        plot = self._strip
         for text in self._cell_texts:
             plot.removeItem(text)
         self._cell_texts = []
@@ -240,7 +357,14 @@ class PatientPlotView(QWidget):
                 self._cell_texts.append(text)
 
     def _add_plot(self, row: int, title: str, link_to) -> pg.PlotItem:
-        plot = self._layout.addPlot(row=row, col=0)
+        plot = self._layout.addPlot(row=row, col=0, enableMenu=False)  # no menu: its widgets cost time
+        self._style_plot(plot, title)
+        if link_to is not None:
+            plot.setXLink(link_to)
+        return plot
+
+    @staticmethod
+    def _style_plot(plot: pg.PlotItem, title: str) -> None:
         plot.setMenuEnabled(False)
         plot.showGrid(x=True, y=True, alpha=0.12)
         plot.setTitle(title, size="9pt", color="#37474f", justify="left")
@@ -248,10 +372,6 @@ class PatientPlotView(QWidget):
         for axis in ("left", "bottom"):
             plot.getAxis(axis).setPen(pg.mkPen("#90a4ae"))
             plot.getAxis(axis).setTextPen(pg.mkPen("#37474f"))
-        if link_to is not None:
-            plot.setXLink(link_to)
-        self._plots.append(plot)
-        return plot
 
     # ---------------------------------------------------------------- events
     def _select_row(self, index: int) -> None:

@@ -33,6 +33,7 @@ RING_MIN_SHARE = 0.15
 #: The linked plot shows the measurements of at most this many chosen patients (the first ones).
 MAX_PLOT_PATIENTS = 10
 _SLIDER_SCALE = 10  # slider ticks per time step, so scrubbing is smooth
+_MAP_MIN_HEIGHT = 120  # px; the map keeps its aspect and shrinks before anything overlaps
 _KEPT_FORECASTS = 64  # computed forecasts kept for stepping back and forth
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class TrajectoryView(QWidget):
                               "Double-click to see all of a patient's measurements.")
         self._list_count = QLabel("")
         self._list_count.setProperty("role", "hint")
+        self._list_count.setWordWrap(True)  # the hint before training is a sentence: wrap, never clip
         for widget in (self._search,):
             widget.textChanged.connect(self._on_filters_changed)
         self._outcome_box.currentIndexChanged.connect(self._on_filters_changed)
@@ -150,6 +152,9 @@ class TrajectoryView(QWidget):
         # ------------------------------------------------------------------- map
         self.map = SomMapView(hz=fps)
         self.map.set_compact(True)
+        # In a short dock the splitter gives the map less than its compact minimum height; a
+        # taller minimum would make the map spill over the plot's variable chooser below it.
+        self.map.setMinimumHeight(_MAP_MIN_HEIGHT)
         self._heat = HeatItem()
         self._heat.setZValue(10)
         self._trails = TrailsItem()
@@ -279,7 +284,7 @@ class TrajectoryView(QWidget):
 
         # ----------------------------------------------------------------- layout
         self.canvas = QSplitter(Qt.Orientation.Vertical)
-        plot_box = QWidget()
+        plot_box = self._plot_box = QWidget()
         plot_layout = QVBoxLayout(plot_box)
         plot_layout.setContentsMargins(0, 0, 0, 0)
         plot_head = QHBoxLayout()
@@ -364,6 +369,7 @@ class TrajectoryView(QWidget):
         self.variable_box.blockSignals(False)
         self._outcome_box.blockSignals(False)
         self._set_enabled(series)
+        self._plot_box.setVisible(bool(series))  # no model yet: no empty axes under an empty map
         self._fill_list()
         if series and self._list.count():
             self.set_patients([int(self._list.item(0).data(Qt.ItemDataRole.UserRole))])
@@ -624,8 +630,8 @@ class TrajectoryView(QWidget):
     def _on_job_result(self, frame) -> None:
         self._job_outcome = ("done", frame)
 
-    def _on_job_failed(self, text: str) -> None:
-        self._job_outcome = ("failed", text)
+    def _on_job_failed(self, failure) -> None:
+        self._job_outcome = ("failed", failure)
 
     def _on_job_stopped(self) -> None:
         self._job = None

@@ -47,6 +47,29 @@ def test_journeys_fit_the_narrow_dock_without_clipping(qtbot, explorer):
     assert view.trail_box.value() == 6 and view.heat_check.isChecked()
 
 
+def test_journeys_before_a_model_say_so_in_full_without_empty_axes(qtbot, explorer):
+    view = shown(qtbot, TrajectoryView(), NARROW_DOCK)
+    view.set_source(None)
+    qtbot.wait(50)  # the layout follows the new text
+    hint = view._list_count
+    assert "once a model" in hint.text() and hint.isVisible()
+    assert hint.width() >= hint.minimumSizeHint().width() and hint.height() >= hint.heightForWidth(hint.width())
+    assert not view.plot.isVisible()  # no axes from -0.5 to 0.5 under an empty map
+    view.set_source(explorer)
+    qtbot.waitUntil(lambda: view._job is None, timeout=10000)
+    assert view.plot.isVisible()
+
+
+def test_journeys_map_never_covers_the_plot_chooser_in_a_short_dock(qtbot, explorer):
+    view = shown(qtbot, TrajectoryView(), (430, 350))  # the dock beside the map at 1280 x 800
+    view.set_source(explorer)
+    qtbot.waitUntil(lambda: view._job is None, timeout=10000)
+    qtbot.wait(50)
+    map_bottom = view.map.mapTo(view, view.map.rect().bottomLeft()).y()
+    chooser_top = view.variable_box.mapTo(view, view.variable_box.rect().topLeft()).y()
+    assert map_bottom < chooser_top
+
+
 def test_moves_between_cells_fill_a_wide_low_dock(qtbot, explorer):
     view = shown(qtbot, TransitionView(), WIDE_LOW_DOCK)
     counts = explorer.transition_counts()

@@ -48,6 +48,23 @@ def test_starts_on_the_start_page_with_docks_hidden(window):
     assert not window.actions["pause"].isEnabled() and not window.actions["save"].isEnabled()
 
 
+def test_the_training_curves_view_chosen_is_remembered_next_time(qtbot, prefs, answers):
+    first = make_window(qtbot, prefs)
+    assert not first.loss_view.detailed  # the plain view by default
+    first.loss_view._detail_box.click()  # as a user does
+    assert first.loss_view.detailed and first.loss_view._log_box.isVisibleTo(first.loss_view)
+    first.close()
+    prefs.sync()
+    from dpsom_gui.settings import Preferences
+
+    again = make_window(qtbot, Preferences.open(prefs.file_name))  # a new session reads the file
+    assert again.loss_view.detailed and again.loss_view._log_box.isVisibleTo(again.loss_view)
+    again.loss_view._detail_box.click()
+    assert Preferences.open(prefs.file_name).get("loss_detailed") is False
+    again.session.shutdown()
+    first.session.shutdown()
+
+
 def test_keyboard_shortcuts(window):
     expected = {"open": QKeySequence(QKeySequence.StandardKey.Open), "save": QKeySequence(QKeySequence.StandardKey.Save),
                 "save_as": QKeySequence("Ctrl+Shift+S"), "import": QKeySequence("Ctrl+I"),

@@ -178,6 +178,19 @@ def test_loss_log_scale_toggle_and_term_visibility(qtbot):
     assert view.curve_keys() == []
 
 
+def test_plain_view_says_why_a_sparse_history_draws_no_progress(qtbot):
+    view = shown(qtbot, LossView(), (620, 360))
+    view.append([_Rec(20, {"total": 9.0}, "pretrain"), _Rec(40, {"total": 7.0}, "pretrain")])  # a reopened file
+    view.flush()
+    assert "Too few training steps" in view._help.text()
+    view.set_detailed(True)
+    assert "Too few" not in view._help.text()
+    view.set_detailed(False)
+    view.append([_Rec(40 + t, {"total": 7.0 - 0.01 * t}, "pretrain") for t in range(1, 60)])
+    view.flush()
+    assert "Too few" not in view._help.text() and "Higher is better" in view._help.text()
+
+
 def test_plain_view_by_default_shows_one_learning_progress_curve_per_phase(qtbot):
     view = shown(qtbot, LossView(log_scale=True), (620, 360))
     steps = np.arange(1, 301)
@@ -423,6 +436,68 @@ def test_patient_view_shows_map_cells_once_assigned(qtbot):
     shades = [np.all(np.abs(pixels[..., :3] - [int(c[i:i + 2], 16) for i in (1, 3, 5)]) < 8, axis=2).sum()
               for c in ("#d9c8e6", "#b79ccf")]
     assert min(shades) > 50  # neighbouring stays are drawn in alternating shades
+
+
+def _wide_series(n_vars=16, seed=0, t=10):
+    """make_series with its three variables repeated to ``n_vars`` (a cohort like the demo's)."""
+    from dataclasses import replace
+
+    ds = make_series(seed=seed, t=t)
+    take = [j % 3 for j in range(n_vars)]
+    return replace(ds, values=ds.values[..., take], mask=ds.mask[..., take],
+                   feature_names=[f"v{j}_{ds.feature_names[k]}" for j, k in enumerate(take)],
+                   units=[ds.units[k] for k in take])
+
+
+def test_patient_view_creates_its_plots_once_and_reuses_them(qtbot):
+    ds = _wide_series()
+    view = shown(qtbot, PatientPlotView(), (640, 420))
+    view.set_dataset(ds)
+    qtbot.waitUntil(lambda: view.plots_ready, timeout=5000)  # created between events
+    plots = list(view._plots)
+    assert len(plots) == 16 and view.curve_data(15)[1].size > 0
+    qtbot.wait(100)  # the layout settles
+    times = view._times(0)
+    for plot, curve in zip(plots, view._curves):  # every plot shows the whole stay and all its values
+        (x_lo, x_hi), (y_lo, y_hi) = plot.viewRange()
+        x, y = curve.getData()
+        assert x_lo <= times.min() and times.max() <= x_hi and x_hi - x_lo < 1.2 * (np.ptp(times) + 1)
+        assert y_lo <= y.min() and y.max() <= y_hi
+    bmu = np.arange(ds.values.shape[0] * ds.values.shape[1]).reshape(ds.values.shape[:2]) % 9
+    for assignments in (bmu, None, bmu):  # the cell strip comes, goes and comes back
+        view.set_assignments(assignments)
+        assert view._plots[-16:] == plots
+    assert len(view._plots) == 17 and view.cell_runs()[2].size > 0
+    pixels = widget_pixels(view._layout).astype(int)
+    assert (np.abs(pixels[..., :3] - [0xd9, 0xc8, 0xe6]).max(axis=2) < 8).sum() > 50  # the strip is drawn again
+
+    other = _wide_series(seed=3)
+    other.feature_names[0] = "lactate"
+    view.set_dataset(other)
+    assert view._plots == plots  # same variables count: renamed, not rebuilt; the strip went with the old map
+    assert "lactate" in view._plots[0].titleLabel.text
+    x, y = view.curve_data(0)
+    seen = other.mask[0, : int(other.lengths[0]), 0]
+    assert y.tolist() == pytest.approx(other.values[0, : int(other.lengths[0]), 0][seen].tolist())
+
+    view.set_dataset(make_series())  # fewer variables: the spare plots go, the time axis moves up
+    assert view._plots == plots[:3]
+    assert view._plots[-1].getAxis("bottom").labelText == "hour (h)"
+    assert not view._plots[0].getAxis("bottom").label.isVisible()
+
+
+def test_every_patient_plot_shows_the_whole_stay_once_the_layout_settles(qtbot):
+    ds = _wide_series(t=35)
+    view = shown(qtbot, PatientPlotView(), (430, 330))  # a narrow dock: the plots scroll
+    view.set_dataset(ds)
+    qtbot.waitUntil(lambda: view.plots_ready, timeout=5000)
+    qtbot.wait(100)
+    times = view._times(0)
+    gap = 1.0
+    for plot in view._plots:  # linked views must not pull each other's range narrower or aside
+        x_lo, x_hi = plot.viewRange()[0]
+        assert x_lo <= times.min() - gap / 2 and times.max() + gap / 2 <= x_hi
+        assert x_hi - x_lo < 1.1 * (np.ptp(times) + gap)
 
 
 def test_patient_view_explains_tables_have_no_time(qtbot):

@@ -8,7 +8,6 @@ and answers the questions views ask (assignments, U-matrix, hit counts, forecast
 
 from __future__ import annotations
 
-import math
 import time
 from functools import lru_cache
 from typing import Iterator
@@ -20,6 +19,7 @@ from . import __version__
 from .analysis import hit_map, umatrix
 from .config import Config, make_config, suggest_series_batch
 from .data.dataset import Dataset
+from .defaults import DataProfile, Proposal, propose, suggest_grid, suggest_scaling
 from .data.preprocessing import Preprocessor
 from .data.validation import check_grid_size
 from .errors import InputError, NotFittedError
@@ -30,29 +30,40 @@ from .nets import count_parameters
 from .progress import TrainProgress
 from .training import available_devices, phase_epochs, schedule_steps, select_device
 
-__all__ = ["ModelRun", "TrainingRun", "assign", "propose_config", "propose_config_for_counts", "suggest_grid",
+__all__ = ["ModelRun", "TrainingRun", "assign", "propose_config", "propose_config_for_counts", "propose_settings",
+           "suggest_grid",
            "suggest_series_batch", "available_devices", "DEFAULT_PREPROCESSING"]
 
-#: Preprocessing used when none is chosen: z-scores, forward fill without limit, medians.
-DEFAULT_PREPROCESSING = {"scaling": "zscore", "clip_quantiles": None, "ffill_limit": None, "impute": "median"}
+#: Preprocessing used when none is chosen: the scaling of :func:`core.defaults.suggest_scaling`
+#: ("auto": values in [0, 1] kept, image intensities to [0, 1], anything else z-scored), forward
+#: fill without limit, medians.
+DEFAULT_PREPROCESSING = {"scaling": "auto", "clip_quantiles": None, "ffill_limit": None, "impute": "median"}
 
 
-def suggest_grid(n_points: int) -> tuple[int, int]:
-    """A square grid with about ``5 * sqrt(n_points)`` nodes, between 3x3 and 20x20.
+def propose_settings(dataset: Dataset, preset: str = "quick", *, device: str = "auto",
+                     model: str | None = None) -> Proposal:
+    """Settings, preprocessing and reasons for ``dataset`` (the rule of :mod:`core.defaults`).
 
-    The rule of thumb comes from the SOM literature (Vesanto's heuristic); clinicians can
-    always override it.
+    Parameters
+    ----------
+    dataset : Dataset
+    preset : {"quick", "paper"}
+    device : str
+        Saved in the configuration (``"auto"`` picks a GPU when there is one).
+    model : {"dpsom", "tdpsom"}, optional
+        Default: T-DPSOM for series, DPSOM for tables.
+
+    Returns
+    -------
+    Proposal
     """
-    nodes = 5.0 * math.sqrt(max(1, n_points))
-    side = int(round(math.sqrt(nodes)))
-    side = max(3, min(20, side))
-    while side > 2 and side * side > n_points:
-        side -= 1
-    return side, side
+    return propose(DataProfile.from_dataset(dataset), preset, model=model, device=device)
 
 
 def propose_config(dataset: Dataset, preset: str = "quick", *, device: str = "auto") -> Config:
     """Settings suited to ``dataset``: T-DPSOM for series, DPSOM for tables, a fitting grid.
+
+    The configuration part of :func:`propose_settings`.
 
     Parameters
     ----------
@@ -65,7 +76,7 @@ def propose_config(dataset: Dataset, preset: str = "quick", *, device: str = "au
     -------
     Config
     """
-    return propose_config_for_counts(dataset.is_series, dataset.n_samples, dataset.n_points, preset, device=device)
+    return propose_settings(dataset, preset, device=device).config
 
 
 def propose_config_for_counts(temporal: bool, n_samples: int, n_points: int, preset: str = "quick", *,
@@ -73,7 +84,7 @@ def propose_config_for_counts(temporal: bool, n_samples: int, n_points: int, pre
     """The proposal of :func:`propose_config` from counts alone, for data not held in memory.
 
     A cohort file read in shards (``dpsom train COHORT.h5``) gets the same settings as the
-    same data loaded as a :class:`Dataset`.
+    same data loaded as a :class:`Dataset` (its values are already scaled).
 
     Parameters
     ----------
@@ -91,15 +102,7 @@ def propose_config_for_counts(temporal: bool, n_samples: int, n_points: int, pre
     -------
     Config
     """
-    cfg = make_config("tdpsom" if temporal else "dpsom", preset)
-    changes: dict = {"train.device": device}
-    if preset == "quick":
-        h, w = suggest_grid(n_points)
-        if cfg.grid.n_nodes > n_points or (h * w) < cfg.grid.n_nodes:
-            changes["grid.height"], changes["grid.width"] = h, w
-        batch = suggest_series_batch(n_samples) if temporal else cfg.train.batch_size
-        changes["train.batch_size"] = int(min(batch, max(2, n_samples)))
-    return cfg.replace(**changes).validate()
+    return propose(DataProfile.from_counts(temporal, n_samples, n_points), preset, device=device).config
 
 
 class TrainingRun:
@@ -295,6 +298,8 @@ class ModelRun(TrainingRun):
             self.validate()
             self.config.validate()
             opts = {k: self._prep_options.get(k) for k in DEFAULT_PREPROCESSING}
+            if opts["scaling"] in (None, "auto"):
+                opts["scaling"] = suggest_scaling(DataProfile.from_dataset(self.dataset))[0]
             self.preprocessor = Preprocessor(**opts).fit(self.dataset)
             X, mask, lengths = self.model_inputs()
             cls = TDPSOM if self.temporal else DPSOM
@@ -385,6 +390,8 @@ class ModelRun(TrainingRun):
 
         if self.preprocessor is None:
             opts = {k: self._prep_options.get(k) for k in DEFAULT_PREPROCESSING}
+            if opts["scaling"] in (None, "auto"):
+                opts["scaling"] = suggest_scaling(DataProfile.from_dataset(self.dataset))[0]
             self.preprocessor = Preprocessor(**opts).fit(self.dataset)
         X, mask, lengths = self.model_inputs()
         valid = self.dataset.step_mask

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Config, make_config
-from .grid import SOMGrid
 
 __all__ = ["DataProfile", "Proposal", "propose", "suggest_batch", "suggest_joint_epochs", "suggest_grid",
            "suggest_scaling"]
@@ -278,6 +277,6 @@ def propose(profile: DataProfile, preset: str = "quick", *, model: str | None = 
     else:
         reasons.append("paper preset: the reference's sizes, weights and schedule")
     cfg = cfg.replace(**changes).validate()
-    reasons.append(f"prototypes start from a PCA plane through the latent means" if cfg.train.som_init == "pca"
+    reasons.append("prototypes start from a PCA plane through the latent means" if cfg.train.som_init == "pca"
                    else f"prototypes start as in the reference ({cfg.train.som_init})")
     return Proposal(cfg, {"scaling": scaling}, reasons)

@@ -9,26 +9,23 @@ and answers the questions views ask (assignments, U-matrix, hit counts, forecast
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from . import __version__
 from .analysis import hit_map, umatrix
-from .config import Config, make_config, suggest_series_batch
+from .config import Config, make_config, suggest_series_batch  # noqa: F401 (make_config: doctests)
 from .data.dataset import Dataset
-from .defaults import DataProfile, Proposal, propose, suggest_grid, suggest_scaling
 from .data.preprocessing import Preprocessor
 from .data.validation import check_grid_size
+from .defaults import DataProfile, Proposal, propose, suggest_grid, suggest_scaling
 from .errors import InputError, NotFittedError
 from .grid import SOMGrid
 from .io.project_h5 import Project
 from .model import DPSOM, TDPSOM, Forecast
-from .nets import count_parameters
 from .progress import TrainProgress
-from .training import available_devices, phase_epochs, schedule_steps, select_device
+from .training import available_devices, phase_epochs
 
 __all__ = ["ModelRun", "TrainingRun", "assign", "propose_config", "propose_config_for_counts", "propose_settings",
            "suggest_grid",
@@ -412,34 +409,28 @@ class ModelRun(TrainingRun):
 
     # ------------------------------------------------------------------ estimates
     def estimate(self) -> dict:
-        """Rough time and memory needed to train, before starting.
+        """Time and memory needed to train, before starting (:func:`core.estimate.estimate_training`).
 
         Returns
         -------
         dict
             ``seconds`` (float), ``memory_bytes`` (int), ``device`` (str), ``steps`` (int),
-            ``parameters`` (int).
+            ``parameters`` (int), ``per_step`` (dict), ``method`` (str).
         """
-        cfg, ds = self.config, self.dataset
-        device = select_device(cfg.train.device)
-        from .nets import DPSOMNet, TDPSOMNet
+        from .estimate import estimate_training
 
-        with torch.device("meta"):
-            net = (TDPSOMNet if self.temporal else DPSOMNet)(ds.n_features, cfg.grid.n_nodes, cfg.network,
-                                                            "gaussian")
-        n_params = count_parameters(net)
-        n = ds.n_samples
-        batch = max(1, min(cfg.train.batch_size, n))
-        t = cfg.train
-        steps = schedule_steps(cfg, n)
-        rows_per_batch = batch * (float(ds.lengths.mean()) if ds.is_series else 1.0)
-        flops = 6.0 * n_params * rows_per_batch * steps  # forward + backward
-        flops += 2.0 * n_params * ds.n_points * t.epochs_joint  # per-epoch target passes
-        seconds = flops / (_throughput(device.type) * 1e9) + steps * (2e-3 if device.type == "cpu" else 1e-3)
-        widest = max(cfg.network.hidden) * 2 + cfg.grid.n_nodes * 4
-        memory = 4 * n_params * 4 + int(rows_per_batch * widest * 4 * 6) + ds.values.nbytes * 2
-        return {"seconds": float(seconds), "memory_bytes": int(memory), "device": str(device), "steps": int(steps),
-                "parameters": int(n_params)}
+        ds = self.dataset
+        observed = ds.values[ds.mask]
+        unit = observed.size > 0 and float(observed.min()) >= 0.0 and float(observed.max()) <= 1.0
+        scaling = self._prep_options.get("scaling")
+        if scaling in (None, "auto"):
+            scaling = suggest_scaling(DataProfile.from_dataset(ds))[0]
+        bernoulli = self.config.network.likelihood == "bernoulli" or (
+            self.config.network.likelihood == "auto" and (scaling == "minmax" or (scaling == "none" and unit)))
+        return estimate_training(self.config, n_features=ds.n_features, n_samples=ds.n_samples,
+                                 n_points=ds.n_points, mean_length=float(ds.lengths.mean()) if ds.is_series else None,
+                                 likelihood="bernoulli" if bernoulli else "gaussian",
+                                 data_bytes=ds.values.nbytes)
 
     # ------------------------------------------------------------------ projects
     def to_project(self, train_state: dict | None = None) -> Project:
@@ -551,20 +542,3 @@ def _read_referenced(project: Project, read_options: dict | None, base_dir) -> D
 def _describe(ds: Dataset) -> str:
     src = ds.source or "The data"
     return "The demo data" if src.startswith("demo:") else src
-
-
-@lru_cache(maxsize=4)
-def _throughput(device_type: str) -> float:
-    """Measured matrix-multiply speed of this machine in GFLOP/s (a one-off 0.1 s probe)."""
-    if device_type != "cpu":
-        return 2.0e4 if device_type == "cuda" else 2.0e3
-    a = torch.randn(256, 512)
-    b = torch.randn(512, 512)
-    a @ b
-    start = time.perf_counter()
-    reps = 0
-    while time.perf_counter() - start < 0.05:
-        a @ b
-        reps += 1
-    seconds = time.perf_counter() - start
-    return max(1.0, 2 * 256 * 512 * 512 * reps / seconds / 1e9)

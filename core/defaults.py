@@ -271,6 +271,13 @@ def propose(profile: DataProfile, preset: str = "quick", *, model: str | None = 
             epochs = suggest_joint_epochs(profile.n_samples, batch)
             changes.update({"weights.kl": 0.01, "weights.cah": 10.0, "network.nu": 1.0,
                             "train.epochs_joint": epochs})
+            if not cfg.parity:
+                # No batch statistics: with 32-90 rows per batch they are noisy, and the
+                # running averages used for assigning lag the network (digits seed 0: purity
+                # 0.964 -> 0.968; breast cancer seeds 0-1: 0.923 / 0.953 -> 0.953 / 0.956).
+                changes["network.bn_mode"] = "reference_affine"
+                reasons.append("a learned per-unit scale and shift instead of batch statistics (noisy in "
+                               "small batches)")
             reasons.append("light KL weight 0.01 (the latent space keeps the data's detail), clustering weight "
                            "10, Cauchy kernel (nu = 1)")
             reasons.append(f"{epochs} joint epochs: about {TABLE_JOINT_STEPS} optimiser steps")

@@ -37,8 +37,9 @@ from .training import TrainData, Trainer, batches_per_epoch, phase_epochs, selec
 
 __all__ = ["estimate_training", "formula_seconds"]
 
-#: Batches per phase the probe runs; the first of each is a warm-up and is not counted.
-_PROBE_BATCHES = 3
+#: Batches per phase the probe runs; only the later half of each phase's steps is counted (the
+#: first steps warm up allocators and caches and ran up to twice as slow as the run's steps).
+_PROBE_BATCHES = 6
 _STEP_OVERHEAD = {"cpu": 3e-3, "cuda": 1.5e-3, "mps": 3e-3}
 _GPU_SPEED = {"cuda": 2.0e13, "mps": 2.0e12}
 
@@ -175,9 +176,13 @@ def _probe(config: Config, device: torch.device, n_features: int, batch: int, le
             times.setdefault(progress.phase, []).append(now - last)
         prev_phase = progress.phase
         last = time.perf_counter()
-    per_step = {name: float(np.mean(v)) for name, v in times.items() if v}
+    per_step = {name: float(np.mean(v[len(v) // 2:])) for name, v in times.items() if v}
+    if temporal and "joint" in per_step:
+        per_step["joint"] /= 2.0  # one report per batch covers its two optimiser steps
     for name in phases:
         per_step.setdefault(name, max(per_step.values()) if per_step else 0.0)
+    trainer.compute_target()  # the first pass warms up; the second is timed
+    _sync(device)
     start = time.perf_counter()
     trainer.compute_target()
     _sync(device)

@@ -334,7 +334,7 @@ def report(rows: list[dict]) -> None:
         title = "rule chosen on these sets" if role == "rule" else "held out (not used to choose the rule)"
         print(f"\n== {title} ==")
         print(f"{'set':<14}{'method':<9}{'NMI':>13}{'purity':>13}{'topo err':>13}{'eff nodes':>11}"
-              f"{'seconds':>9}{'est/run':>9}  extra")
+              f"{'seconds':>11}{'est/run':>11}  extra")
         for name in dict.fromkeys(r["set"] for r in sel):
             for method in dict.fromkeys(r["method"] for r in sel if r["set"] == name):
                 rs = [r for r in sel if r["set"] == name and r["method"] == method]
@@ -349,7 +349,7 @@ def report(rows: list[dict]) -> None:
                              + ("; " + extra if extra else ""))
                 print(f"{name:<14}{method:<9}{_fmt([r['nmi'] for r in rs]):>13}{_fmt([r['purity'] for r in rs]):>13}"
                       f"{_fmt([r['te'] for r in rs]):>13}{_fmt([r['eff'] for r in rs], 1):>11}"
-                      f"{_fmt([r['seconds'] for r in rs], 1):>9}{_fmt([r.get('est_ratio') for r in rs], 2):>9}  {extra}")
+                      f"{_fmt([r['seconds'] for r in rs], 1):>11}{_fmt([r.get('est_ratio') for r in rs], 2):>11}  {extra}")
         wins = []
         for name in dict.fromkeys(r["set"] for r in sel):
             for seed in dict.fromkeys(r["seed"] for r in sel if r["set"] == name):

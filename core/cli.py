@@ -19,7 +19,6 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from . import __version__
 from .errors import DPSOMError, InputError, ProjectFileError, TrainingDiverged
@@ -64,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, metavar="N", help="joint-training epochs")
     t.add_argument("--batch-size", type=_positive_int, metavar="N")
     t.add_argument("--latent-dim", type=_positive_int, metavar="N")
-    t.add_argument("--scaling", choices=("zscore", "minmax", "robust", "none"), default="zscore")
+    t.add_argument("--scaling", choices=("auto", "zscore", "minmax", "robust", "none"), default="auto",
+                   help="auto: values in [0, 1] kept, image intensities to [0, 1], other tables z-scored")
     t.add_argument("--seed", type=int, default=2020, metavar="N")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     t.add_argument("--deterministic", action="store_true", help="repeatable results on the CPU (slower)")
@@ -358,7 +358,7 @@ def cmd_train(args) -> int:
 
 def _train_into(args, out: Path, checkpoint: Path) -> int:
     from .io.cohort_h5 import is_cohort_file
-    from .workflow import ModelRun, propose_config
+    from .workflow import ModelRun, propose_settings
 
     if args.data not in DEMOS and is_cohort_file(args.data):
         return _train_cohort(args, out, checkpoint)
@@ -371,10 +371,11 @@ def _train_into(args, out: Path, checkpoint: Path) -> int:
     if model == "dpsom" and ds.is_series:
         raise InputError("this data was read as time series; use --model tdpsom, or read it as a table "
                          "with --format table", path=args.data)
-    cfg = propose_config(ds, args.preset, device=args.device)
-    cfg = _apply_train_options(args, cfg, model)
+    proposal = propose_settings(ds, args.preset, device=args.device, model=model)
+    cfg = _apply_train_options(args, proposal.config, model)
     cluster = _cluster(args)
-    run = ModelRun(ds, cfg, {"scaling": args.scaling})
+    scaling = proposal.preprocessing["scaling"] if args.scaling == "auto" else args.scaling
+    run = ModelRun(ds, cfg, {"scaling": scaling})
     run.read_options = read_options
     run.embed_data = not args.no_embed
     run.validate()
@@ -384,7 +385,10 @@ def _train_into(args, out: Path, checkpoint: Path) -> int:
         _say(f"dpsom: training {model.upper()} {cfg.grid.height}x{cfg.grid.width} ({cfg.grid.topology}, "
              f"{'toroidal' if cfg.grid.toroidal else 'flat'}) on {ds.n_samples} "
              f"{'patients' if ds.is_series else 'rows'} x {ds.n_features} features ({kind}), preset "
-             f"{cfg.preset}, {_where(cluster, cfg)}; about {est['steps']} steps, ~{_duration(est['seconds'])}")
+             f"{cfg.preset}, {_where(cluster, cfg)}; about {est['steps']} steps, ~{_duration(est['seconds'])}, "
+             f"~{est['memory_bytes'] / 2**20:.0f} MiB")
+        _say("dpsom: settings chosen from the data (options given on the command line take precedence):\n"
+             + proposal.describe() + ("" if args.scaling == "auto" else f"\n  - scaling {scaling}: as given"))
     return _finish_training(run, out, args, cluster, checkpoint=checkpoint)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -450,27 +449,10 @@ def make_config(
 
 
 def suggest_series_batch(n_patients: int, steps_per_epoch: int = 20, smallest: int = 16, largest: int = 256) -> int:
-    """Patients per batch for the quick T-DPSOM schedule: about ``steps_per_epoch`` batches.
+    """Patients per batch for the quick T-DPSOM schedule; see :func:`core.defaults.suggest_batch`.
 
-    The quick schedule counts epochs and refreshes the target distribution once per epoch,
-    so with a fixed batch a larger cohort runs many more steps per refresh and in all. On the
-    synthetic ICU cohort a fixed 16 patients per batch (about 20 steps per epoch at 300
-    patients) lost 0.09 NMI with the true state at 2,000 patients (125 steps per epoch);
-    100 patients per batch restored it (benchmarks/tdpsom_synthetic.py).
-
-    Parameters
-    ----------
-    n_patients : int
-        Patients in the training cohort.
-    steps_per_epoch : int, default 20
-        Batches per epoch to aim for.
-    smallest, largest : int, default 16 and 256
-        Bounds: small cohorts keep enough patients per step, and a batch stays near the
-        reference's 300 patients x 72 h in memory.
-
-    Returns
-    -------
-    int
-        Patients per batch (may exceed a tiny cohort; the trainer caps it at the cohort).
+    Kept for callers of earlier versions: the batch policy lives in :mod:`core.defaults`.
     """
-    return int(max(smallest, min(largest, math.ceil(max(1, n_patients) / steps_per_epoch))))
+    from .defaults import suggest_batch
+
+    return suggest_batch(n_patients, steps_per_epoch, smallest, largest)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import losses as L
-from .config import Config, make_config, suggest_series_batch
+from .config import Config, make_config
 from .distributed import Cluster
 from .errors import InputError, NotFittedError
 from .grid import SOMGrid
@@ -86,13 +86,22 @@ class _SOMEstimator:
         return self
 
     def resolved_config(self) -> Config:
-        """The full :class:`~core.config.Config` these arguments describe (validated)."""
+        """The full :class:`~core.config.Config` these arguments describe, before seeing data.
+
+        Without a ``config``, :meth:`fit` goes further: what the arguments leave open (batch,
+        epochs, loss weights, kernel, grid) follows the data by the rule of
+        :mod:`core.defaults`, as in the app and ``dpsom train``; ``config_`` holds the result.
+        """
         if self.config is not None:
             cfg = Config.from_dict(self.config.to_dict())
             if cfg.model != self._model_name:
                 raise ValueError(f"config is for model {cfg.model!r}, not {self._model_name!r}")
         else:
             cfg = make_config(self._model_name, self.preset, parity=self.parity, input_kind=self.input_kind)
+        return self._with_arguments(cfg)
+
+    def _with_arguments(self, cfg: Config) -> Config:
+        """``cfg`` with every argument the user gave applied (validated)."""
         changes: dict = {}
         if self.som_shape is not None:
             changes["grid.height"], changes["grid.width"] = int(self.som_shape[0]), int(self.som_shape[1])
@@ -120,17 +129,33 @@ class _SOMEstimator:
             cfg = cfg.replace(**changes)
         return cfg.validate()
 
-    def _fit_config(self, X) -> Config:
-        """:meth:`resolved_config` with what depends on the training data filled in.
+    def _fit_config(self, X, mask=None, lengths=None) -> Config:
+        """The settings :meth:`fit` uses: a given ``config`` with the arguments applied, or else
+        the rule of :mod:`core.defaults` for these data with the arguments applied on top."""
+        if self.config is not None:
+            return self.resolved_config()
+        from .defaults import DataProfile, propose
 
-        The quick T-DPSOM schedule counts epochs, so without a batch size of the user's its
-        batch follows the cohort (:func:`~core.config.suggest_series_batch`), as in the app.
-        """
-        cfg = self.resolved_config()
-        if self._temporal and self.config is None and self.batch_size is None and self.preset == "quick":
-            n_patients = X.n_samples if _is_cohort(X) else len(X)
-            cfg = cfg.replace(**{"train.batch_size": suggest_series_batch(n_patients)}).validate()
-        return cfg
+        if self.preset not in ("quick", "paper"):
+            return self.resolved_config()  # make_config names the bad preset
+        if _is_cohort(X):
+            n_points = int(np.asarray(X.lengths).sum()) if X.temporal else X.n_samples
+            profile = DataProfile.from_counts(X.temporal, X.n_samples, n_points, X.n_features)
+        else:
+            arr = np.asarray(X, dtype=np.float32)
+            if arr.ndim != (3 if self._temporal else 2):
+                return self.resolved_config()  # the shape check in fit names the problem
+            try:
+                profile = DataProfile.from_arrays(arr, mask, lengths)
+            except (ValueError, TypeError, IndexError):
+                return self.resolved_config()  # bad mask or lengths: the checks in fit name them
+        try:
+            cfg = propose(profile, self.preset, model=self._model_name, parity=self.parity).config
+        except ValueError:
+            return self.resolved_config()  # e.g. lengths that leave too few steps, refused in fit
+        if self.input_kind == "image":
+            cfg = cfg.replace(**{"network.likelihood": "bernoulli"})
+        return self._with_arguments(cfg)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, *, mask=None, lengths=None, callback: Callable[[TrainProgress], bool | None] | None = None):
@@ -197,7 +222,7 @@ class _SOMEstimator:
             else:
                 self.trainer_.data = data
         else:
-            cfg = self._fit_config(X)
+            cfg = self._fit_config(X, mask, lengths)
             data = self._prepare(X, mask, lengths, fitting=True, cfg=cfg)
             self._build(cfg, data)
         return self._run()
@@ -459,7 +484,10 @@ class DPSOM(_SOMEstimator):
     Parameters
     ----------
     preset : {"quick", "paper"}
-        Starting point for every setting (see :func:`core.config.make_config`).
+        Starting point for every setting (see :func:`core.config.make_config`). Without a
+        ``config``, what the arguments leave open is chosen in ``fit`` from the data by the rule
+        of :mod:`core.defaults` (likelihood, loss weights, kernel, batch, epochs), as in the app
+        and ``dpsom train``; arrays are used as given (no scaling).
     som_shape : (int, int), optional
         Map height and width. As a rule of thumb, about ``5 * sqrt(n_samples)`` nodes in all.
     topology : {"rect", "hex"}, optional
@@ -599,7 +627,7 @@ class TDPSOM(_SOMEstimator):
     Parameters are those of :class:`DPSOM`; ``weights`` also accepts ``smooth`` and ``pred``.
     Unless ``batch_size`` (or a ``config``) is given, the ``quick`` preset's batch follows the
     cohort: about 20 steps per epoch, 16 to 256 patients
-    (:func:`core.config.suggest_series_batch`, as in the app and ``dpsom train``). With a
+    (:func:`core.defaults.suggest_batch`, as in the app and ``dpsom train``). With a
     fixed 16, 2,000 patients lost about 0.09 NMI with the true state on the synthetic cohort.
 
     Examples

@@ -8,52 +8,59 @@ and answers the questions views ask (assignments, U-matrix, hit counts, forecast
 
 from __future__ import annotations
 
-import math
 import time
-from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from . import __version__
 from .analysis import hit_map, umatrix
-from .config import Config, make_config, suggest_series_batch
+from .config import Config, make_config, suggest_series_batch  # noqa: F401 (make_config: doctests)
 from .data.dataset import Dataset
 from .data.preprocessing import Preprocessor
 from .data.validation import check_grid_size
+from .defaults import DataProfile, Proposal, propose, suggest_grid, suggest_scaling
 from .errors import InputError, NotFittedError
 from .grid import SOMGrid
 from .io.project_h5 import Project
 from .model import DPSOM, TDPSOM, Forecast
-from .nets import count_parameters
 from .progress import TrainProgress
-from .training import available_devices, schedule_steps, select_device
+from .training import available_devices
 
 __all__ = ["ModelRun", "TrainingRun", "assign", "restore_estimator", "table_assignment_chunks", "propose_config",
-           "propose_config_for_counts", "suggest_grid", "suggest_series_batch", "available_devices",
-           "DEFAULT_PREPROCESSING"]
+           "propose_config_for_counts", "propose_settings", "suggest_grid", "suggest_series_batch",
+           "available_devices", "DEFAULT_PREPROCESSING"]
 
-#: Preprocessing used when none is chosen: z-scores, forward fill without limit, medians.
-DEFAULT_PREPROCESSING = {"scaling": "zscore", "clip_quantiles": None, "ffill_limit": None, "impute": "median"}
+#: Preprocessing used when none is chosen: the scaling of :func:`core.defaults.suggest_scaling`
+#: ("auto": values in [0, 1] kept, image intensities to [0, 1], anything else z-scored), forward
+#: fill without limit, medians.
+DEFAULT_PREPROCESSING = {"scaling": "auto", "clip_quantiles": None, "ffill_limit": None, "impute": "median"}
 
 
-def suggest_grid(n_points: int) -> tuple[int, int]:
-    """A square grid with about ``5 * sqrt(n_points)`` nodes, between 3x3 and 20x20.
+def propose_settings(dataset: Dataset, preset: str = "quick", *, device: str = "auto",
+                     model: str | None = None) -> Proposal:
+    """Settings, preprocessing and reasons for ``dataset`` (the rule of :mod:`core.defaults`).
 
-    The rule of thumb comes from the SOM literature (Vesanto's heuristic); clinicians can
-    always override it.
+    Parameters
+    ----------
+    dataset : Dataset
+    preset : {"quick", "paper"}
+    device : str
+        Saved in the configuration (``"auto"`` picks a GPU when there is one).
+    model : {"dpsom", "tdpsom"}, optional
+        Default: T-DPSOM for series, DPSOM for tables.
+
+    Returns
+    -------
+    Proposal
     """
-    nodes = 5.0 * math.sqrt(max(1, n_points))
-    side = int(round(math.sqrt(nodes)))
-    side = max(3, min(20, side))
-    while side > 2 and side * side > n_points:
-        side -= 1
-    return side, side
+    return propose(DataProfile.from_dataset(dataset), preset, model=model, device=device)
 
 
 def propose_config(dataset: Dataset, preset: str = "quick", *, device: str = "auto") -> Config:
     """Settings suited to ``dataset``: T-DPSOM for series, DPSOM for tables, a fitting grid.
+
+    The configuration part of :func:`propose_settings`.
 
     Parameters
     ----------
@@ -66,7 +73,7 @@ def propose_config(dataset: Dataset, preset: str = "quick", *, device: str = "au
     -------
     Config
     """
-    return propose_config_for_counts(dataset.is_series, dataset.n_samples, dataset.n_points, preset, device=device)
+    return propose_settings(dataset, preset, device=device).config
 
 
 def propose_config_for_counts(temporal: bool, n_samples: int, n_points: int, preset: str = "quick", *,
@@ -74,7 +81,7 @@ def propose_config_for_counts(temporal: bool, n_samples: int, n_points: int, pre
     """The proposal of :func:`propose_config` from counts alone, for data not held in memory.
 
     A cohort file read in shards (``dpsom train COHORT.h5``) gets the same settings as the
-    same data loaded as a :class:`Dataset`.
+    same data loaded as a :class:`Dataset` (its values are already scaled).
 
     Parameters
     ----------
@@ -92,15 +99,7 @@ def propose_config_for_counts(temporal: bool, n_samples: int, n_points: int, pre
     -------
     Config
     """
-    cfg = make_config("tdpsom" if temporal else "dpsom", preset)
-    changes: dict = {"train.device": device}
-    if preset == "quick":
-        h, w = suggest_grid(n_points)
-        if cfg.grid.n_nodes > n_points or (h * w) < cfg.grid.n_nodes:
-            changes["grid.height"], changes["grid.width"] = h, w
-        batch = suggest_series_batch(n_samples) if temporal else cfg.train.batch_size
-        changes["train.batch_size"] = int(min(batch, max(2, n_samples)))
-    return cfg.replace(**changes).validate()
+    return propose(DataProfile.from_counts(temporal, n_samples, n_points), preset, device=device).config
 
 
 class TrainingRun:
@@ -272,6 +271,8 @@ class ModelRun(TrainingRun):
             self.validate()
             self.config.validate()
             opts = {k: self._prep_options.get(k) for k in DEFAULT_PREPROCESSING}
+            if opts["scaling"] in (None, "auto"):
+                opts["scaling"] = suggest_scaling(DataProfile.from_dataset(self.dataset))[0]
             self.preprocessor = Preprocessor(**opts).fit(self.dataset)
             X, mask, lengths = self.model_inputs()
             cls = TDPSOM if self.temporal else DPSOM
@@ -362,6 +363,8 @@ class ModelRun(TrainingRun):
 
         if self.preprocessor is None:
             opts = {k: self._prep_options.get(k) for k in DEFAULT_PREPROCESSING}
+            if opts["scaling"] in (None, "auto"):
+                opts["scaling"] = suggest_scaling(DataProfile.from_dataset(self.dataset))[0]
             self.preprocessor = Preprocessor(**opts).fit(self.dataset)
         X, mask, lengths = self.model_inputs()
         valid = self.dataset.step_mask
@@ -382,34 +385,28 @@ class ModelRun(TrainingRun):
 
     # ------------------------------------------------------------------ estimates
     def estimate(self) -> dict:
-        """Rough time and memory needed to train, before starting.
+        """Time and memory needed to train, before starting (:func:`core.estimate.estimate_training`).
 
         Returns
         -------
         dict
             ``seconds`` (float), ``memory_bytes`` (int), ``device`` (str), ``steps`` (int),
-            ``parameters`` (int).
+            ``parameters`` (int), ``per_step`` (dict), ``method`` (str).
         """
-        cfg, ds = self.config, self.dataset
-        device = select_device(cfg.train.device)
-        from .nets import DPSOMNet, TDPSOMNet
+        from .estimate import estimate_training
 
-        with torch.device("meta"):
-            net = (TDPSOMNet if self.temporal else DPSOMNet)(ds.n_features, cfg.grid.n_nodes, cfg.network,
-                                                            "gaussian")
-        n_params = count_parameters(net)
-        n = ds.n_samples
-        batch = max(1, min(cfg.train.batch_size, n))
-        t = cfg.train
-        steps = schedule_steps(cfg, n)
-        rows_per_batch = batch * (float(ds.lengths.mean()) if ds.is_series else 1.0)
-        flops = 6.0 * n_params * rows_per_batch * steps  # forward + backward
-        flops += 2.0 * n_params * ds.n_points * t.epochs_joint  # per-epoch target passes
-        seconds = flops / (_throughput(device.type) * 1e9) + steps * (2e-3 if device.type == "cpu" else 1e-3)
-        widest = max(cfg.network.hidden) * 2 + cfg.grid.n_nodes * 4
-        memory = 4 * n_params * 4 + int(rows_per_batch * widest * 4 * 6) + ds.values.nbytes * 2
-        return {"seconds": float(seconds), "memory_bytes": int(memory), "device": str(device), "steps": int(steps),
-                "parameters": int(n_params)}
+        ds = self.dataset
+        observed = ds.values[ds.mask]
+        unit = observed.size > 0 and float(observed.min()) >= 0.0 and float(observed.max()) <= 1.0
+        scaling = self._prep_options.get("scaling")
+        if scaling in (None, "auto"):
+            scaling = suggest_scaling(DataProfile.from_dataset(ds))[0]
+        bernoulli = self.config.network.likelihood == "bernoulli" or (
+            self.config.network.likelihood == "auto" and (scaling == "minmax" or (scaling == "none" and unit)))
+        return estimate_training(self.config, n_features=ds.n_features, n_samples=ds.n_samples,
+                                 n_points=ds.n_points, mean_length=float(ds.lengths.mean()) if ds.is_series else None,
+                                 likelihood="bernoulli" if bernoulli else "gaussian",
+                                 data_bytes=ds.values.nbytes)
 
     # ------------------------------------------------------------------ projects
     def to_project(self, train_state: dict | None = None) -> Project:
@@ -680,20 +677,3 @@ def _read_referenced(project: Project, read_options: dict | None, base_dir) -> D
 def _describe(ds: Dataset) -> str:
     src = ds.source or "The data"
     return "The demo data" if src.startswith("demo:") else src
-
-
-@lru_cache(maxsize=4)
-def _throughput(device_type: str) -> float:
-    """Measured matrix-multiply speed of this machine in GFLOP/s (a one-off 0.1 s probe)."""
-    if device_type != "cpu":
-        return 2.0e4 if device_type == "cuda" else 2.0e3
-    a = torch.randn(256, 512)
-    b = torch.randn(512, 512)
-    a @ b
-    start = time.perf_counter()
-    reps = 0
-    while time.perf_counter() - start < 0.05:
-        a @ b
-        reps += 1
-    seconds = time.perf_counter() - start
-    return max(1.0, 2 * 256 * 512 * 512 * reps / seconds / 1e9)

@@ -54,7 +54,7 @@ class Engine:
         return ModelRun.from_project(project)
 
     def propose_config(self, dataset, preset: str = "quick"):
-        """Settings suited to ``dataset`` (model kind, grid size, batch size)."""
+        """Settings suited to ``dataset`` by the rule ``dpsom train`` uses (``core.defaults``)."""
         from core.workflow import propose_config
 
         return propose_config(dataset, preset=preset)
@@ -70,6 +70,12 @@ class Engine:
         except InputError as exc:
             return str(exc)
         return ""
+
+    def propose_settings(self, dataset, preset: str = "quick"):
+        """The rule's whole proposal: ``config``, ``preprocessing`` and plain-language ``reasons``."""
+        from core.workflow import propose_settings
+
+        return propose_settings(dataset, preset=preset)
 
     def make_config(self, model: str, preset: str, **changes):
         from core.config import make_config

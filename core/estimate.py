@@ -1,0 +1,211 @@
+"""How long and how much memory a training run will take, said before it starts.
+
+The command line and the desktop app print the same figures (``ModelRun.estimate``). A
+formula from parameter counts and a machine's nominal speed was off by up to twenty times
+(about 11 min printed for a 30 s run): small networks are bound by per-step overheads, not by
+arithmetic. So the estimate times the real thing: it builds the configured network on the
+chosen device, runs a few optimiser steps of every phase and one target pass on a small
+synthetic batch of the data's shape (well under a second for the quick preset), and scales each
+phase's time per step by the steps the schedule will take.
+
+``benchmarks/panel.py`` prints the estimate beside every measured run (column ``est/run``).
+
+Without timing (``probe=False``) a formula stands in, for a device that is not at hand:
+
+    seconds = sum over phases of steps x max(overhead, 6 x P x rows / speed)
+              + joint epochs x 2 x P x n_points / speed
+
+where ``P`` counts the network's parameters, ``rows`` the rows per batch (patients x mean
+stay length for series), ``overhead`` the fixed cost of a step (about 3 ms on a CPU with the
+quick networks, 1.5 ms on a GPU: kernel launches of a few hundred small operations) and
+``speed`` the sustained matrix-multiply speed (measured on a CPU; 2e13 FLOP/s for a CUDA GPU,
+a third of an H100's dense float32 peak as small batches reach).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .config import Config
+from .nets import DPSOMNet, TDPSOMNet, count_parameters
+from .training import TrainData, Trainer, batches_per_epoch, phase_epochs, select_device
+
+__all__ = ["estimate_training", "formula_seconds"]
+
+#: Batches per phase the probe runs; only the later half of each phase's steps is counted (the
+#: first steps warm up allocators and caches and ran up to twice as slow as the run's steps).
+_PROBE_BATCHES = 6
+_STEP_OVERHEAD = {"cpu": 3e-3, "cuda": 1.5e-3, "mps": 3e-3}
+_GPU_SPEED = {"cuda": 2.0e13, "mps": 2.0e12}
+
+
+def estimate_training(config: Config, *, n_features: int, n_samples: int, n_points: int,
+                      mean_length: float | None = None, likelihood: str = "gaussian",
+                      data_bytes: int = 0, probe: bool = True) -> dict:
+    """Time and memory a training run of ``config`` on such data will take.
+
+    Parameters
+    ----------
+    config : Config
+    n_features : int
+    n_samples : int
+        Rows (tables) or patients (series).
+    n_points : int
+        Rows, or real steps over all patients.
+    mean_length : float, optional
+        Series: mean real steps per patient.
+    likelihood : {"gaussian", "bernoulli"}
+    data_bytes : int
+        Size of the training arrays (counted twice in memory: values and mask copies).
+    probe : bool
+        Time a few real steps (default); False uses the formula of the module docstring.
+
+    Returns
+    -------
+    dict
+        ``seconds`` (float), ``memory_bytes`` (int), ``device`` (str), ``steps`` (int),
+        ``parameters`` (int), ``per_step`` (dict of phase to seconds), ``method``
+        ("probe" or "formula").
+    """
+    device = select_device(config.train.device)
+    temporal = config.model == "tdpsom"
+    t = config.train
+    batch = max(1, min(t.batch_size, n_samples))
+    per_epoch = batches_per_epoch(n_samples, batch, t.drop_last)
+    phases = phase_epochs(config)
+    steps_of = {name: per_epoch * epochs * (2 if temporal and name == "joint" else 1) for name, epochs in phases}
+    steps = sum(steps_of.values())
+    if t.max_steps is not None:
+        steps = min(steps, int(t.max_steps))
+    length = float(mean_length or 1.0) if temporal else 1.0
+    rows_per_batch = batch * length
+    net_cls = TDPSOMNet if temporal else DPSOMNet
+    with torch.device("meta"):
+        n_params = count_parameters(net_cls(n_features, config.grid.n_nodes, config.network, "gaussian"))
+    joint_epochs = dict(phases).get("joint", 0)
+
+    method = "formula"
+    per_step: dict[str, float] = {}
+    pass_per_row = 2.0 * n_params / _speed(device.type)
+    if probe:
+        try:
+            per_step, pass_per_row = _probe(config, device, n_features, batch, length, likelihood)
+            method = "probe"
+        except (RuntimeError, ValueError):  # e.g. out of memory: the formula still answers
+            per_step = {}
+    if not per_step:
+        one = max(_STEP_OVERHEAD.get(device.type, 3e-3), 6.0 * n_params * rows_per_batch / _speed(device.type))
+        per_step = {name: one for name, _ in phases}
+    # Steps in schedule order, cut at max_steps.
+    seconds, left = 0.0, steps
+    for name, _ in phases:
+        take = min(left, steps_of[name])
+        seconds += take * per_step.get(name, 0.0)
+        left -= take
+    done_fraction = steps / max(1, sum(steps_of.values()))
+    # Every joint epoch starts with a pass over all points (the target distribution); the
+    # prototype start takes one more.
+    seconds += (joint_epochs + 1) * done_fraction * pass_per_row * n_points
+    widest = max(config.network.hidden) * 2 + config.grid.n_nodes * 4
+    memory = 4 * n_params * 4 + int(rows_per_batch * widest * 4 * 6) + 2 * int(data_bytes)
+    return {"seconds": float(seconds), "memory_bytes": int(memory), "device": str(device), "steps": int(steps),
+            "parameters": int(n_params), "per_step": per_step, "method": method}
+
+
+def formula_seconds(config: Config, *, n_features: int, n_samples: int, n_points: int,
+                    mean_length: float | None = None, device: str | None = None) -> float:
+    """The formula's estimate alone (no timing), for a device type ``"cpu"``, ``"cuda"`` or ``"mps"``."""
+    cfg = config if device is None else config.replace(**{"train.device": "cpu"})
+    est = estimate_training(cfg, n_features=n_features, n_samples=n_samples, n_points=n_points,
+                            mean_length=mean_length, probe=False)
+    if device is None or device == "cpu":
+        return est["seconds"]
+    rows = max(1, min(config.train.batch_size, n_samples)) * (float(mean_length or 1.0)
+                                                               if config.model == "tdpsom" else 1.0)
+    p = est["parameters"]
+    one = max(_STEP_OVERHEAD[device], 6.0 * p * rows / _GPU_SPEED[device])
+    joint = dict(phase_epochs(config)).get("joint", 0)
+    return est["steps"] * one + (joint + 1) * 2.0 * p * n_points / _GPU_SPEED[device]
+
+
+def _probe(config: Config, device: torch.device, n_features: int, batch: int, length: float,
+           likelihood: str) -> tuple[dict[str, float], float]:
+    """Seconds per optimiser step of each phase, and per row of a target pass, timed on ``device``."""
+    temporal = config.model == "tdpsom"
+    t = config.train
+    phases = dict(phase_epochs(config))
+    cfg = config.replace(**{
+        "train.epochs_pretrain": 1 if phases.get("pretrain") else 0,
+        "train.som_init_epochs": (1,) if phases.get("som_init") else (),
+        "train.som_init_lrs": (t.som_init_lrs[0],) if phases.get("som_init") else (),
+        "train.epochs_joint": 1 if phases.get("joint") else 0,
+        "train.epochs_pred": 1 if phases.get("prediction") else 0,
+        "train.max_steps": None, "train.snapshot_every": 10**9, "train.drop_last": True,
+        "train.batch_size": batch,
+    })
+    n = batch * _PROBE_BATCHES
+    gen = torch.Generator().manual_seed(0)
+    if temporal:
+        steps = max(1, int(math.ceil(length)))
+        x = torch.rand(n, steps, n_features, generator=gen)
+        data = TrainData(x.to(device), torch.ones_like(x, dtype=torch.bool).to(device),
+                         torch.ones(n, steps, dtype=torch.bool).to(device))
+        rows = n * steps
+    else:
+        x = torch.rand(n, n_features, generator=gen)
+        data = TrainData(x.to(device), torch.ones_like(x, dtype=torch.bool).to(device))
+        rows = n
+    if cfg.train.seed is not None:
+        torch.manual_seed(cfg.train.seed)
+    net_cls = TDPSOMNet if temporal else DPSOMNet
+    lik = "bernoulli" if likelihood == "bernoulli" else "gaussian"
+    net = net_cls(n_features, cfg.grid.n_nodes, cfg.network, lik).to(device)
+    trainer = Trainer(net, cfg, data, device)
+    times: dict[str, list[float]] = {}
+    last = time.perf_counter()
+    prev_phase = None
+    for progress in trainer.run():
+        _sync(device)
+        now = time.perf_counter()
+        if progress.phase == prev_phase:  # the first step of a phase warms up and starts the epoch
+            times.setdefault(progress.phase, []).append(now - last)
+        prev_phase = progress.phase
+        last = time.perf_counter()
+    per_step = {name: float(np.mean(v[len(v) // 2:])) for name, v in times.items() if v}
+    if temporal and "joint" in per_step:
+        per_step["joint"] /= 2.0  # one report per batch covers its two optimiser steps
+    for name in phases:
+        per_step.setdefault(name, max(per_step.values()) if per_step else 0.0)
+    trainer.compute_target()  # the first pass warms up; the second is timed
+    _sync(device)
+    start = time.perf_counter()
+    trainer.compute_target()
+    _sync(device)
+    return per_step, (time.perf_counter() - start) / rows
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@lru_cache(maxsize=4)
+def _speed(device_type: str) -> float:
+    """Sustained matrix-multiply speed in FLOP/s: measured on a CPU (a 0.05 s probe), nominal otherwise."""
+    if device_type != "cpu":
+        return _GPU_SPEED.get(device_type, 2.0e12)
+    a = torch.randn(256, 512)
+    b = torch.randn(512, 512)
+    a @ b
+    start = time.perf_counter()
+    reps = 0
+    while time.perf_counter() - start < 0.05:
+        a @ b
+        reps += 1
+    seconds = time.perf_counter() - start
+    return max(1e9, 2 * 256 * 512 * 512 * reps / seconds)

@@ -143,6 +143,40 @@ def ensure_torch(python: Path, venv: Path, kind: str, version: str) -> None:
     _pip(python, *torch_install_command(kind, version, index))
 
 
+#: Prints the installed torch's version, then its requirements (from the package metadata,
+#: so it works before torch's own dependencies are installed and torch can be imported).
+_META_PROBE = ("import importlib.metadata as m; print(m.version('torch')); "
+               "print('\\n'.join(m.requires('torch') or []))")
+
+
+def is_cuda_build(version: str, requires: list[str]) -> bool:
+    """Whether a torch distribution is a CUDA build, from its metadata alone.
+
+    CUDA wheels carry a ``+cuXXX`` label (PyTorch's index) or depend on NVIDIA's library
+    wheels (PyPI's Linux wheel); CPU wheels have neither.
+    """
+    return "+cu" in version or any(r.strip().lower().startswith("nvidia-") for r in requires)
+
+
+def check_build(python: Path, kind: str) -> None:
+    """Refuse a torch of the wrong build right after installing it, before the long part.
+
+    Reads the package metadata instead of importing torch: torch was installed without its
+    dependencies, which come with the rest of the environment.
+    """
+    result = subprocess.run([str(python), "-c", _META_PROBE], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SetupError("PyTorch was not installed in the new environment (see the messages above)")
+    version, *requires = result.stdout.strip().splitlines()
+    cuda = is_cuda_build(version, requires)
+    if kind == "cpu" and cuda:
+        raise SetupError(f"a CUDA build of PyTorch ({version}) was installed for a CPU set-up; "
+                         "set TORCH_INDEX_URL to an index with the CPU build")
+    if kind == "cuda" and not cuda:
+        raise SetupError(f"the CPU build of PyTorch ({version}) was installed, not a CUDA build; set "
+                         "TORCH_CUDA_INDEX_URL to PyTorch's index for your CUDA version")
+
+
 def verify(python: Path, kind: str, gpu_check: bool = True) -> str:
     """Check the installed torch suits ``kind``; returns a one-line summary.
 
@@ -205,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             _pip(python, "install", "--quiet", "--upgrade", "pip")
         version = pinned_torch()
         ensure_torch(python, args.venv, args.torch, version)
-        verify(python, args.torch, gpu_check=not args.skip_gpu_check)  # fail before the long part
+        check_build(python, args.torch)  # fail before the long part
         print(f"installing {args.package or 'DPSOM Studio'} and its libraries"
               f"{' with ' + ', '.join(extras) if extras else ''} (minutes the first time)", flush=True)
         _pip(python, "install", "--quiet", "-c", str(CONSTRAINTS), *package_spec(args.package, extras))

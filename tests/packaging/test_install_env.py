@@ -131,3 +131,33 @@ def test_cuda_on_macos_and_old_python_are_refused_with_one_line(monkeypatch, tmp
     assert install_env.main([str(tmp_path / "venv"), "--torch", "cuda"]) == 1
     assert "no CUDA builds for macOS" in capsys.readouterr().err
     assert not (tmp_path / "venv").exists()
+
+
+@pytest.mark.parametrize("version, requires, cuda", [
+    ("2.13.0+cpu", ["filelock", "typing-extensions>=4.10.0"], False),
+    ("2.13.0", ["filelock", "sympy>=1.13.3"], False),  # macOS, or a CPU wheel without a label
+    ("2.13.0+cu130", ["filelock"], True),
+    ("2.13.0", ["filelock", "nvidia-cublas==13.0.0.19; platform_system == 'Linux'"], True),  # PyPI's Linux wheel
+])
+def test_the_build_is_read_from_the_metadata(version, requires, cuda):
+    assert install_env.is_cuda_build(version, requires) is cuda
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the stand-in interpreter is a POSIX shell script")
+def test_the_early_check_works_before_torchs_own_dependencies_are_installed(tmp_path):
+    # The set-up installs torch alone first (--no-deps) and checks its build at once; torch
+    # cannot be imported at that point, so the check must read the package metadata.
+    site = tmp_path / "site"
+    dist = site / "torch-2.13.0+cpu.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.13.0+cpu\n"
+                                   "Requires-Dist: typing-extensions-that-is-absent\n", encoding="utf-8")
+    (site / "torch").mkdir()
+    (site / "torch" / "__init__.py").write_text("import typing_extensions_that_is_absent\n", encoding="utf-8")
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} \"$@\"\n", encoding="utf-8")
+    wrapper.chmod(0o755)
+    assert install_env.installed_torch(wrapper) is None  # torch itself does not import yet
+    install_env.check_build(wrapper, "cpu")
+    with pytest.raises(install_env.SetupError, match="CPU build of PyTorch"):
+        install_env.check_build(wrapper, "cuda")

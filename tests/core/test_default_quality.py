@@ -125,8 +125,20 @@ def test_estimate_is_timed_on_the_device_and_scales_with_the_schedule():
 
 
 # ----------------------------------------------------------------------------- quality
+@pytest.fixture
+def one_thread():
+    """One thread: the small networks gain nothing from a second, and a busy machine slows two
+    threads far more than one (tests/core/test_dpsom_digits.py)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_default_path_on_wine_reaches_the_kmeans_floor():
+def test_default_path_on_wine_reaches_the_kmeans_floor(one_thread):
     sklearn = pytest.importorskip("sklearn")
     from sklearn.cluster import KMeans
     from sklearn.datasets import load_wine

@@ -74,6 +74,7 @@ def test_estimator_without_arguments_uses_the_rule():
     assert som.likelihood_ == "bernoulli"
     assert som.config_.weights.kl == 0.01 and som.config_.network.nu == 1.0
     assert som.config_.train.batch_size == propose(DataProfile.from_arrays(X)).config.train.batch_size
+    assert any("Bernoulli" in r for r in som.settings_reasons_)
     # Arguments the user gives win over the rule.
     given = DPSOM(max_steps=2, batch_size=50, weights={"kl": 0.3}, random_state=0).fit(X)
     assert given.config_.train.batch_size == 50 and given.config_.weights.kl == 0.3

@@ -165,3 +165,12 @@ def test_default_path_on_wine_reaches_the_kmeans_floor(one_thread):
     assert ours[0] >= floor[0] and ours[1] >= floor[1]
     # Not by emptying the map: most of the 16 nodes hold rows.
     assert len(np.unique(bmu)) >= 12
+
+
+def test_estimate_reuses_its_timing_when_only_the_epochs_change():
+    ds = _table(np.random.default_rng(8).normal(size=(300, 5)))
+    cfg = propose_config(ds)
+    first = ModelRun(ds, cfg).estimate()
+    again = ModelRun(ds, cfg.replace(**{"train.epochs_joint": 7})).estimate()
+    assert again["per_step"] == first["per_step"]  # the same timing, not a new probe
+    assert again["steps"] < first["steps"] and again["seconds"] < first["seconds"]

@@ -94,7 +94,8 @@ def estimate_training(config: Config, *, n_features: int, n_samples: int, n_poin
     pass_per_row = 2.0 * n_params / _speed(device.type)
     if probe:
         try:
-            per_step, pass_per_row = _probe(config, device, n_features, batch, length, likelihood)
+            per_step, pass_per_row = _probe_cached(config, device, n_features, batch, length, likelihood)
+            per_step = dict(per_step)
             method = "probe"
         except (RuntimeError, ValueError):  # e.g. out of memory: the formula still answers
             per_step = {}
@@ -131,6 +132,26 @@ def formula_seconds(config: Config, *, n_features: int, n_samples: int, n_points
     one = max(_STEP_OVERHEAD[device], 6.0 * p * rows / _GPU_SPEED[device])
     joint = dict(phase_epochs(config)).get("joint", 0)
     return est["steps"] * one + (joint + 1) * 2.0 * p * n_points / _GPU_SPEED[device]
+
+
+#: Probes already timed, by what the time per step depends on (not the epochs, the seed or the
+#: step limit): the app asks again after every change of a setting, on its interface thread.
+_PROBES: dict[tuple, tuple[dict[str, float], float]] = {}
+
+
+def _probe_cached(config: Config, device: torch.device, n_features: int, batch: int, length: float,
+                  likelihood: str) -> tuple[dict[str, float], float]:
+    d = config.to_dict()
+    train = {k: v for k, v in d["train"].items()
+             if k not in ("epochs_pretrain", "epochs_joint", "epochs_pred", "som_init_epochs", "seed", "max_steps",
+                          "snapshot_every")}
+    key = (str(device), n_features, batch, round(length, 1), likelihood, d["model"], str(d["grid"]),
+           str(d["network"]), str(d["weights"]), str(sorted(train.items())))
+    if key not in _PROBES:
+        if len(_PROBES) > 32:
+            _PROBES.clear()
+        _PROBES[key] = _probe(config, device, n_features, batch, length, likelihood)
+    return _PROBES[key]
 
 
 def _probe(config: Config, device: torch.device, n_features: int, batch: int, length: float,

@@ -150,9 +150,12 @@ class _SOMEstimator:
             except (ValueError, TypeError, IndexError):
                 return self.resolved_config()  # bad mask or lengths: the checks in fit name them
         try:
-            cfg = propose(profile, self.preset, model=self._model_name, parity=self.parity).config
+            proposal = propose(profile, self.preset, model=self._model_name, parity=self.parity)
         except ValueError:
             return self.resolved_config()  # e.g. lengths that leave too few steps, refused in fit
+        cfg = proposal.config
+        #: Why the rule chose what it chose (arguments given override it), as dpsom train prints.
+        self.settings_reasons_ = list(proposal.reasons)
         if self.input_kind == "image":
             cfg = cfg.replace(**{"network.likelihood": "bernoulli"})
         return self._with_arguments(cfg)
@@ -516,6 +519,8 @@ class DPSOM(_SOMEstimator):
     Attributes
     ----------
     config_ : Config
+    settings_reasons_ : list of str
+        Without a ``config``: why the rule of :mod:`core.defaults` chose its settings.
     grid_ : SOMGrid
     net_ : DPSOMNet
     prototypes_ : ndarray (K, d)

@@ -74,6 +74,7 @@ def test_estimator_without_arguments_uses_the_rule():
     assert som.likelihood_ == "bernoulli"
     assert som.config_.weights.kl == 0.01 and som.config_.network.nu == 1.0
     assert som.config_.train.batch_size == propose(DataProfile.from_arrays(X)).config.train.batch_size
+    assert any("Bernoulli" in r for r in som.settings_reasons_)
     # Arguments the user gives win over the rule.
     given = DPSOM(max_steps=2, batch_size=50, weights={"kl": 0.3}, random_state=0).fit(X)
     assert given.config_.train.batch_size == 50 and given.config_.weights.kl == 0.3
@@ -125,8 +126,20 @@ def test_estimate_is_timed_on_the_device_and_scales_with_the_schedule():
 
 
 # ----------------------------------------------------------------------------- quality
+@pytest.fixture
+def one_thread():
+    """One thread: the small networks gain nothing from a second, and a busy machine slows two
+    threads far more than one (tests/core/test_dpsom_digits.py)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_default_path_on_wine_reaches_the_kmeans_floor():
+def test_default_path_on_wine_reaches_the_kmeans_floor(one_thread):
     sklearn = pytest.importorskip("sklearn")
     from sklearn.cluster import KMeans
     from sklearn.datasets import load_wine
@@ -152,3 +165,12 @@ def test_default_path_on_wine_reaches_the_kmeans_floor():
     assert ours[0] >= floor[0] and ours[1] >= floor[1]
     # Not by emptying the map: most of the 16 nodes hold rows.
     assert len(np.unique(bmu)) >= 12
+
+
+def test_estimate_reuses_its_timing_when_only_the_epochs_change():
+    ds = _table(np.random.default_rng(8).normal(size=(300, 5)))
+    cfg = propose_config(ds)
+    first = ModelRun(ds, cfg).estimate()
+    again = ModelRun(ds, cfg.replace(**{"train.epochs_joint": 7})).estimate()
+    assert again["per_step"] == first["per_step"]  # the same timing, not a new probe
+    assert again["steps"] < first["steps"] and again["seconds"] < first["seconds"]

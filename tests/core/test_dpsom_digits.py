@@ -2,7 +2,7 @@
 
 The real 8x8 handwritten digits (1,797 images) ship with scikit-learn, so this runs offline.
 What trains is what ``dpsom train digits.csv`` trains: the rule of core.defaults, nothing tuned.
-Each test trains once (about 20-30 s on a quiet 2-core machine); nothing is shared through
+Each test trains once or twice (25-35 s of one core each); nothing is shared through
 fixtures, so no setup runs longer than its test.
 """
 
@@ -16,6 +16,18 @@ pytest.importorskip("sklearn")
 import benchmarks.digits_quality as bench  # noqa: E402  (the benchmark runs the same path)
 
 SEED = 0
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Train on one thread: these small networks gain nothing from a second one, and on a busy
+    machine two threads ran the same training 3-6 times slower (119 s against 35 s)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.mark.slow

@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from core import analysis as A
-from core.config import make_config
 from core.data.demo import demo_icu
 from core.data.preprocessing import Preprocessor
 from core.model import TDPSOM
+from core.workflow import propose_config
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,8 @@ class _Cohort:
 
 
 def _train(cohort: _Cohort, smooth: float) -> TDPSOM:
-    config = make_config("tdpsom", "quick", **{"weights.smooth": smooth, "train.device": "cpu"})
+    # What the app and dpsom train propose for this cohort (core.defaults), smoothness varied.
+    config = propose_config(cohort.dataset, device="cpu").replace(**{"weights.smooth": smooth})
     # The quick networks are too small to gain from several threads, and on a shared CPU
     # extra threads wait on each other (ten times slower under load); one thread is fastest.
     threads = torch.get_num_threads()

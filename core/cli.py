@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("data", metavar="DATA")
     pr.add_argument("--out", required=True, metavar="COHORT.h5", help="cohort file to write")
     _add_reader_options(pr)
-    pr.add_argument("--scaling", choices=("zscore", "minmax", "robust", "none"), default="zscore")
+    pr.add_argument("--scaling", choices=("auto", "zscore", "minmax", "robust", "none"), default="auto",
+                    help="how values are scaled; 'auto' (default) chooses as 'train' does")
 
     r = sub.add_parser("resume", help="continue training a saved project exactly where it stopped")
     r.add_argument("project", metavar="PROJECT.h5")
@@ -514,16 +515,23 @@ def cmd_prepare(args) -> int:
     from .io.cohort_h5 import cohort_from_dataset
     from .data.preprocessing import Preprocessor
     from .io.outputs import check_outputs
-    from .workflow import DEFAULT_PREPROCESSING
+    from .workflow import DEFAULT_PREPROCESSING, propose_settings
 
     out = Path(args.out)
     check_outputs({"--out": out}, _data_input(args.data))
     ds = _read(args, args.data)
-    options = dict(DEFAULT_PREPROCESSING, scaling=args.scaling)
+    # "auto" is resolved here, by the rule 'dpsom train' uses, so the cohort records the
+    # scaling it was really written with (a cohort is already scaled when it is trained on).
+    if args.scaling == "auto":
+        proposal = propose_settings(ds)
+        scaling, why = proposal.preprocessing["scaling"], proposal.reasons[0]
+    else:
+        scaling, why = args.scaling, "as given"
+    options = dict(DEFAULT_PREPROCESSING, scaling=scaling)
     pre = Preprocessor(**options).fit(ds)
     cohort_from_dataset(ds, pre, out)
     unit = "patients" if ds.is_series else "rows"
-    print(f"wrote {out} ({ds.n_samples} {unit} x {ds.n_features} features, {args.scaling} scaling)")
+    print(f"wrote {out} ({ds.n_samples} {unit} x {ds.n_features} features, {scaling} scaling: {why})")
     return EXIT_OK
 
 

@@ -234,3 +234,28 @@ def test_kill_during_training_leaves_the_last_checkpoint_resumable(tmp_path, tab
                           "--quiet", "--autosave", "0"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert load_project(project).train_state["position"]["global_step"] == step + 3
+
+
+def test_prepare_chooses_the_scaling_as_train_does(capsys, tmp_path, table_csv):
+    from core.io.cohort_h5 import Cohort
+
+    rng = np.random.default_rng(1)
+    unit = pd.DataFrame(rng.uniform(0.0, 1.0, size=(120, 6)), columns=[f"p{i}" for i in range(6)])
+    unit_csv = tmp_path / "unit.csv"
+    unit.to_csv(unit_csv, index=False)
+    kept, scored = tmp_path / "unit-cohort.h5", tmp_path / "table-cohort.h5"
+
+    code, out, _ = run_cli(capsys, "prepare", unit_csv, "--out", kept)
+    assert code == 0 and "none scaling" in out and "Bernoulli" in out
+    cohort = Cohort(kept)
+    assert cohort.preprocessing["scaling"] == "none"
+    _, x, m, _ = next(cohort.iter_chunks())
+    np.testing.assert_allclose(x[m], unit.to_numpy()[m], rtol=1e-6)  # written as measured
+
+    code, out, _ = run_cli(capsys, "prepare", table_csv, "--out", scored, "--labels", "outcome")
+    assert code == 0 and "zscore scaling" in out
+    assert Cohort(scored).preprocessing["scaling"] == "zscore"
+
+    # A scaling given explicitly still wins.
+    code, out, _ = run_cli(capsys, "prepare", unit_csv, "--out", tmp_path / "z.h5", "--scaling", "zscore")
+    assert code == 0 and "zscore scaling: as given" in out

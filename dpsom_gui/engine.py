@@ -122,10 +122,31 @@ class Engine:
 
         return read_data(path, **options)
 
+    def resolve_preprocessing(self, dataset, preprocessing: dict | None = None) -> tuple[dict, str]:
+        """``preprocessing`` with an automatic scaling replaced by the one the rule of
+        :mod:`core.defaults` chooses for ``dataset`` (what ``dpsom train`` and a run use),
+        and the reason in plain words ("" for a scaling the user chose).
+
+        Returns
+        -------
+        options : dict
+            A copy of ``preprocessing`` (``{}`` for None) whose ``scaling`` is never "auto".
+        reason : str
+        """
+        options = dict(preprocessing or {})
+        if options.get("scaling") not in (None, "auto"):
+            return options, ""
+        proposal = self.propose_settings(dataset)
+        options["scaling"] = proposal.preprocessing["scaling"]
+        # The rule gives the scaling's reason first (core.defaults.propose).
+        return options, proposal.reasons[0] if proposal.reasons else ""
+
     def preprocessing_report(self, dataset, **options):
-        """Table (DataFrame) of what preprocessing will do to each variable."""
+        """Table (DataFrame) of what preprocessing will do to each variable (an automatic
+        scaling is resolved first, see :meth:`resolve_preprocessing`)."""
         from core.data.preprocessing import Preprocessor
 
+        options, _ = self.resolve_preprocessing(dataset, options)
         return Preprocessor(**options).fit(dataset).report(dataset)
 
     def demo(self, size: str = "demo"):

@@ -167,6 +167,7 @@ class Session(QObject):
         self.run = None
         self.config = None
         self.preprocessing: dict | None = None
+        self.scaling_reason = ""  # why the rule chose the scaling, when the user left it automatic
         self.column_roles: dict = {}
         self.history: list[dict] = []
         self.results: dict = {}
@@ -240,6 +241,7 @@ class Session(QObject):
         self._require_idle("start a new project")
         self.cancel_analysis(wait=True)
         self.dataset = self.run = self.config = self.preprocessing = None
+        self.scaling_reason = ""
         self.column_roles, self.history, self.results, self.annotations = {}, [], {}, {}
         self._set_path(None)
         self._set_state(TrainingState.NO_DATA)
@@ -284,6 +286,7 @@ class Session(QObject):
         self.config = loaded.config
         self.run = loaded.run
         self.preprocessing = loaded.preprocessing
+        self.scaling_reason = ""
         self.column_roles = dict(loaded.column_roles)
         self.history = list(loaded.history)
         self.annotations = dict(loaded.annotations)
@@ -353,7 +356,11 @@ class Session(QObject):
         self._require_idle("change the data")
         self.cancel_analysis(wait=True)
         self.dataset = dataset
-        self.preprocessing = preprocessing
+        # An automatic scaling is resolved now, by core's rule, so that the project records
+        # the scaling really used and the user can be told why (None stays None: a run then
+        # applies the same rule).
+        resolved, self.scaling_reason = self.engine.resolve_preprocessing(dataset, preprocessing)
+        self.preprocessing = None if preprocessing is None else resolved
         self.column_roles = dict(column_roles or {})
         self.run, self.history, self.results, self.annotations = None, [], {}, {}
         self.config = config if config is not None else \
@@ -523,9 +530,14 @@ class Session(QObject):
         return "", f"These data ({what}) suggest {proposal.height}x{proposal.width}.", proposal
 
     def model_suggestion(self) -> str:
+        """Why the model kind was proposed, and for an automatic scaling which one the rule
+        chose and why (shown in the training panel)."""
         if self.dataset is None:
             return ""
-        return _MODEL_WHY["tdpsom" if self.dataset.is_series else "dpsom"]
+        why = _MODEL_WHY["tdpsom" if self.dataset.is_series else "dpsom"]
+        if self.scaling_reason:
+            why += f" Scaling, chosen from the data: {self.scaling_reason}."
+        return why
 
     def estimate(self, config=None) -> dict | None:
         """Time and memory a training with ``config`` would take, or None if unknown."""

@@ -39,7 +39,11 @@ _FORMAT_TEXT = {
 }
 
 _SCALING = (
-    ("zscore", "Standardise", "Shift and scale each variable to average 0 and spread 1 (recommended)."),
+    ("auto", "Automatic (chosen from the data)", "Chosen from what the values are, as the command line "
+                                                 "does: values between 0 and 1 are kept, image-like "
+                                                 "intensities are scaled to 0 to 1, anything else is "
+                                                 "standardised. The check report says which and why."),
+    ("zscore", "Standardise", "Shift and scale each variable to average 0 and spread 1."),
     ("robust", "Standardise, robust to outliers", "Like 'Standardise' but uses the median and the "
                                                   "middle half of the values, so extreme values matter less."),
     ("minmax", "Range 0 to 1", "Scale each variable so its smallest value is 0 and its largest 1."),
@@ -544,9 +548,13 @@ class ImportDialog(QDialog):
         else:
             lines.append("Nothing had to be changed or left out.")
         try:
-            table = self.engine.preprocessing_report(dataset, **self.preprocessing())
+            options, why = self.engine.resolve_preprocessing(dataset, self.preprocessing())
+            table = self.engine.preprocessing_report(dataset, **options)
         except Exception:  # noqa: BLE001 - the preprocessing preview is optional
-            table = None
+            options, why, table = {}, "", None
+        scaling = dict((value, text) for value, text, _ in _SCALING).get(options.get("scaling"))
+        if scaling and why:
+            lines += ["", f"Scaling chosen from the data: {scaling}. Why: {why}."]
         if table is not None and len(table):
             lines += ["", "Preparation for training (shares of time points or rows):",
                       _format_report(table)]

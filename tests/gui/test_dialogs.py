@@ -47,7 +47,8 @@ def test_check_reports_what_was_read_and_enables_import(qtbot, wide_csv):
     report = dialog.report.toPlainText()
     assert "Read 5 patients" in report and "Preparation for training" in report
     assert dialog.import_button.isEnabled()
-    assert dialog.preprocessing() == {"scaling": "zscore", "ffill_limit": None, "clip_quantiles": None}
+    assert dialog.preprocessing() == {"scaling": "auto", "ffill_limit": None, "clip_quantiles": None}
+    assert "Scaling chosen from the data: Standardise" in report and "time series" in report
 
 
 def test_changing_a_role_invalidates_the_check_until_it_runs_again(qtbot, wide_csv):

@@ -357,6 +357,19 @@ def _application():
     return app
 
 
+def _dispose(window) -> None:
+    """Delete the window and everything in it while the application still exists.
+
+    Left to the interpreter's exit, PySide deletes the remaining Qt objects one by one after
+    the event loop is gone; pyqtgraph's items then react to their parents' removal through
+    Python code that can no longer run, and the process ends with a segmentation fault.
+    """
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
 def _close_log(path: Path) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -400,6 +413,7 @@ def run_smoke_test(args: argparse.Namespace) -> int:
     if test.status is None:  # the event loop ended some other way (the window was closed)
         test.fail("the application closed before the check ended")
     window.session.shutdown()
+    _dispose(window)
     prefs.sync()
     log.info("DPSOM Studio smoke test ended: status %d", test.status)
     if test.status == 0 and own_folder is not None:
@@ -452,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
 
     QTimer.singleShot(0, open_initial)
     status = app.exec()
+    _dispose(window)
     log.info("DPSOM Studio closed")
     return int(status)
 

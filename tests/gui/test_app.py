@@ -96,11 +96,12 @@ def test_main_starts_and_closes_cleanly(qtbot, tmp_path, restore_hooks, monkeypa
     app = QApplication.instance()
     monkeypatch.setattr(actions, "ask_save_changes", lambda window: "discard")
     settings = tmp_path / "prefs.ini"
-    windows = []
+    titles = []
 
     def close_soon():
-        windows.extend(w for w in app.topLevelWidgets() if w.objectName() == "" and w.isVisible()
-                       and type(w).__name__ == "MainWindow")
+        # main() deletes its window before it returns, so read it while it is open.
+        titles.extend(w.windowTitle() for w in app.topLevelWidgets() if w.objectName() == "" and w.isVisible()
+                      and type(w).__name__ == "MainWindow")
         app.closeAllWindows()
 
     QTimer.singleShot(300, close_soon)
@@ -110,7 +111,8 @@ def test_main_starts_and_closes_cleanly(qtbot, tmp_path, restore_hooks, monkeypa
     finally:
         app.setStyleSheet("")  # main() styles the whole process; later tests expect the default
         app.setStyle(style)
-    assert windows and windows[0].windowTitle().startswith("Untitled project")
+    assert titles and titles[0].startswith("Untitled project")
+    assert not [w for w in app.topLevelWidgets() if type(w).__name__ == "MainWindow"]  # deleted, not left to exit
     assert settings.exists()
     assert (tmp_path / "logs" / "dpsom-studio.log").exists()
 

@@ -158,14 +158,27 @@ def _canonical_attr(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True).encode("utf-8")
 
 
+def _hash_strings(h: "hashlib._Hash", strings) -> None:
+    """Feed text cells to ``h``, each as its UTF-8 length and bytes (so cell borders count)."""
+    for s in strings:
+        b = s.encode("utf-8")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+
+
+def _combine_digests(entries: list[tuple[str, str]]) -> str:
+    """One digest from per-object ``(path, digest)`` pairs, in sorted path order."""
+    total = hashlib.sha256()
+    for path, digest in sorted(entries):
+        total.update(path.encode("utf-8") + b"\0" + digest.encode() + b"\n")
+    return total.hexdigest()
+
+
 def _hash_array(h: "hashlib._Hash", a: np.ndarray) -> None:
     h.update(repr(tuple(a.shape)).encode())
     if a.dtype == object:
         h.update(b"|str")
-        for s in a.ravel():
-            b = s.encode("utf-8")
-            h.update(len(b).to_bytes(8, "little"))
-            h.update(b)
+        _hash_strings(h, a.ravel())
     else:
         h.update(a.dtype.str.encode())
         h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
@@ -195,10 +208,7 @@ def _content_digest(root: _Group) -> str:
         entries.append((path, h.hexdigest()))
 
     visit(root, "/")
-    total = hashlib.sha256()
-    for path, digest in sorted(entries):
-        total.update(path.encode("utf-8") + b"\0" + digest.encode() + b"\n")
-    return total.hexdigest()
+    return _combine_digests(entries)
 
 
 # ------------------------------------------------------------------------ names and JSON
@@ -747,20 +757,14 @@ def _stream_digest(f: h5py.File, infos: dict[str, DatasetInfo], text_budget: int
             pieces = (slice(None),) if not info.shape else _row_slices(info)
             for sl in pieces:
                 if info.text:
-                    for s in read_text(obj, text_budget, sl).ravel():
-                        b = s.encode("utf-8")
-                        h.update(len(b).to_bytes(8, "little"))
-                        h.update(b)
+                    _hash_strings(h, read_text(obj, text_budget, sl).ravel())
                 else:
                     part = np.asarray(obj[()] if not info.shape else obj[sl])
                     h.update(np.ascontiguousarray(part).reshape(-1).view(np.uint8))
             entries.append((child, h.hexdigest()))
 
     visit(f, "/")
-    total = hashlib.sha256()
-    for path, digest in sorted(entries):
-        total.update(path.encode("utf-8") + b"\0" + digest.encode() + b"\n")
-    return total.hexdigest()
+    return _combine_digests(entries)
 
 
 def _json_doc(f: h5py.File, name: str, text_budget: int) -> Any:

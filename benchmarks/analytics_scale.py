@@ -5,9 +5,13 @@ samples (a 16x16 toroidal map, K = 256, latent dimension 16; series are 72-step 
 random lengths). Soft assignments are streamed in chunks, as a large cohort would be.
 Prints a table of wall-clock seconds; it asserts nothing.
 
+A second table times the superclusters on a larger map (64x64 by default, K = 4096), for
+every linkage, with the peak memory that Python's allocator saw (NumPy arrays included).
+
 Usage::
 
-    python benchmarks/analytics_scale.py [--sizes 1e5,1e6] [--repeat 1]
+    python benchmarks/analytics_scale.py [--sizes 1e5,1e6] [--repeat 1] [--map-side 64]
+    python benchmarks/analytics_scale.py --superclusters-only
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import itertools
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +28,27 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import analysis as A  # noqa: E402
+from benchmarks._machine import load_average  # noqa: E402
 from core.grid import SOMGrid  # noqa: E402
 
 K_SIDE, D, T, CHUNK = 16, 16, 72, 16384
 
 
-def make_data(n: int, rng: np.random.Generator) -> dict:
-    grid = SOMGrid(K_SIDE, K_SIDE, "rect", True)
-    k = grid.n_nodes
-    # Prototypes on a smooth 2-D sheet, samples scattered around them.
-    r, c = np.divmod(np.arange(k), K_SIDE)
+def smooth_prototypes(side: int, rng: np.random.Generator) -> tuple[SOMGrid, np.ndarray]:
+    """A ``side x side`` toroidal map whose prototypes lie on a smooth 2-D sheet in ``D`` dims."""
+    grid = SOMGrid(side, side, "rect", True)
+    r, c = np.divmod(np.arange(grid.n_nodes), side)
     basis = rng.normal(size=(4, D))
-    feats = np.stack([np.cos(2 * np.pi * r / K_SIDE), np.sin(2 * np.pi * r / K_SIDE),
-                      np.cos(2 * np.pi * c / K_SIDE), np.sin(2 * np.pi * c / K_SIDE)], axis=1)
-    proto = feats @ basis + 0.05 * rng.normal(size=(k, D))
+    feats = np.stack([np.cos(2 * np.pi * r / side), np.sin(2 * np.pi * r / side),
+                      np.cos(2 * np.pi * c / side), np.sin(2 * np.pi * c / side)], axis=1)
+    return grid, feats @ basis + 0.05 * rng.normal(size=(grid.n_nodes, D))
+
+
+def make_data(n: int, rng: np.random.Generator) -> dict:
+    grid, proto = smooth_prototypes(K_SIDE, rng)
+    k = grid.n_nodes
+    # Samples scattered around the prototypes.
+    r, c = np.divmod(np.arange(k), K_SIDE)
     true_node = rng.integers(0, k, n)
     latent = (proto[true_node] + 0.3 * rng.normal(size=(n, D))).astype(np.float32)
     bmu = A.best_matching_units(latent, proto)
@@ -110,11 +122,41 @@ def cases(d: dict) -> list[tuple[str, callable]]:
     ]
 
 
+def time_superclusters(side: int, repeat: int) -> None:
+    """Print seconds and peak traced memory of the superclusters on a ``side x side`` map."""
+    grid, proto = smooth_prototypes(side, np.random.default_rng(0))
+    runs = [(f"agglomerative_superclusters {linkage}",
+             lambda linkage=linkage: A.agglomerative_superclusters(proto, grid, 8, linkage))
+            for linkage in ("ward", "average", "complete", "single")]
+    runs.append(("suggest_n_superclusters 2..10 (ward)", lambda: A.suggest_n_superclusters(proto, grid)))
+    A.agglomerative_superclusters(proto[:9], SOMGrid(3, 3, "rect", True), 2)  # imports scikit-learn
+    print(f"\nsuperclusters on a {side}x{side} torus (K = {grid.n_nodes}, d = {D}), 8 groups; "
+          f"load {load_average()}")
+    print(f"{'function':<40}{'seconds':>10}{'peak MB':>10}")
+    for name, fn in runs:
+        best = np.inf
+        for _ in range(repeat):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        # A separate traced run: tracing slows the code down, so it would spoil the seconds.
+        tracemalloc.start()
+        fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"{name:<40}{best:>10.3f}{peak / 2**20:>10.1f}", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1e5,1e6", help="comma-separated sample counts")
     ap.add_argument("--repeat", type=int, default=1, help="runs per function; the best is shown")
+    ap.add_argument("--map-side", type=int, default=64, help="side of the map for the supercluster table")
+    ap.add_argument("--superclusters-only", action="store_true", help="print only the supercluster table")
     args = ap.parse_args(argv)
+    if args.superclusters_only:
+        time_superclusters(args.map_side, args.repeat)
+        return
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     results: dict[str, dict[int, float]] = {}
     order: list[str] = []
@@ -143,6 +185,7 @@ def main(argv=None) -> None:
     for key in order:
         row = "".join((f"{results[key][n]:.3f}" if n in results[key] else "-").rjust(12) for n in sizes)
         print(key.ljust(width) + row)
+    time_superclusters(args.map_side, args.repeat)
 
 
 if __name__ == "__main__":

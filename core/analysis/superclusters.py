@@ -2,13 +2,12 @@
 
 Two methods: agglomerative clustering restricted to grid neighbours, which always gives
 regions that are contiguous on the map, and k-means on the prototypes, which ignores the grid.
-A silhouette score helps choose the number of groups. Ward's clustering, k-means and the
-silhouette are scikit-learn's; this module restricts them to the map and names the results.
+A silhouette score helps choose the number of groups. The agglomerative clustering (every
+linkage), k-means and the silhouette are scikit-learn's; this module restricts them to the
+map and names the results.
 """
 
 from __future__ import annotations
-
-import heapq
 
 import numpy as np
 
@@ -34,91 +33,29 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
     return mapping[labels]
 
 
-def _merge_sequence(x: np.ndarray, adjacency: np.ndarray, linkage: str) -> tuple[np.ndarray, int]:
-    """The merges of agglomerative clustering restricted to grid neighbours, in order.
+def _merge_sequence(x: np.ndarray, adjacency: np.ndarray, linkage: str) -> np.ndarray:
+    """The ``(K - 1, 2)`` merges of agglomerative clustering restricted to grid neighbours.
 
-    Returns ``(K - 1, 2)`` merges (ids ``>= K`` are earlier merges, as in scikit-learn's
-    ``children_``; fewer rows when the grid is in several parts) and the number of connected
-    parts of the grid.
-
-    Ward is scikit-learn's ``ward_tree`` with the grid as connectivity. For the other
-    linkages scikit-learn measures group distances along grid edges only; here they are the
-    mean, largest or smallest distance between all prototypes of two neighbouring groups, which
-    no library restricts to neighbour merges, so they are merged here (Lance-Williams updates).
+    Ids ``>= K`` are earlier merges, as in scikit-learn's ``children_``. This is scikit-learn's
+    tree with the grid as connectivity: Ward's criterion uses the groups' centroids, while
+    average, complete and single linkage only look at the distances along grid edges that join
+    the two groups (single linkage thus cuts the longest edges of the grid's minimum spanning
+    tree). Building the whole tree once lets several cuts share it.
     """
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
+    from sklearn.cluster import linkage_tree, ward_tree
 
     graph = csr_matrix(adjacency)
-    n_parts = int(connected_components(graph, directed=False)[0])
+    # scikit-learn would join the parts of a split grid with invented edges, which breaks the
+    # promise that every group is a connected region; a SOMGrid is always in one piece.
+    if connected_components(graph, directed=False)[0] != 1:
+        raise InputError("the grid is not connected, so its nodes cannot be merged into regions")
     if linkage == "ward":
-        from sklearn.cluster import ward_tree
-
-        if n_parts == 1:
-            return np.asarray(ward_tree(x, connectivity=graph)[0], dtype=np.int64), n_parts
-    return _greedy_merges(x, adjacency, linkage), n_parts
-
-
-def _greedy_merges(x: np.ndarray, adjacency: np.ndarray, linkage: str) -> np.ndarray:
-    """Merges of adjacent groups, cheapest first, until no two adjacent groups remain.
-
-    Ward uses the increase in within-group sum of squares (only reached for a grid in several
-    parts, which scikit-learn would join); the others keep the full group-distance matrix and
-    update it with the Lance-Williams formulas.
-    """
-    k = x.shape[0]
-    size = np.ones(k)
-    nbrs = [set(np.flatnonzero(adjacency[i]).tolist()) - {i} for i in range(k)]
-    version = np.zeros(k, dtype=np.int64)
-    active = np.ones(k, dtype=bool)
-    node = np.arange(k)  # id of the group a row stands for, in children_ numbering
-    if linkage == "ward":
-        cent = x.astype(np.float64).copy()
-
-        def dist(a, b):
-            diff = cent[a] - cent[b]
-            return size[a] * size[b] / (size[a] + size[b]) * float(diff @ diff)
+        children = ward_tree(x, connectivity=graph)[0]
     else:
-        sq = (x**2).sum(axis=1)
-        full = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0))
-
-        def dist(a, b):
-            return float(full[a, b])
-
-    heap = [(dist(a, b), a, b, 0, 0) for a in range(k) for b in nbrs[a] if a < b]
-    heapq.heapify(heap)
-    children: list[tuple[int, int]] = []
-    while heap:
-        _, a, b, va, vb = heapq.heappop(heap)
-        if not (active[a] and active[b]) or version[a] != va or version[b] != vb:
-            continue
-        # b joins a
-        if linkage == "ward":
-            cent[a] = (size[a] * cent[a] + size[b] * cent[b]) / (size[a] + size[b])
-        else:
-            if linkage == "single":
-                row = np.minimum(full[a], full[b])
-            elif linkage == "complete":
-                row = np.maximum(full[a], full[b])
-            else:
-                row = (size[a] * full[a] + size[b] * full[b]) / (size[a] + size[b])
-            full[a, :], full[:, a] = row, row
-            full[a, a] = 0.0
-        size[a] += size[b]
-        active[b] = False
-        for c in nbrs[b]:
-            nbrs[c].discard(b)
-            if c != a:
-                nbrs[c].add(a)
-        nbrs[a] = (nbrs[a] | nbrs[b]) - {a, b}
-        nbrs[b] = set()
-        version[a] += 1
-        for c in nbrs[a]:
-            lo, hi = (a, c) if a < c else (c, a)
-            heapq.heappush(heap, (dist(lo, hi), lo, hi, int(version[lo]), int(version[hi])))
-        children.append((int(node[a]), int(node[b])))
-        node[a] = k + len(children) - 1
-    return np.asarray(children, dtype=np.int64).reshape(-1, 2)
+        children = linkage_tree(x, connectivity=graph, linkage=linkage)[0]
+    return np.asarray(children, dtype=np.int64)
 
 
 def _cut(children: np.ndarray, k: int, n_clusters: int) -> np.ndarray:
@@ -158,9 +95,11 @@ def agglomerative_superclusters(prototypes, grid, n_clusters: int, linkage: str 
     n_clusters : int
         1..K.
     linkage : {"ward", "average", "complete", "single"}
-        Merge criterion. Ward (the default) minimises the growth of the within-group sum of
-        squares; the others use the mean, largest or smallest prototype distance and keep a
-        ``K x K`` matrix (fine for maps up to a few thousand nodes).
+        Merge criterion, as scikit-learn's ``AgglomerativeClustering`` with the grid as
+        connectivity. Ward (the default) minimises the growth of the within-group sum of
+        squares; the others use the mean, largest or smallest prototype distance along the grid
+        edges that join two groups (single linkage cuts the longest edges of the grid's minimum
+        spanning tree). Memory grows with the number of grid edges, not ``K x K``.
 
     Returns
     -------
@@ -175,10 +114,7 @@ def agglomerative_superclusters(prototypes, grid, n_clusters: int, linkage: str 
         raise InputError(f"n_clusters must be between 1 and the number of nodes ({k}); got {n_clusters}")
     if k == 1:
         return np.zeros(1, dtype=np.int64)
-    children, n_parts = _merge_sequence(x, grid.adjacency(), linkage)
-    if n_parts > int(n_clusters):
-        raise InputError("the grid is not connected, so it cannot be merged into that few superclusters")
-    return _cut(children, k, int(n_clusters))
+    return _cut(_merge_sequence(x, grid.adjacency(), linkage), k, int(n_clusters))
 
 
 def kmeans_superclusters(prototypes, n_clusters: int, seed: int = 0, n_init: int = 10, max_iter: int = 300,
@@ -290,9 +226,7 @@ def suggest_n_superclusters(prototypes, grid, k_range=range(2, 11), method: str 
     if method == "agglomerative":
         if linkage not in _LINKAGES:
             raise InputError(f"linkage must be one of {', '.join(_LINKAGES)}; got {linkage!r}")
-        children, n_parts = _merge_sequence(x, grid.adjacency(), linkage)
-        if n_parts > ks[0]:
-            raise InputError("the grid is not connected, so it cannot be merged into that few superclusters")
+        children = _merge_sequence(x, grid.adjacency(), linkage)
         make = lambda n: _cut(children, k, n)  # noqa: E731
     elif method == "kmeans":
         make = lambda n: kmeans_superclusters(x, n, seed=seed)  # noqa: E731

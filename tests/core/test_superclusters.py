@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics import silhouette_score as sk_silhouette
@@ -56,48 +58,32 @@ def test_superclusters_are_contiguous_and_numbered(grid, linkage):
 
 
 @pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g.topology}-{'torus' if g.toroidal else 'flat'}")
-def test_ward_equals_sklearn_connectivity_constrained_ward(grid):
+@pytest.mark.parametrize("linkage", ["ward", "average", "complete", "single"])
+def test_every_linkage_equals_sklearn_with_grid_connectivity(grid, linkage):
     rng = np.random.default_rng(1)
     proto = rng.normal(size=(grid.n_nodes, 4))
     for n in (2, 3, 6, 10):
-        mine = agglomerative_superclusters(proto, grid, n)
+        mine = agglomerative_superclusters(proto, grid, n, linkage)
         ref = AgglomerativeClustering(n_clusters=n, connectivity=grid.adjacency().astype(int),
-                                      linkage="ward").fit_predict(proto)
+                                      linkage=linkage).fit_predict(proto)
         assert adjusted_rand_score(mine, ref) == 1.0
 
 
-def _brute_force_merge(x, grid, n_clusters, linkage):
-    """Greedy merging of adjacent groups, with linkage computed from all member pairs."""
-    groups = [{k} for k in range(grid.n_nodes)]
-    adj = grid.adjacency()
-    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(axis=2))
-    while len(groups) > n_clusters:
-        best = None
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                a, b = sorted(groups[i]), sorted(groups[j])
-                if not adj[np.ix_(a, b)].any():
-                    continue
-                block = d[np.ix_(a, b)]
-                val = {"single": block.min(), "complete": block.max(), "average": block.mean()}[linkage]
-                if best is None or val < best[0]:
-                    best = (val, i, j)
-        _, i, j = best
-        groups[i] |= groups[j]
-        del groups[j]
-    labels = np.empty(grid.n_nodes, dtype=int)
-    for g, members in enumerate(groups):
-        labels[list(members)] = g
-    return labels
-
-
-@pytest.mark.parametrize("linkage", ["single", "complete", "average"])
-def test_other_linkages_equal_a_brute_force_merge(linkage):
-    grid = SOMGrid(3, 4, "rect", True)
-    proto = np.random.default_rng(2).normal(size=(12, 2))
+def test_single_linkage_cuts_the_longest_edges_of_the_minimum_spanning_tree():
+    # An independent description of single linkage on a grid: weigh every grid edge by the
+    # distance of its prototypes, keep the minimum spanning tree, drop its n - 1 longest edges.
+    grid = SOMGrid(5, 6, "hex", False)
+    proto = np.random.default_rng(2).normal(size=(grid.n_nodes, 2))
+    rows, cols = np.nonzero(np.triu(grid.adjacency()))
+    weights = np.linalg.norm(proto[rows] - proto[cols], axis=1)
+    mst = minimum_spanning_tree(coo_matrix((weights, (rows, cols)), shape=(30, 30))).tocoo()
+    order = np.argsort(mst.data)
     for n in (2, 4, 7):
-        mine = agglomerative_superclusters(proto, grid, n, linkage)
-        assert adjusted_rand_score(mine, _brute_force_merge(proto, grid, n, linkage)) == 1.0
+        keep = order[: order.size - (n - 1)]
+        forest = coo_matrix((np.ones(keep.size), (mst.row[keep], mst.col[keep])), shape=(30, 30))
+        expected = connected_components(forest, directed=False)[1]
+        mine = agglomerative_superclusters(proto, grid, n, "single")
+        assert adjusted_rand_score(mine, expected) == 1.0
 
 
 def test_torus_joins_groups_across_the_seam():

@@ -82,3 +82,56 @@ def qtbot(qtbot):
     qtbot.addWidget = keep
     yield qtbot
     held.clear()
+
+
+# ------------------------------------------------------------------- main windows
+LOG_PATH = "/tmp/dpsom-studio.log"  # only shown in messages; no test writes it
+
+
+@pytest.fixture
+def answers(monkeypatch):
+    """Scripted answers to the window's questions, so no modal box ever opens.
+
+    Tests change the values to steer the window; ``asked`` records which questions were put.
+    """
+    from dpsom_gui import actions
+
+    given = {"stop": True, "save": "discard", "open": None, "save_path": None, "replace": "keep", "asked": []}
+
+    def answer(name):
+        def ask(window, *args):
+            given["asked"].append(name)
+            return given[name]
+        return ask
+
+    monkeypatch.setattr(actions, "ask_stop_training", answer("stop"))
+    monkeypatch.setattr(actions, "ask_save_changes", answer("save"))
+    monkeypatch.setattr(actions, "ask_open_path", answer("open"))
+    monkeypatch.setattr(actions, "ask_save_path", answer("save_path"))
+    monkeypatch.setattr(actions, "ask_replace_model", answer("replace"))
+    return given
+
+
+@pytest.fixture
+def make_window(qtbot, prefs, answers):
+    """Build shown main windows that answer through ``answers``; all are shut down afterwards.
+
+    ``make_window(engine=None, prefs=None, size=None, log_path=LOG_PATH)``: a fake engine and
+    this test's preferences unless given; ``size`` is ``(width, height)``.
+    """
+    from dpsom_gui.app import create_window
+
+    made = []
+
+    def make(engine=None, prefs=prefs, size=None, log_path=LOG_PATH):
+        window = create_window(prefs, engine or FakeEngine(), log_path=log_path)
+        qtbot.addWidget(window)
+        if size is not None:
+            window.resize(*size)
+        window.show()
+        made.append(window)
+        return window
+
+    yield make
+    for window in made:
+        window.session.shutdown()

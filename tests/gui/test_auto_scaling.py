@@ -4,21 +4,14 @@ modelled as Bernoulli probabilities, an ordinary table is z-scored, and the user
 import numpy as np
 import pandas as pd
 import pytest
-from gui_fakes import FakeEngine
 
 from dpsom_gui import actions
-from dpsom_gui.app import create_window
 from dpsom_gui.dialogs.import_dialog import ImportDialog
 
 
 @pytest.fixture
-def window(qtbot, prefs, monkeypatch):
-    monkeypatch.setattr(actions, "ask_save_changes", lambda window: "discard")
-    w = create_window(prefs, FakeEngine(), log_path="/tmp/dpsom-studio.log")
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.session.shutdown()
+def window(make_window):
+    return make_window()
 
 
 def _import(window, qtbot, monkeypatch, path):

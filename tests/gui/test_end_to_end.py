@@ -5,20 +5,13 @@ import numpy as np
 import pytest
 
 from dpsom_gui import actions
-from dpsom_gui.app import create_window
 from dpsom_gui.engine import Engine
 
 
 
 @pytest.fixture
-def window(qtbot, prefs, monkeypatch):
-    monkeypatch.setattr(actions, "ask_save_changes", lambda window: "discard")
-    monkeypatch.setattr(actions, "ask_stop_training", lambda window: True)
-    w = create_window(prefs, Engine(), log_path=None)
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.session.shutdown()
+def window(make_window):
+    return make_window(Engine(), log_path=None)
 
 
 def set_tiny_schedule(panel):

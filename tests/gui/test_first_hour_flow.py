@@ -14,41 +14,15 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QScrollArea
 
 from dpsom_gui import actions
-from dpsom_gui.app import create_window
 from dpsom_gui.session import TrainingState
 
 
-@pytest.fixture
-def answers(monkeypatch):
-    """Scripted answers to the window's questions; ``asked`` records which were put."""
-    given = {"stop": True, "save": "discard", "save_path": None, "replace": "keep", "asked": []}
-
-    def answer(name):
-        def ask(window, *args):
-            given["asked"].append(name)
-            return given[name]
-        return ask
-
-    monkeypatch.setattr(actions, "ask_stop_training", answer("stop"))
-    monkeypatch.setattr(actions, "ask_save_changes", answer("save"))
-    monkeypatch.setattr(actions, "ask_save_path", answer("save_path"))
-    monkeypatch.setattr(actions, "ask_replace_model", answer("replace"))
-    return given
-
-
-def make_window(qtbot, prefs, engine=None):
-    window = create_window(prefs, engine or FakeEngine(), log_path="/tmp/dpsom-studio.log")
-    qtbot.addWidget(window)
-    window.resize(1280, 800)
-    window.show()
-    return window
+WINDOW_SIZE = (1280, 800)
 
 
 @pytest.fixture
-def window(qtbot, prefs, answers):
-    w = make_window(qtbot, prefs)
-    yield w
-    w.session.shutdown()
+def window(make_window):
+    return make_window(size=WINDOW_SIZE)
 
 
 def train_to_end(qtbot, window):
@@ -186,9 +160,9 @@ def beats_during(qtbot, call, interval_ms=10):
     return result, np.diff(stamps) * 1000 if len(stamps) > 1 else np.array([1e9])
 
 
-def test_opening_the_demo_reads_on_a_worker_and_shows_that_it_is_busy(prefs, qtbot, answers):
+def test_opening_the_demo_reads_on_a_worker_and_shows_that_it_is_busy(make_window, qtbot, answers):
     engine = SlowEngine()
-    window = make_window(qtbot, prefs, engine)
+    window = make_window(engine, size=WINDOW_SIZE)
     seen = {}
 
     def look():
@@ -211,9 +185,9 @@ def test_opening_the_demo_reads_on_a_worker_and_shows_that_it_is_busy(prefs, qtb
     window.session.shutdown()
 
 
-def test_opening_a_project_reads_on_a_worker_and_reports_a_broken_file(prefs, qtbot, answers, tmp_path):
+def test_opening_a_project_reads_on_a_worker_and_reports_a_broken_file(make_window, qtbot, answers, tmp_path):
     engine = SlowEngine(seconds=0.3)
-    window = make_window(qtbot, prefs, engine)
+    window = make_window(engine, size=WINDOW_SIZE)
     actions.open_demo(window)
     train_to_end(qtbot, window)
     path = tmp_path / "study.h5"
@@ -239,8 +213,8 @@ def test_opening_a_project_reads_on_a_worker_and_reports_a_broken_file(prefs, qt
     window.session.shutdown()
 
 
-def test_closing_the_window_while_a_file_is_read_stops_cleanly(prefs, qtbot, answers):
-    window = make_window(qtbot, prefs, SlowEngine(seconds=0.5))
+def test_closing_the_window_while_a_file_is_read_stops_cleanly(make_window, qtbot, answers):
+    window = make_window(SlowEngine(seconds=0.5), size=WINDOW_SIZE)
     QTimer.singleShot(100, window.close)
     assert not actions.open_demo(window)  # the wait ends; the data that came too late are dropped
     assert not window.isVisible() and window.session.dataset is None and not window.session.is_loading
@@ -317,8 +291,8 @@ def test_a_reopened_trained_project_says_it_is_trained(window, qtbot, answers, t
     assert not window.isWindowModified()
 
 
-def test_a_reopened_partly_trained_project_offers_resume(prefs, qtbot, answers, tmp_path):
-    window = make_window(qtbot, prefs, FakeEngine(delay=0.02, phases=(("pretrain", 20, 5),)))
+def test_a_reopened_partly_trained_project_offers_resume(make_window, qtbot, answers, tmp_path):
+    window = make_window(FakeEngine(delay=0.02, phases=(("pretrain", 20, 5),)), size=WINDOW_SIZE)
     actions.open_demo(window)
     window.training_panel.start_button.click()
     qtbot.waitUntil(lambda: len(window.session.history) >= 3, timeout=5000)

@@ -7,33 +7,12 @@ from gui_fakes import FakeEngine
 from PySide6.QtGui import QKeySequence
 
 from dpsom_gui import actions
-from dpsom_gui.app import create_window
 from dpsom_gui.dialogs.import_dialog import ImportDialog
 
 
 @pytest.fixture
-def answers(monkeypatch):
-    """Scripted answers to the window's questions (no modal box ever opens)."""
-    given = {"stop": True, "save": "discard", "open": None, "save_path": None}
-    monkeypatch.setattr(actions, "ask_stop_training", lambda window: given["stop"])
-    monkeypatch.setattr(actions, "ask_save_changes", lambda window: given["save"])
-    monkeypatch.setattr(actions, "ask_open_path", lambda window, title, flt: given["open"])
-    monkeypatch.setattr(actions, "ask_save_path", lambda window: given["save_path"])
-    return given
-
-
-def make_window(qtbot, prefs, engine=None):
-    window = create_window(prefs, engine or FakeEngine(), log_path="/tmp/dpsom-studio.log")
-    qtbot.addWidget(window)
-    window.show()
-    return window
-
-
-@pytest.fixture
-def window(qtbot, prefs, answers):
-    w = make_window(qtbot, prefs)
-    yield w
-    w.session.shutdown()
+def window(make_window):
+    return make_window()
 
 
 def train_to_end(qtbot, window):
@@ -48,8 +27,8 @@ def test_starts_on_the_start_page_with_docks_hidden(window):
     assert not window.actions["pause"].isEnabled() and not window.actions["save"].isEnabled()
 
 
-def test_the_training_curves_view_chosen_is_remembered_next_time(qtbot, prefs, answers):
-    first = make_window(qtbot, prefs)
+def test_the_training_curves_view_chosen_is_remembered_next_time(make_window, qtbot, prefs, answers):
+    first = make_window()
     assert not first.loss_view.detailed  # the plain view by default
     first.loss_view._detail_box.click()  # as a user does
     assert first.loss_view.detailed and first.loss_view._log_box.isVisibleTo(first.loss_view)
@@ -57,7 +36,7 @@ def test_the_training_curves_view_chosen_is_remembered_next_time(qtbot, prefs, a
     prefs.sync()
     from dpsom_gui.settings import Preferences
 
-    again = make_window(qtbot, Preferences.open(prefs.file_name))  # a new session reads the file
+    again = make_window(prefs=Preferences.open(prefs.file_name))  # a new session reads the file
     assert again.loss_view.detailed and again.loss_view._log_box.isVisibleTo(again.loss_view)
     again.loss_view._detail_box.click()
     assert Preferences.open(prefs.file_name).get("loss_detailed") is False
@@ -101,9 +80,9 @@ def test_training_from_the_panel_updates_views_and_locks_settings(window, qtbot)
     assert window.patient_view._cell_bars is not None  # map cells shown for the patient
 
 
-def test_pause_resume_and_stop_from_the_menu(prefs, qtbot, answers):
+def test_pause_resume_and_stop_from_the_menu(make_window, qtbot, answers):
     # long enough (2 s) that a loaded machine cannot finish it before Stop is pressed
-    window = make_window(qtbot, prefs, FakeEngine(delay=0.02, phases=(("pretrain", 20, 5),)))
+    window = make_window(FakeEngine(delay=0.02, phases=(("pretrain", 20, 5),)))
     try:
         actions.open_demo(window)
         window.actions["start"].trigger()
@@ -166,8 +145,8 @@ def test_a_broken_project_shows_a_non_modal_error_and_keeps_the_project(window, 
     assert "/tmp/dpsom-studio.log" in dialog.log_label.text()
 
 
-def test_a_failed_training_shows_the_problem_and_keeps_working(prefs, qtbot, answers):
-    window = make_window(qtbot, prefs, FakeEngine(fail_at=5))
+def test_a_failed_training_shows_the_problem_and_keeps_working(make_window, qtbot, answers):
+    window = make_window(FakeEngine(fail_at=5))
     try:
         actions.open_demo(window)
         with qtbot.waitSignal(window.session.training_failed, timeout=10000):
@@ -179,8 +158,8 @@ def test_a_failed_training_shows_the_problem_and_keeps_working(prefs, qtbot, ans
         window.session.shutdown()
 
 
-def test_closing_during_training_asks_stops_and_waits(prefs, qtbot, answers):
-    window = make_window(qtbot, prefs, FakeEngine(delay=0.01))
+def test_closing_during_training_asks_stops_and_waits(make_window, prefs, qtbot, answers):
+    window = make_window(FakeEngine(delay=0.01))
     actions.open_demo(window)
     window.actions["start"].trigger()
     qtbot.waitUntil(lambda: len(window.session.history) >= 1, timeout=5000)
@@ -194,13 +173,13 @@ def test_closing_during_training_asks_stops_and_waits(prefs, qtbot, answers):
     assert prefs.window_geometry() is not None and prefs.window_state() is not None
 
 
-def test_window_layout_is_restored(prefs, qtbot, answers):
-    first = make_window(qtbot, prefs)
+def test_window_layout_is_restored(make_window, qtbot, answers):
+    first = make_window()
     actions.open_demo(first)
     first.docks["patients"].setVisible(False)
     first.session._set_dirty(False)
     assert first.close()
-    second = make_window(qtbot, prefs)
+    second = make_window()
     actions.open_demo(second)
     assert not second.docks["patients"].isVisible() and second.docks["training"].isVisible()
 

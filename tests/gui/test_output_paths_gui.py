@@ -12,19 +12,11 @@ from part2_fakes import ExploreEngine
 
 from core.io.outputs import lock_path
 from dpsom_gui import actions
-from dpsom_gui.app import create_window
 
 
 @pytest.fixture
-def window(qtbot, prefs, monkeypatch):
-    monkeypatch.setattr(actions, "ask_save_changes", lambda window: "discard")
-    monkeypatch.setattr(actions, "ask_stop_training", lambda window: True)
-    w = create_window(prefs, ExploreEngine(), log_path=None)
-    qtbot.addWidget(w)
-    w.resize(1000, 700)
-    w.show()
-    yield w
-    w.session.shutdown()
+def window(make_window):
+    return make_window(ExploreEngine(), size=(1000, 700), log_path=None)
 
 
 @pytest.fixture

@@ -10,14 +10,11 @@ from PySide6.QtCore import Qt
 from core.analysis import hit_map, label_enrichment
 from core.io.export import assignments_frame, node_summary_frame, write_csv
 from dpsom_gui import actions
-from dpsom_gui.app import create_window
 from dpsom_gui.engine import Engine
 
 
 @pytest.fixture
-def window(qtbot, prefs, monkeypatch, tmp_path):
-    monkeypatch.setattr(actions, "ask_save_changes", lambda window: "discard")
-    monkeypatch.setattr(actions, "ask_stop_training", lambda window: True)
+def window(make_window, monkeypatch, tmp_path):
     names = {"Save selected lines": "selection.csv", "Save assignments": "assignments.csv",
              "Save cell summary": "cells.csv"}
     monkeypatch.setattr(actions, "ask_export_path",
@@ -28,12 +25,7 @@ def window(qtbot, prefs, monkeypatch, tmp_path):
     monkeypatch.setattr(export_dialog, "ask_export_options",
                         lambda window, explorer, what="": export_dialog.ExportOptions(plain_names=False,
                                                                                      keep_types=False))
-    w = create_window(prefs, Engine(), log_path=None)
-    qtbot.addWidget(w)
-    w.resize(1280, 860)
-    w.show()
-    yield w
-    w.session.shutdown()
+    return make_window(Engine(), size=(1280, 860), log_path=None)
 
 
 def test_demo_train_select_and_export_like_core(window, qtbot, tmp_path):

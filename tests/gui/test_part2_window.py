@@ -10,19 +10,11 @@ from PySide6.QtGui import QImageReader
 
 from core.io.export import assignments_frame, write_csv
 from dpsom_gui import actions
-from dpsom_gui.app import create_window
 
 
 @pytest.fixture
-def window(qtbot, prefs, monkeypatch):
-    monkeypatch.setattr(actions, "ask_save_changes", lambda window: "discard")
-    monkeypatch.setattr(actions, "ask_stop_training", lambda window: True)
-    w = create_window(prefs, ExploreEngine(), log_path=None)
-    qtbot.addWidget(w)
-    w.resize(1280, 860)
-    w.show()
-    yield w
-    w.session.shutdown()
+def window(make_window):
+    return make_window(ExploreEngine(), size=(1280, 860), log_path=None)
 
 
 @pytest.fixture

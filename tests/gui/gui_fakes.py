@@ -1,4 +1,5 @@
-"""Small data sets and fake training runs for the desktop application's tests."""
+"""Small data sets, fake training runs and a short training schedule for the desktop
+application's tests."""
 
 from __future__ import annotations
 
@@ -193,3 +194,18 @@ class FakeEngine(Engine):
 
     def demo(self, size="demo"):
         return make_series()
+
+
+# ------------------------------------------------------------------ settings
+def set_tiny_schedule(panel, epochs=(2, 2, 1), seed=7):
+    """A 4x4 flat map and a few dozen steps, set through the training panel's own controls.
+
+    ``epochs`` are the pretraining, joint and prediction epochs.
+    """
+    b = panel.binder
+    pretrain, joint, pred = epochs
+    for name, value in (("grid.height", 4), ("grid.width", 4), ("train.epochs_pretrain", pretrain),
+                        ("train.epochs_joint", joint), ("train.epochs_pred", pred), ("train.batch_size", 100),
+                        ("train.seed", seed)):
+        b.widget(name).setValue(value)
+    b.widget("grid.toroidal").setCurrentIndex(b.widget("grid.toroidal").findData(False))

@@ -3,10 +3,10 @@ resume and stop, train on to the end, save, reopen, and get the same assignments
 
 import numpy as np
 import pytest
+from gui_fakes import set_tiny_schedule
 
 from dpsom_gui import actions
 from dpsom_gui.engine import Engine
-
 
 
 @pytest.fixture
@@ -14,21 +14,11 @@ def window(make_window):
     return make_window(Engine(), log_path=None)
 
 
-def set_tiny_schedule(panel):
-    """A few dozen steps in all, set through the panel's own controls."""
-    b = panel.binder
-    for name, value in (("grid.height", 4), ("grid.width", 4), ("train.epochs_pretrain", 2),
-                        ("train.epochs_joint", 2), ("train.epochs_pred", 1), ("train.batch_size", 100),
-                        ("train.seed", 7)):
-        b.widget(name).setValue(value)
-    b.widget("grid.toroidal").setCurrentIndex(b.widget("grid.toroidal").findData(False))
-
-
 def test_demo_train_pause_resume_stop_finish_save_reopen(window, qtbot, tmp_path):
     session, panel = window.session, window.training_panel
     assert actions.open_demo(window, size="test")
     assert session.dataset.is_series and session.config.model == "tdpsom"
-    set_tiny_schedule(panel)
+    set_tiny_schedule(panel, epochs=(2, 2, 1), seed=7)
     assert session.config.grid.n_nodes == 16 and session.config.train.epochs_joint == 2
 
     panel.start_button.click()

@@ -5,6 +5,7 @@ summary, and find exactly what core's own export functions write for the same ru
 import numpy as np
 import pandas as pd
 import pytest
+from gui_fakes import set_tiny_schedule
 from PySide6.QtCore import Qt
 
 from core.analysis import hit_map, label_enrichment
@@ -31,12 +32,7 @@ def window(make_window, monkeypatch, tmp_path):
 def test_demo_train_select_and_export_like_core(window, qtbot, tmp_path):
     session, panel = window.session, window.training_panel
     assert actions.open_demo(window, size="test")
-    b = panel.binder
-    for name, value in (("grid.height", 4), ("grid.width", 4), ("train.epochs_pretrain", 1),
-                        ("train.epochs_joint", 1), ("train.epochs_pred", 1), ("train.batch_size", 100),
-                        ("train.seed", 3)):
-        b.widget(name).setValue(value)
-    b.widget("grid.toroidal").setCurrentIndex(b.widget("grid.toroidal").findData(False))
+    set_tiny_schedule(panel, epochs=(1, 1, 1), seed=3)
     panel.set_config(panel.config().replace(**{"train.som_init_epochs": (1, 1), "train.max_steps": 10}))
     with qtbot.waitSignal(session.training_finished, timeout=240000):
         panel.start_button.click()

@@ -30,6 +30,14 @@ def shown(qtbot, widget, size: tuple[int, int]):
     return widget
 
 
+def assert_builds_with_a_sane_minimum_size(qtbot, view_class, size: tuple[int, int]) -> None:
+    """A new ``view_class`` shown at ``size`` asks for a usable minimum size and draws."""
+    view = shown(qtbot, view_class(), size)
+    minimum = view.minimumSize()
+    assert 200 <= minimum.width() <= 700 and 150 <= minimum.height() <= 600
+    assert not view.grab().isNull()
+
+
 def widget_pixels(widget) -> np.ndarray:
     """The widget rendered offscreen, as an ``(H, W, 4)`` uint8 RGBA array."""
     return image_pixels(widget.grab().toImage())

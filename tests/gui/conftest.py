@@ -56,6 +56,14 @@ def fake_engine():
 
 
 @pytest.fixture
+def explorer():
+    """A fake trained run behind a real map explorer."""
+    from part2_fakes import make_explorer
+
+    return make_explorer()
+
+
+@pytest.fixture
 def session(prefs, fake_engine, qtbot):
     from dpsom_gui.session import Session
 

@@ -2,17 +2,10 @@
 
 import numpy as np
 import pandas as pd
-import pytest
-from part2_fakes import make_explorer
 from PySide6.QtCore import Qt
 
 from dpsom_gui.dialogs.export_dialog import (ExportDialog, ExportOptions, assignments_for_export,
                                              write_assignments)
-
-
-@pytest.fixture
-def explorer():
-    return make_explorer()
 
 
 def test_defaults_write_whole_hours_and_plain_headers(explorer, tmp_path):

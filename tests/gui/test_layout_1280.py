@@ -2,9 +2,7 @@
 pictures shrunk into a corner of their axes."""
 
 import numpy as np
-import pytest
 from approval import shown, widget_pixels
-from part2_fakes import make_explorer
 from PySide6.QtWidgets import QAbstractButton, QComboBox, QSpinBox
 
 from dpsom_gui.views.transition_view import TransitionView
@@ -24,11 +22,6 @@ def clipped_controls(widget) -> list[str]:
             out.append(f"{type(w).__name__} {getattr(w, 'text', lambda: '')() or ''!r}: "
                        f"{w.width()} < {w.minimumSizeHint().width()}")
     return out
-
-
-@pytest.fixture
-def explorer():
-    return make_explorer()
 
 
 def test_journeys_fit_the_narrow_dock_without_clipping(qtbot, explorer):

@@ -3,18 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
-from part2_fakes import FakeTrainedRun, make_cohort, make_explorer
+from part2_fakes import FakeTrainedRun, make_cohort
 
 from core.analysis import (agglomerative_superclusters, hit_map, label_enrichment, node_entropy, node_path,
                            soft_hit_map, suggest_n_superclusters, transition_matrix)
 from core.grid import SOMGrid
 from core.io.export import assignments_frame, node_summary_frame
 from dpsom_gui.views.map_layers import label_short, label_title
-
-
-@pytest.fixture
-def explorer():
-    return make_explorer()
 
 
 def real(run):

@@ -4,7 +4,6 @@ legend, hover summaries, click and rubber-band selection, and flow arrows."""
 import numpy as np
 import pytest
 from approval import assert_image_approved, shown, widget_pixels
-from part2_fakes import make_explorer
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
@@ -12,11 +11,6 @@ from PySide6.QtWidgets import QApplication
 from dpsom_gui.views.map_layers import MapLayer
 from dpsom_gui.views.map_overlays import FlowArrowsItem
 from dpsom_gui.views.som_map_view import SomMapView
-
-
-@pytest.fixture
-def explorer():
-    return make_explorer()
 
 
 @pytest.fixture

@@ -4,17 +4,11 @@ assignment and forecasts follow the time; the linked plot's cursor follows too; 
 import numpy as np
 import pytest
 from approval import assert_image_approved, shown, widget_pixels
-from part2_fakes import make_explorer
 from PySide6.QtGui import QImageReader
 from PySide6.QtCore import Qt
 
 from dpsom_gui.exporting import export_animation
 from dpsom_gui.views.trajectory_view import FORECAST_SAMPLES, MAX_FORECAST_PATIENTS, TrajectoryView
-
-
-@pytest.fixture
-def explorer():
-    return make_explorer()
 
 
 @pytest.fixture

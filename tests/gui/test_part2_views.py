@@ -3,8 +3,7 @@ quality panel and the help and About dialogs. Each builds, draws real data and r
 
 import numpy as np
 import pytest
-from approval import assert_image_approved, shown, widget_pixels
-from part2_fakes import make_explorer
+from approval import assert_builds_with_a_sane_minimum_size, assert_image_approved, shown, widget_pixels
 from PySide6.QtCore import Qt
 
 from dpsom_gui.dialogs.about_dialog import AboutDialog
@@ -16,17 +15,9 @@ from dpsom_gui.views.transition_view import TransitionView
 VIEWS = (InspectorView, TransitionView, MetricsPanel)
 
 
-@pytest.fixture
-def explorer():
-    return make_explorer()
-
-
 @pytest.mark.parametrize("view_class", VIEWS)
 def test_view_builds_with_a_sane_minimum_size(qtbot, view_class):
-    view = shown(qtbot, view_class(), (560, 420))
-    size = view.minimumSize()
-    assert 200 <= size.width() <= 700 and 150 <= size.height() <= 600
-    assert not view.grab().isNull()
+    assert_builds_with_a_sane_minimum_size(qtbot, view_class, (560, 420))
 
 
 # --------------------------------------------------------------------- inspector

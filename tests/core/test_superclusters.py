@@ -42,31 +42,29 @@ def _is_contiguous(labels, grid):
     return True
 
 
-@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g.topology}-{'torus' if g.toroidal else 'flat'}")
+GRID_IDS = lambda g: f"{g.topology}-{'torus' if g.toroidal else 'flat'}"  # noqa: E731
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=GRID_IDS)
 @pytest.mark.parametrize("linkage", ["ward", "average", "complete", "single"])
-def test_superclusters_are_contiguous_and_numbered(grid, linkage):
-    rng = np.random.default_rng(0)
-    proto = rng.normal(size=(grid.n_nodes, 3))
-    for n in (1, 2, 4, 7):
+def test_superclusters_are_contiguous_numbered_and_sklearns_with_grid_connectivity(grid, linkage):
+    proto = np.random.default_rng(0).normal(size=(grid.n_nodes, 4))
+    connectivity = grid.adjacency().astype(int)
+    for n in (1, 2, 4, 7, 10):
         labels = agglomerative_superclusters(proto, grid, n, linkage)
         assert labels.shape == (grid.n_nodes,)
         assert sorted(np.unique(labels).tolist()) == list(range(n))
         assert labels[0] == 0
         assert _is_contiguous(labels, grid)
+        ref = AgglomerativeClustering(n_clusters=n, connectivity=connectivity, linkage=linkage).fit_predict(proto)
+        assert adjusted_rand_score(labels, ref) == 1.0
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=GRID_IDS)
+def test_kmeans_groups_ignore_the_grid(grid):
     # Plain k-means ignores the grid, so on noise its groups are typically not contiguous.
+    proto = np.random.default_rng(0).normal(size=(grid.n_nodes, 4))
     assert not all(_is_contiguous(kmeans_superclusters(proto, n, seed=s), grid) for n in (4, 7) for s in (0, 1))
-
-
-@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g.topology}-{'torus' if g.toroidal else 'flat'}")
-@pytest.mark.parametrize("linkage", ["ward", "average", "complete", "single"])
-def test_every_linkage_equals_sklearn_with_grid_connectivity(grid, linkage):
-    rng = np.random.default_rng(1)
-    proto = rng.normal(size=(grid.n_nodes, 4))
-    for n in (2, 3, 6, 10):
-        mine = agglomerative_superclusters(proto, grid, n, linkage)
-        ref = AgglomerativeClustering(n_clusters=n, connectivity=grid.adjacency().astype(int),
-                                      linkage=linkage).fit_predict(proto)
-        assert adjusted_rand_score(mine, ref) == 1.0
 
 
 def test_single_linkage_cuts_the_longest_edges_of_the_minimum_spanning_tree():

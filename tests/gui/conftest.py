@@ -56,14 +56,6 @@ def fake_engine():
 
 
 @pytest.fixture
-def explorer():
-    """A fake trained run behind a real map explorer."""
-    from part2_fakes import make_explorer
-
-    return make_explorer()
-
-
-@pytest.fixture
 def session(prefs, fake_engine, qtbot):
     from dpsom_gui.session import Session
 
@@ -143,3 +135,12 @@ def make_window(qtbot, prefs, answers):
     yield make
     for window in made:
         window.session.shutdown()
+
+
+# ------------------------------------------------------------------- exploring
+@pytest.fixture
+def explorer():
+    """A fake trained run behind a real map explorer."""
+    from part2_fakes import make_explorer
+
+    return make_explorer()

@@ -16,6 +16,26 @@ def steps_of(history):
     return [row["step"] for row in history]
 
 
+@pytest.fixture
+def slow_session(prefs, qtbot):
+    """A session whose fake training takes a few milliseconds a step; shut down afterwards."""
+    s = Session(prefs, FakeEngine(delay=0.005))
+    yield s
+    s.shutdown()
+
+
+def train_series_until(session, qtbot, steps):
+    """Start training on a small series and wait until ``steps`` steps are in the history."""
+    session.load_dataset(make_series())
+    session.start_training()
+    qtbot.waitUntil(lambda: len(session.history) >= steps, timeout=5000)
+
+
+def cancel_and_wait(session, qtbot):
+    with qtbot.waitSignal(session.training_cancelled, timeout=10000):
+        session.cancel_training()
+
+
 def test_loading_data_proposes_settings_and_marks_the_project_unsaved(session, qtbot):
     seen = []
     for name in ("project_loaded", "dataset_loaded", "config_changed", "dirty_changed"):
@@ -150,42 +170,32 @@ def test_a_broken_project_file_leaves_the_session_as_it_was(session, tmp_path):
     assert session.dataset is ds and session.path is None
 
 
-def test_saving_while_training_is_done_by_the_worker_between_steps(prefs, qtbot, tmp_path):
-    session = Session(prefs, FakeEngine(delay=0.005))
-    try:
-        session.load_dataset(make_series())
-        session.start_training()
-        qtbot.waitUntil(lambda: len(session.history) >= 2, timeout=5000)
-        path = str(tmp_path / "during.h5")
-        with qtbot.waitSignal(session.path_changed, timeout=5000):
-            session.save_project(path)
-        assert session.path == path
-        from core.io.project_h5 import load_project
+def test_saving_while_training_is_done_by_the_worker_between_steps(slow_session, qtbot, tmp_path):
+    session = slow_session
+    train_series_until(session, qtbot, 2)
+    path = str(tmp_path / "during.h5")
+    with qtbot.waitSignal(session.path_changed, timeout=5000):
+        session.save_project(path)
+    assert session.path == path
+    from core.io.project_h5 import load_project
 
-        assert int(load_project(path).model_state["done_steps"]) >= 2
-        with qtbot.waitSignal(session.training_cancelled, timeout=10000):
-            session.cancel_training()
-    finally:
-        session.shutdown()
+    assert int(load_project(path).model_state["done_steps"]) >= 2
+    cancel_and_wait(session, qtbot)
 
 
-def test_autosave_writes_an_untitled_project_to_the_autosave_folder(prefs, qtbot):
-    session = Session(prefs, FakeEngine(delay=0.005))
-    try:
-        session.load_dataset(make_series())
-        session.start_training()
-        assert session._autosave.isActive()
-        assert session._autosave.interval() == prefs.autosave_minutes * 60_000
-        with qtbot.waitSignal(session.message, timeout=5000) as blocker:
-            session._on_autosave_timeout()
-        assert blocker.args[0].startswith("Autosaved to ")
-        files = list(prefs.autosave_directory().glob("untitled-*.h5"))
-        assert len(files) == 1 and session.path is None
-        with qtbot.waitSignal(session.training_cancelled, timeout=10000):
-            session.cancel_training()
-        assert not session._autosave.isActive()
-    finally:
-        session.shutdown()
+def test_autosave_writes_an_untitled_project_to_the_autosave_folder(slow_session, prefs, qtbot):
+    session = slow_session
+    session.load_dataset(make_series())
+    session.start_training()
+    assert session._autosave.isActive()
+    assert session._autosave.interval() == prefs.autosave_minutes * 60_000
+    with qtbot.waitSignal(session.message, timeout=5000) as blocker:
+        session._on_autosave_timeout()
+    assert blocker.args[0].startswith("Autosaved to ")
+    files = list(prefs.autosave_directory().glob("untitled-*.h5"))
+    assert len(files) == 1 and session.path is None
+    cancel_and_wait(session, qtbot)
+    assert not session._autosave.isActive()
 
 
 def test_shutdown_during_training_stops_and_waits(prefs, qtbot):
@@ -236,18 +246,13 @@ def test_new_project_forgets_everything(session, qtbot):
     assert session.dataset is None and session.state == "no_data" and not session.dirty
 
 
-def test_a_stopped_training_resumes_after_saving_and_reopening(prefs, qtbot, tmp_path):
-    session = Session(prefs, FakeEngine(delay=0.005))
-    try:
-        session.load_dataset(make_series())
-        session.start_training()
-        qtbot.waitUntil(lambda: len(session.history) >= 4, timeout=5000)
-        with qtbot.waitSignal(session.training_cancelled, timeout=10000):
-            session.cancel_training()
-        stopped_at = session.history[-1]["step"]
-        session.save_project(str(tmp_path / "half.h5"))
-    finally:
-        session.shutdown()
+def test_a_stopped_training_resumes_after_saving_and_reopening(slow_session, prefs, qtbot, tmp_path):
+    session = slow_session
+    train_series_until(session, qtbot, 4)
+    cancel_and_wait(session, qtbot)
+    stopped_at = session.history[-1]["step"]
+    session.save_project(str(tmp_path / "half.h5"))
+    session.shutdown()
     engine = FakeEngine()
     reopened = Session(prefs, engine)
     reopened.open_project(str(tmp_path / "half.h5"))
@@ -258,18 +263,12 @@ def test_a_stopped_training_resumes_after_saving_and_reopening(prefs, qtbot, tmp
     assert reopened.history[-1]["step"] == TOTAL
 
 
-def test_changed_settings_turn_resume_into_a_new_training(prefs, qtbot):
-    session = Session(prefs, FakeEngine(delay=0.005))
-    try:
-        session.load_dataset(make_series())
-        session.start_training()
-        qtbot.waitUntil(lambda: len(session.history) >= 2, timeout=5000)
-        with qtbot.waitSignal(session.training_cancelled, timeout=10000):
-            session.cancel_training()
-        assert session.can_resume
-        session.set_config(session.config.replace(**{"grid.height": 5}))
-        assert not session.can_resume
-        with pytest.raises(RuntimeError, match="no stopped training"):
-            session.resume_training()
-    finally:
-        session.shutdown()
+def test_changed_settings_turn_resume_into_a_new_training(slow_session, qtbot):
+    session = slow_session
+    train_series_until(session, qtbot, 2)
+    cancel_and_wait(session, qtbot)
+    assert session.can_resume
+    session.set_config(session.config.replace(**{"grid.height": 5}))
+    assert not session.can_resume
+    with pytest.raises(RuntimeError, match="no stopped training"):
+        session.resume_training()

@@ -201,12 +201,13 @@ class AffineBN(nn.Module):
         return torch.addcmul(self.bias, h, self.weight * self._scale)
 
 
-def _norm(mode: str, n: int) -> nn.Module:
+def _norm(mode: str, n: int, images: bool = False) -> nn.Module:
+    """The normalisation layer of ``bn_mode`` for ``n`` features, or ``n`` channels of images."""
     if mode == "reference_affine":
-        return AffineBN(n)
+        return _AffineBN2d(n) if images else AffineBN(n)
     if mode == "batchnorm":
         # Keras defaults: epsilon 1e-3, momentum 0.99 (PyTorch's momentum is 1 - that).
-        return nn.BatchNorm1d(n, eps=1e-3, momentum=0.01)
+        return (nn.BatchNorm2d if images else nn.BatchNorm1d)(n, eps=1e-3, momentum=0.01)
     return nn.Identity()
 
 
@@ -380,7 +381,7 @@ class ConvEncoder(nn.Module):
         slope = cfg.leaky_slope
 
         def block(cin, cout):
-            return [nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(slope), _norm2d(cfg.bn_mode, cout)]
+            return [nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(slope), _norm(cfg.bn_mode, cout, images=True)]
 
         self.body = nn.Sequential(
             *block(1, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2), *block(64, 128), *block(128, 256),
@@ -405,10 +406,10 @@ class ConvDecoder(nn.Module):
         self.likelihood = "bernoulli"
         self.dense = nn.Sequential(Linear(cfg.latent_dim, 256 * self.q * self.q), nn.LeakyReLU(slope))
         self.body = nn.Sequential(
-            nn.ConvTranspose2d(256, 128, 3, padding=1), nn.LeakyReLU(slope), _norm2d(cfg.bn_mode, 128),
-            nn.ConvTranspose2d(128, 64, 3, padding=1), nn.LeakyReLU(slope), _norm2d(cfg.bn_mode, 64),
+            nn.ConvTranspose2d(256, 128, 3, padding=1), nn.LeakyReLU(slope), _norm(cfg.bn_mode, 128, images=True),
+            nn.ConvTranspose2d(128, 64, 3, padding=1), nn.LeakyReLU(slope), _norm(cfg.bn_mode, 64, images=True),
             nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.ConvTranspose2d(64, 32, 3, padding=1), nn.LeakyReLU(slope), _norm2d(cfg.bn_mode, 32),
+            nn.ConvTranspose2d(64, 32, 3, padding=1), nn.LeakyReLU(slope), _norm(cfg.bn_mode, 32, images=True),
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(32, 1, 3, padding=1),
         )
@@ -422,14 +423,6 @@ class ConvDecoder(nn.Module):
 class _AffineBN2d(AffineBN):
     def forward(self, h: torch.Tensor) -> torch.Tensor:  # h: (B, C, H, W)
         return h * (self.weight * self._scale)[None, :, None, None] + self.bias[None, :, None, None]
-
-
-def _norm2d(mode: str, n: int) -> nn.Module:
-    if mode == "reference_affine":
-        return _AffineBN2d(n)
-    if mode == "batchnorm":
-        return nn.BatchNorm2d(n, eps=1e-3, momentum=0.01)
-    return nn.Identity()
 
 
 class HardSigmoidLSTM(nn.Module):

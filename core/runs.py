@@ -240,7 +240,7 @@ def save_run(path: str | os.PathLike, run: "TrainingRun", cluster: "Cluster | No
 
     Raises
     ------
-    OutputPathError
+    ProjectFileError, OutputPathError
         The file cannot be written (one line naming it); the previous file stays.
     """
     from .io.outputs import writing

@@ -358,24 +358,13 @@ def _train(run, target, args, cluster) -> int:
 
 
 def cmd_prepare(args) -> int:
-    from .io.cohort_h5 import cohort_from_dataset
-    from .data.preprocessing import Preprocessor
+    from .cohort_run import prepare_cohort
     from .io.outputs import check_outputs
-    from .workflow import DEFAULT_PREPROCESSING, propose_settings
 
     out = Path(args.out)
     check_outputs({"--out": out}, _data_input(args.data))
     ds = _read(args, args.data)
-    # "auto" is resolved here, by the rule 'dpsom train' uses, so the cohort records the
-    # scaling it was really written with (a cohort is already scaled when it is trained on).
-    if args.scaling == "auto":
-        proposal = propose_settings(ds)
-        scaling, why = proposal.preprocessing["scaling"], proposal.reasons[0]
-    else:
-        scaling, why = args.scaling, "as given"
-    options = dict(DEFAULT_PREPROCESSING, scaling=scaling)
-    pre = Preprocessor(**options).fit(ds)
-    cohort_from_dataset(ds, pre, out)
+    scaling, why = prepare_cohort(ds, out, args.scaling)
     unit = "patients" if ds.is_series else "rows"
     print(f"wrote {out} ({ds.n_samples} {unit} x {ds.n_features} features, {scaling} scaling: {why})")
     return EXIT_OK
@@ -462,8 +451,8 @@ def _apply_in_chunks(args, run) -> int | None:
 def cmd_export(args) -> int:
     from .analysis import transition_matrix
     from .explore import RunExplorer
-    from .io.export import assignments_frame, transition_frame, write_csv
-    from .io.outputs import check_outputs, writing
+    from .io.export import transition_frame
+    from .io.outputs import check_outputs
 
     if not (args.assignments or args.nodes or args.transitions):
         raise UsageError("say what to export: --assignments OUT.csv, --nodes NODES.csv and/or --transitions T.csv")
@@ -472,27 +461,31 @@ def cmd_export(args) -> int:
     project, run = _load(args.project)
     _require_model(run, args.project)
     check_outputs(outputs, _project_inputs(args.project, project))
-    a = run.assignments()
-    ds = run.dataset
+    explorer = RunExplorer(run)  # the tables the app exports, from the same calls
     if args.assignments:
-        df = assignments_frame(bmu=a["bmu"], grid=run.grid, proba=a["proba"], dataset=ds,
-                               next_node_pred=a.get("next_node_pred"), probabilities=args.probabilities)
-        with writing("--assignments", args.assignments):
-            write_csv(df, args.assignments)
-        print(f"wrote {len(df)} assignments to {args.assignments}")
+        n = _write_table("--assignments", args.assignments, explorer.assignments_frame(args.probabilities))
+        print(f"wrote {n} assignments to {args.assignments}")
     if args.nodes:
-        df = RunExplorer(run, a).node_summary(project.annotations)
-        with writing("--nodes", args.nodes):
-            write_csv(df, args.nodes)
-        print(f"wrote {len(df)} nodes to {args.nodes}")
+        n = _write_table("--nodes", args.nodes, explorer.node_summary(project.annotations))
+        print(f"wrote {n} nodes to {args.nodes}")
     if args.transitions:
         if not run.temporal:
             raise InputError("transitions need a T-DPSOM model trained on time series", path=args.project)
-        m = transition_matrix(a["bmu"], ds.lengths, run.grid.n_nodes)
-        with writing("--transitions", args.transitions):
-            write_csv(transition_frame(m), args.transitions)
-        print(f"wrote the {run.grid.n_nodes}x{run.grid.n_nodes} transition matrix to {args.transitions}")
+        k = run.grid.n_nodes
+        _write_table("--transitions", args.transitions,
+                     transition_frame(transition_matrix(explorer.bmu, run.dataset.lengths, k)))
+        print(f"wrote the {k}x{k} transition matrix to {args.transitions}")
     return EXIT_OK
+
+
+def _write_table(label: str, path: str, frame) -> int:
+    """Write ``frame`` as CSV to the output named by ``label``; the number of lines."""
+    from .io.export import write_csv
+    from .io.outputs import writing
+
+    with writing(label, path):
+        write_csv(frame, path)
+    return len(frame)
 
 
 def cmd_evaluate(args) -> int:
@@ -609,22 +602,9 @@ def _launch(args, argv: Sequence[str] | None) -> int | None:
     if args.nproc and not inside:
         import subprocess
 
-        given = list(sys.argv[1:] if argv is None else argv)
-        # The started processes get --distributed instead of --nproc (torchrun's own parser
-        # would also take --nproc for an abbreviation of its --nproc-per-node).
-        rest, skip = [], False
-        for a in given:
-            if skip:
-                skip = False
-            elif a == "--nproc":
-                skip = True
-            elif not a.startswith("--nproc="):
-                rest.append(a)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
-               "-m", "core.cli", *rest]
-        if "--distributed" not in rest:
-            cmd.append("--distributed")
-        return subprocess.call(cmd)
+        from .runs import local_group_command
+
+        return subprocess.call(local_group_command(args.nproc, sys.argv[1:] if argv is None else argv))
     if args.nproc and inside:
         args.distributed = True
     return None

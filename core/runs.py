@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import InputError
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:  # the engine loads with the first run, not with this module
     from .workflow import ModelRun, TrainingRun
 
 __all__ = ["TrainOptions", "TrainResult", "TrainingInterrupted", "ProjectTraining", "new_run", "new_cohort_run",
-           "load_run", "save_run", "prepare_resume", "open_cluster", "describe_device"]
+           "load_run", "save_run", "prepare_resume", "open_cluster", "local_group_command", "describe_device"]
 
 
 def _is_main_process() -> bool:
@@ -309,6 +310,38 @@ def open_cluster(distributed: bool, device: str | None = "auto") -> "Cluster":
         return Cluster.from_env(device or "auto")
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def local_group_command(nproc: int, argv: Sequence[str]) -> list[str]:
+    """The command that runs ``dpsom ARGV`` as a group of ``nproc`` processes on this machine.
+
+    Parameters
+    ----------
+    nproc : int
+        Processes to start (one per GPU, or CPU processes).
+    argv : sequence of str
+        The ``dpsom`` arguments; ``--nproc N`` among them is dropped and ``--distributed``
+        added, so that each started process joins the group.
+
+    Returns
+    -------
+    list of str
+        A ``torch.distributed.run`` (torchrun) command line for :func:`subprocess.call`.
+    """
+    # torchrun's own parser would also take --nproc, as an abbreviation of its --nproc-per-node.
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "core.cli", *rest]
+    if "--distributed" not in rest:
+        cmd.append("--distributed")
+    return cmd
 
 
 def describe_device(cluster: "Cluster", config: "Config") -> str:

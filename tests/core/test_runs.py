@@ -10,8 +10,8 @@ from core.data.demo import demo_table
 from core.errors import InputError, ProjectFileError
 from core.io.outputs import ProjectBusy, lock_path, unfinished_path
 from core.io.project_h5 import load_project
-from core.runs import (ProjectTraining, TrainingInterrupted, TrainOptions, load_run, new_run, prepare_resume,
-                       save_run)
+from core.runs import (ProjectTraining, TrainingInterrupted, TrainOptions, load_run, local_group_command, new_run,
+                       prepare_resume, save_run)
 from core.workflow import ModelRun
 
 
@@ -134,3 +134,11 @@ def test_save_run_refuses_a_folder_that_is_not_there(table, tmp_path):
         pass
     with pytest.raises(ProjectFileError, match="does not exist"):
         save_run(tmp_path / "missing" / "p.h5", run)
+
+
+def test_a_local_group_runs_the_same_command_with_distributed_instead_of_nproc():
+    cmd = local_group_command(2, ["train", "d.csv", "--nproc", "2", "--out", "p.h5", "--nproc=3"])
+    assert cmd[cmd.index("-m", 3):] == ["-m", "core.cli", "train", "d.csv", "--out", "p.h5", "--distributed"]
+    assert "--nproc-per-node=2" in cmd and cmd[1:3] == ["-m", "torch.distributed.run"]
+    again = local_group_command(4, ["resume", "p.h5", "--distributed"])
+    assert again.count("--distributed") == 1 and "--nproc-per-node=4" in again

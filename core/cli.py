@@ -1,5 +1,9 @@
 """The ``dpsom`` command: train, resume, apply, export, evaluate and inspect projects.
 
+This module parses arguments, calls the engine and prints; what a command does lives in
+``core`` (training into a project, its lock, checkpoints and resuming: :mod:`core.runs`),
+where the desktop app calls it too.
+
 Exit status: 0 on success; 2 for bad usage or bad input, with one plain line on stderr naming
 the file, row or column and what to do; 1 for an internal error, with the traceback written
 to a log file whose path is printed. See docs/cli.md.

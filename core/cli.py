@@ -1,5 +1,9 @@
 """The ``dpsom`` command: train, resume, apply, export, evaluate and inspect projects.
 
+This module parses arguments, calls the engine and prints; what a command does lives in
+``core`` (training into a project, its lock, checkpoints and resuming: :mod:`core.runs`),
+where the desktop app calls it too.
+
 Exit status: 0 on success; 2 for bad usage or bad input, with one plain line on stderr naming
 the file, row or column and what to do; 1 for an internal error, with the traceback written
 to a log file whose path is printed. See docs/cli.md.
@@ -8,7 +12,6 @@ to a log file whose path is printed. See docs/cli.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as _dt
 import json
 import os
@@ -210,68 +213,11 @@ def _project_inputs(project_path: str, project) -> dict:
     return inputs
 
 
-def _locked(*projects: Path):
-    """Hold the training lock of each project while this process trains into it.
-
-    In a process group rank 0 holds the locks for the group (every rank taking them would
-    lock each other out). Under the lock, temporary files that a killed save of the project
-    left behind are removed.
-    """
-    from .io.outputs import ProjectLock, sweep_stale_temps
-
-    stack = contextlib.ExitStack()
-    if os.environ.get("RANK", "0") == "0":
-        for p in dict.fromkeys(projects):
-            stack.enter_context(ProjectLock(p))
-            sweep_stale_temps(p)
-    return stack
-
-
 def _load(path: str, *, lazy_cohort: bool = False):
-    """Load a project and its run; with ``lazy_cohort`` a cohort-file project stays on disk.
+    """A project and its run (see :func:`core.runs.load_run`)."""
+    from .runs import load_run
 
-    A broken model or data reference is an input error that names the project.
-    """
-    try:
-        return _load_run(path, lazy_cohort)
-    except InputError as exc:
-        raise exc if exc.path else InputError(str(exc), path=path) from None
-
-
-def _load_run(path: str, lazy_cohort: bool):
-    from .io.project_h5 import check_data_ref, data_ref_path, load_project
-    from .workflow import ModelRun
-
-    project = load_project(path)
-    base = Path(path).resolve().parent
-    options = (project.metadata or {}).get("read_options") or {}
-    if lazy_cohort and project.dataset is None and options.get("format") == "cohort":
-        from .cohort_run import CohortRun
-        from .io.cohort_h5 import Cohort
-
-        problem = check_data_ref(project, base_dir=base)
-        if problem:
-            raise InputError(problem)
-        # The verified path, never the one among the reader options.
-        return project, CohortRun.from_project(project, Cohort(data_ref_path(project, base_dir=base)))
-    return project, ModelRun.from_project(project, base_dir=base)
-
-
-def _save(path: str, run, cluster=None) -> None:
-    """Write the project atomically; in a process group every rank calls this, rank 0 writes."""
-    from .io.outputs import writing
-    from .io.project_h5 import save_project
-
-    if cluster is None or not cluster.distributed:
-        with writing("the project", path):
-            save_project(path, run.to_project(), embed_data=run.embed_data)
-        return
-    # Gathering the per-rank training state is a collective; the writing is rank 0's alone.
-    state = run.estimator.get_train_state() if run.is_fitted else None
-    if cluster.is_main:
-        with writing("the project", path):
-            save_project(path, run.to_project(train_state=state), embed_data=run.embed_data)
-    cluster.barrier()
+    return load_run(path, lazy_cohort=lazy_cohort)
 
 
 class _ProgressBar:
@@ -305,64 +251,31 @@ class _ProgressBar:
     def close(self) -> None:
         if self.tty and not self.quiet and self.last:
             sys.stderr.write("\n")
-
-
-def _train_loop(run, path: str, *, resume: bool, autosave: float, quiet: bool, cluster=None) -> None:
-    """Drive training with a progress bar and periodic atomic checkpoints to ``path``."""
-    from .distributed import Cluster
-
-    cluster = cluster or Cluster.single()
-    bar = _ProgressBar(quiet or not cluster.is_main)
-    last_save = time.monotonic()
-    gen = run.iter_train(resume=resume, cluster=cluster)
-    try:
-        for p in gen:
-            bar.update(p)
-            due = autosave > 0 and time.monotonic() - last_save >= autosave
-            # Rank 0's clock decides, so that every rank joins the same checkpoint.
-            if cluster.agree(due):
-                _save(path, run, cluster)
-                last_save = time.monotonic()
-    except KeyboardInterrupt:
-        gen.close()
-        bar.close()
-        if cluster.distributed:
-            # The other processes are being stopped too; a checkpoint needs them all.
-            if cluster.is_main:
-                _say(f"dpsom: interrupted; the last checkpoint in {path} stands")
-            raise SystemExit(130) from None
-        if run.is_fitted:
-            _save(path, run)
-            _say(f"dpsom: interrupted; progress saved to {path} (continue with 'dpsom resume {path}')")
-        raise SystemExit(130) from None
-    finally:
-        gen.close()
-        bar.close()
+        self.last = 0.0  # one line end, however often it is closed
 
 
 # --------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from .io.outputs import check_outputs, unfinished_path
+    from .io.cohort_h5 import is_cohort_file
+    from .io.outputs import check_outputs
+    from .runs import ProjectTraining
 
     out = Path(args.out)
     check_outputs({"--out": out}, _data_input(args.data))
-    # An existing project stays as it is until the new run is complete: checkpoints go to
-    # a sibling file, which the finished project then replaces.
-    checkpoint = unfinished_path(out) if out.exists() else out
-    with _locked(out, checkpoint):
-        if checkpoint != out and os.environ.get("RANK", "0") == "0":
-            earlier = "; it replaces the earlier unfinished run there" if checkpoint.exists() else ""
+    with ProjectTraining(out) as target:
+        if target.keeps_existing:
+            earlier = "; it replaces the earlier unfinished run there" if target.checkpoint.exists() else ""
             _say(f"dpsom: note: {out} exists; it is kept unchanged until this run is complete "
-                 f"(checkpoints go to {checkpoint}, which 'dpsom resume' continues if the run is stopped{earlier})")
-        return _train_into(args, out, checkpoint)
+                 f"(checkpoints go to {target.checkpoint}, which 'dpsom resume' continues if the run is "
+                 f"stopped{earlier})")
+        if args.data not in DEMOS and is_cohort_file(args.data):
+            return _train_cohort(args, target)
+        return _train_dataset(args, target)
 
 
-def _train_into(args, out: Path, checkpoint: Path) -> int:
-    from .io.cohort_h5 import is_cohort_file
-    from .workflow import ModelRun, propose_settings
+def _train_dataset(args, target) -> int:
+    from .runs import describe_device, new_run, open_cluster
 
-    if args.data not in DEMOS and is_cohort_file(args.data):
-        return _train_cohort(args, out, checkpoint)
     ds, read_options = _read_with_options(args, args.data)
     if args.no_embed and read_options is None:
         raise InputError("--no-embed needs a data file to refer to; the built-in demo is always embedded")
@@ -372,198 +285,109 @@ def _train_into(args, out: Path, checkpoint: Path) -> int:
     if model == "dpsom" and ds.is_series:
         raise InputError("this data was read as time series; use --model tdpsom, or read it as a table "
                          "with --format table", path=args.data)
-    proposal = propose_settings(ds, args.preset, device=args.device, model=model)
-    cfg = _apply_train_options(args, proposal.config, model)
-    cluster = _cluster(args)
-    scaling = proposal.preprocessing["scaling"] if args.scaling == "auto" else args.scaling
-    run = ModelRun(ds, cfg, {"scaling": scaling})
-    run.read_options = read_options
-    run.embed_data = not args.no_embed
-    run.validate()
+    run, proposal = new_run(ds, _train_options(args, model), read_options=read_options, embed=not args.no_embed)
+    cluster = open_cluster(args.distributed, args.device)
     est = run.estimate()
     if not args.quiet and cluster.is_main:
+        cfg = run.config
         kind = "time series" if ds.is_series else "table"
         _say(f"dpsom: training {model.upper()} {cfg.grid.height}x{cfg.grid.width} ({cfg.grid.topology}, "
              f"{'toroidal' if cfg.grid.toroidal else 'flat'}) on {ds.n_samples} "
              f"{'patients' if ds.is_series else 'rows'} x {ds.n_features} features ({kind}), preset "
-             f"{cfg.preset}, {_where(cluster, cfg)}; about {est['steps']} steps, ~{_duration(est['seconds'])}, "
-             f"~{est['memory_bytes'] / 2**20:.0f} MiB")
+             f"{cfg.preset}, {describe_device(cluster, cfg)}; about {est['steps']} steps, "
+             f"~{_duration(est['seconds'])}, ~{est['memory_bytes'] / 2**20:.0f} MiB")
         _say("dpsom: settings chosen from the data (options given on the command line take precedence):\n"
-             + proposal.describe() + ("" if args.scaling == "auto" else f"\n  - scaling {scaling}: as given"))
-    return _finish_training(run, out, args, cluster, checkpoint=checkpoint)
+             + proposal.describe() + ("" if args.scaling == "auto" else f"\n  - scaling {args.scaling}: as given"))
+    return _train(run, target, args, cluster)
 
 
-def _apply_train_options(args, cfg, model: str):
-    """The proposed config with the command line's choices applied (validated)."""
-    if args.parity is not None and args.parity != cfg.parity:
-        from .config import make_config
-
-        cfg = make_config(model, args.preset, parity=args.parity).replace(
-            **{"grid.height": cfg.grid.height, "grid.width": cfg.grid.width, "train.device": args.device,
-               "train.batch_size": cfg.train.batch_size})
-    changes: dict = {"train.seed": args.seed, "train.deterministic": bool(args.deterministic)}
-    if args.grid:
-        changes["grid.height"], changes["grid.width"] = _grid(args.grid)
-    if args.topology:
-        changes["grid.topology"] = args.topology
-    if args.toroidal is not None:
-        changes["grid.toroidal"] = args.toroidal
-    if args.epochs:
-        changes["train.epochs_joint"] = args.epochs
-    if args.batch_size:
-        changes["train.batch_size"] = args.batch_size
-    if args.latent_dim:
-        changes["network.latent_dim"] = args.latent_dim
-    if args.max_steps:
-        changes["train.max_steps"] = args.max_steps
-    try:
-        cfg = cfg.replace(**changes).validate()
-        if not args.distributed:
-            from .training import select_device
-
-            select_device(args.device)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    return cfg
-
-
-def _cluster(args):
-    """This process's group: from torchrun's environment with --distributed, else one process."""
-    from .distributed import Cluster
-
-    if not args.distributed:
-        return Cluster.single()
-    try:
-        return Cluster.from_env(args.device or "auto")
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
-def _where(cluster, cfg) -> str:
-    if cluster.distributed:
-        return f"{cluster.world_size} processes ({cluster.backend}, device {cluster.device})"
-    from .training import select_device
-
-    return f"device {select_device(cfg.train.device)}"
-
-
-def _finish_training(run, out: Path, args, cluster, *, resume: bool = False, checkpoint: Path | None = None) -> int:
-    """Train, save the project (rank 0 writes) and report; shared by train and resume.
-
-    Checkpoints go to ``checkpoint`` (default ``out``); the finished run is saved to ``out``
-    and a separate checkpoint file is then removed.
-    """
-    checkpoint = checkpoint or out
-    _train_loop(run, str(checkpoint), resume=resume, autosave=args.autosave, quiet=args.quiet, cluster=cluster)
-    _save(str(out), run, cluster)
-    if cluster.is_main:
-        if checkpoint != out:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(checkpoint)
-        print(f"saved {out} ({_where_stopped(run)})")
-    if cluster.distributed:
-        import gc
-
-        run.estimator.trainer_.leave_group()
-        gc.collect()  # the DDP reducer goes now, while the group it uses still exists
-        cluster.barrier()
-    cluster.close()
-    return EXIT_OK
-
-
-def _where_stopped(run) -> str:
-    """'complete', or the step reached out of the whole schedule when a step limit stopped it."""
-    from .training import schedule_steps
-
-    whole = schedule_steps(run.config.replace(**{"train.max_steps": None}), run.n_samples, run.estimator.world_size_)
-    step = int(run.estimator.n_iter_)
-    if step >= whole:
-        return "complete"
-    return f"stopped at step {step} of {whole}; continue with 'dpsom resume'"
-
-
-def _train_cohort(args, out: Path, checkpoint: Path) -> int:
+def _train_cohort(args, target) -> int:
     """``dpsom train COHORT.h5``: train from the file batch by batch, without loading it."""
-    from .cohort_run import CohortRun
     from .io.cohort_h5 import Cohort
-    from .workflow import propose_config_for_counts
+    from .runs import describe_device, new_cohort_run, open_cluster
 
     cohort = Cohort(args.data)  # always referred to from the project, never embedded
-    model = args.model or ("tdpsom" if cohort.temporal else "dpsom")
-    if (model == "tdpsom") != cohort.temporal:
-        kind = "patient time series" if cohort.temporal else "a table"
-        raise InputError(f"--model {model} does not suit this cohort, which holds {kind}", path=args.data)
-    n_points = int(cohort.lengths.sum()) if cohort.temporal else cohort.n_samples
-    # The same proposal as for the data loaded whole (dpsom train data.csv).
-    cfg = propose_config_for_counts(cohort.temporal, cohort.n_samples, n_points, args.preset, device=args.device)
-    cfg = _apply_train_options(args, cfg, model)
-    cluster = _cluster(args)
-    run = CohortRun(cohort, cfg)
-    run.validate()
-    if not args.quiet and cluster.is_main:
-        unit = "patients" if cohort.temporal else "rows"
-        _say(f"dpsom: training {model.upper()} {cfg.grid.height}x{cfg.grid.width} from the cohort file "
-             f"({cohort.n_samples} {unit} x {cohort.n_features} features, read in shards); preset {cfg.preset}, "
-             f"{_where(cluster, cfg)}")
     try:
-        return _finish_training(run, out, args, cluster, checkpoint=checkpoint)
+        model = args.model or ("tdpsom" if cohort.temporal else "dpsom")
+        if (model == "tdpsom") != cohort.temporal:
+            kind = "patient time series" if cohort.temporal else "a table"
+            raise InputError(f"--model {model} does not suit this cohort, which holds {kind}", path=args.data)
+        run = new_cohort_run(cohort, _train_options(args, model))
+        cluster = open_cluster(args.distributed, args.device)
+        if not args.quiet and cluster.is_main:
+            cfg = run.config
+            unit = "patients" if cohort.temporal else "rows"
+            _say(f"dpsom: training {model.upper()} {cfg.grid.height}x{cfg.grid.width} from the cohort file "
+                 f"({cohort.n_samples} {unit} x {cohort.n_features} features, read in shards); preset "
+                 f"{cfg.preset}, {describe_device(cluster, cfg)}")
+        return _train(run, target, args, cluster)
     finally:
         cohort.close()
 
 
+def _train_options(args, model: str):
+    """The command line's choices for a new run (``None``: the proposal decides)."""
+    from .runs import TrainOptions
+
+    return TrainOptions(model=model, preset=args.preset, grid=_grid(args.grid) if args.grid else None,
+                        topology=args.topology, toroidal=args.toroidal, parity=args.parity, epochs=args.epochs,
+                        batch_size=args.batch_size, latent_dim=args.latent_dim, max_steps=args.max_steps,
+                        scaling=args.scaling, seed=args.seed, device=args.device,
+                        deterministic=bool(args.deterministic), distributed=bool(args.distributed))
+
+
+def _train(run, target, args, cluster) -> int:
+    """Train into ``target`` with a progress bar, then say where the run stands (train and resume)."""
+    from .runs import TrainingInterrupted
+
+    bar = _ProgressBar(args.quiet or not cluster.is_main)
+    try:
+        result = target.train(run, autosave=args.autosave, cluster=cluster, on_progress=bar.update)
+    except TrainingInterrupted as stop:
+        bar.close()
+        if stop.distributed:
+            if cluster.is_main:
+                _say(f"dpsom: interrupted; the last checkpoint in {stop.checkpoint} stands")
+        elif stop.saved:
+            _say(f"dpsom: interrupted; progress saved to {stop.checkpoint} "
+                 f"(continue with 'dpsom resume {stop.checkpoint}')")
+        raise SystemExit(130) from None
+    finally:
+        bar.close()
+    if cluster.is_main:
+        where = "complete" if result.complete else (f"stopped at step {result.step} of {result.total_steps}; "
+                                                    "continue with 'dpsom resume'")
+        print(f"saved {result.path} ({where})")
+    return EXIT_OK
+
+
 def cmd_prepare(args) -> int:
-    from .io.cohort_h5 import cohort_from_dataset
-    from .data.preprocessing import Preprocessor
+    from .cohort_run import prepare_cohort
     from .io.outputs import check_outputs
-    from .workflow import DEFAULT_PREPROCESSING, propose_settings
 
     out = Path(args.out)
     check_outputs({"--out": out}, _data_input(args.data))
     ds = _read(args, args.data)
-    # "auto" is resolved here, by the rule 'dpsom train' uses, so the cohort records the
-    # scaling it was really written with (a cohort is already scaled when it is trained on).
-    if args.scaling == "auto":
-        proposal = propose_settings(ds)
-        scaling, why = proposal.preprocessing["scaling"], proposal.reasons[0]
-    else:
-        scaling, why = args.scaling, "as given"
-    options = dict(DEFAULT_PREPROCESSING, scaling=scaling)
-    pre = Preprocessor(**options).fit(ds)
-    cohort_from_dataset(ds, pre, out)
+    scaling, why = prepare_cohort(ds, out, args.scaling)
     unit = "patients" if ds.is_series else "rows"
     print(f"wrote {out} ({ds.n_samples} {unit} x {ds.n_features} features, {scaling} scaling: {why})")
     return EXIT_OK
 
 
 def cmd_resume(args) -> int:
-    # Locked before reading: a second resume of the same project is refused at once. (No
-    # file, nothing to lock: loading it says what is wrong.)
-    if not Path(args.project).is_file():
-        return _resume(args)
-    with _locked(Path(args.project)):
-        return _resume(args)
+    from .runs import ProjectTraining, open_cluster, prepare_resume
 
-
-def _resume(args) -> int:
-    project, run = _load(args.project, lazy_cohort=True)
-    if run.estimator is None:
-        raise InputError("this project holds no trained model yet; train it with 'dpsom train'", path=args.project)
-    if args.device:
-        from .training import select_device
-
-        try:
-            select_device(args.device)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        run.config = run.config.replace(**{"train.device": args.device})
-    if args.epochs:
-        run.extend(args.epochs)
-    # A step limit given to 'train' was for that trial only; here only --max-steps limits.
-    run.set_max_steps(args.max_steps)
-    if run.is_complete and not args.epochs:
-        print(f"{args.project}: training is already complete (use --epochs N to train longer)")
-        return EXIT_OK
-    return _finish_training(run, Path(args.project), args, _cluster(args), resume=True)
+    # Locked before reading: a second resume of the same project is refused at once.
+    with ProjectTraining(args.project, resume=True) as target:
+        _, run = _load(args.project, lazy_cohort=True)
+        if run.estimator is None:
+            raise InputError("this project holds no trained model yet; train it with 'dpsom train'",
+                             path=args.project)
+        prepare_resume(run, device=args.device, epochs=args.epochs, max_steps=args.max_steps)
+        if run.is_complete and not args.epochs:
+            print(f"{args.project}: training is already complete (use --epochs N to train longer)")
+            return EXIT_OK
+        return _train(run, target, args, open_cluster(args.distributed, args.device))
 
 
 def _require_model(run, path: str) -> None:
@@ -631,8 +455,8 @@ def _apply_in_chunks(args, run) -> int | None:
 def cmd_export(args) -> int:
     from .analysis import transition_matrix
     from .explore import RunExplorer
-    from .io.export import assignments_frame, transition_frame, write_csv
-    from .io.outputs import check_outputs, writing
+    from .io.export import transition_frame
+    from .io.outputs import check_outputs
 
     if not (args.assignments or args.nodes or args.transitions):
         raise UsageError("say what to export: --assignments OUT.csv, --nodes NODES.csv and/or --transitions T.csv")
@@ -641,27 +465,31 @@ def cmd_export(args) -> int:
     project, run = _load(args.project)
     _require_model(run, args.project)
     check_outputs(outputs, _project_inputs(args.project, project))
-    a = run.assignments()
-    ds = run.dataset
+    explorer = RunExplorer(run)  # the tables the app exports, from the same calls
     if args.assignments:
-        df = assignments_frame(bmu=a["bmu"], grid=run.grid, proba=a["proba"], dataset=ds,
-                               next_node_pred=a.get("next_node_pred"), probabilities=args.probabilities)
-        with writing("--assignments", args.assignments):
-            write_csv(df, args.assignments)
-        print(f"wrote {len(df)} assignments to {args.assignments}")
+        n = _write_table("--assignments", args.assignments, explorer.assignments_frame(args.probabilities))
+        print(f"wrote {n} assignments to {args.assignments}")
     if args.nodes:
-        df = RunExplorer(run, a).node_summary(project.annotations)
-        with writing("--nodes", args.nodes):
-            write_csv(df, args.nodes)
-        print(f"wrote {len(df)} nodes to {args.nodes}")
+        n = _write_table("--nodes", args.nodes, explorer.node_summary(project.annotations))
+        print(f"wrote {n} nodes to {args.nodes}")
     if args.transitions:
         if not run.temporal:
             raise InputError("transitions need a T-DPSOM model trained on time series", path=args.project)
-        m = transition_matrix(a["bmu"], ds.lengths, run.grid.n_nodes)
-        with writing("--transitions", args.transitions):
-            write_csv(transition_frame(m), args.transitions)
-        print(f"wrote the {run.grid.n_nodes}x{run.grid.n_nodes} transition matrix to {args.transitions}")
+        k = run.grid.n_nodes
+        _write_table("--transitions", args.transitions,
+                     transition_frame(transition_matrix(explorer.bmu, run.dataset.lengths, k)))
+        print(f"wrote the {k}x{k} transition matrix to {args.transitions}")
     return EXIT_OK
+
+
+def _write_table(label: str, path: str, frame) -> int:
+    """Write ``frame`` as CSV to the output named by ``label``; the number of lines."""
+    from .io.export import write_csv
+    from .io.outputs import writing
+
+    with writing(label, path):
+        write_csv(frame, path)
+    return len(frame)
 
 
 def cmd_evaluate(args) -> int:
@@ -778,22 +606,9 @@ def _launch(args, argv: Sequence[str] | None) -> int | None:
     if args.nproc and not inside:
         import subprocess
 
-        given = list(sys.argv[1:] if argv is None else argv)
-        # The started processes get --distributed instead of --nproc (torchrun's own parser
-        # would also take --nproc for an abbreviation of its --nproc-per-node).
-        rest, skip = [], False
-        for a in given:
-            if skip:
-                skip = False
-            elif a == "--nproc":
-                skip = True
-            elif not a.startswith("--nproc="):
-                rest.append(a)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
-               "-m", "core.cli", *rest]
-        if "--distributed" not in rest:
-            cmd.append("--distributed")
-        return subprocess.call(cmd)
+        from .runs import local_group_command
+
+        return subprocess.call(local_group_command(args.nproc, sys.argv[1:] if argv is None else argv))
     if args.nproc and inside:
         args.distributed = True
     return None

@@ -24,7 +24,7 @@ from .model import DPSOM, TDPSOM
 from .progress import TrainProgress
 from .workflow import TrainingRun, assign, restore_estimator
 
-__all__ = ["CohortRun"]
+__all__ = ["CohortRun", "prepare_cohort"]
 
 #: Rows (or patients) per chunk when assigning the whole cohort after training.
 _ASSIGN_CHUNK = 16384
@@ -141,3 +141,35 @@ class CohortRun(TrainingRun):
         if project.model_state is not None:
             run.estimator = restore_estimator(project, config)  # broken weights: one plain line
         return run
+
+
+def prepare_cohort(dataset, path, scaling: str = "auto") -> tuple[str, str]:
+    """Write ``dataset``, scaled, as a cohort file that training reads in shards.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    path : path
+        The cohort file to write (:mod:`core.io.cohort_h5`).
+    scaling : {"auto", "zscore", "minmax", "robust", "none"}
+        ``auto`` is resolved here, by the rule a new run uses, so that the cohort records the
+        scaling it was really written with (its values are already scaled when trained on).
+
+    Returns
+    -------
+    scaling : str
+        The scaling written.
+    why : str
+        The reason for it, in words.
+    """
+    from .data.preprocessing import Preprocessor
+    from .io.cohort_h5 import cohort_from_dataset
+    from .workflow import DEFAULT_PREPROCESSING, propose_settings
+
+    why = "as given"
+    if scaling == "auto":
+        proposal = propose_settings(dataset)
+        scaling, why = proposal.preprocessing["scaling"], proposal.reasons[0]
+    pre = Preprocessor(**dict(DEFAULT_PREPROCESSING, scaling=scaling)).fit(dataset)
+    cohort_from_dataset(dataset, pre, path)
+    return scaling, why

@@ -612,12 +612,14 @@ class Session(QObject):
         return ok
 
     def _start_worker(self, resume: bool) -> None:
-        from core.io.outputs import ProjectLock
+        from core.runs import ProjectTraining
 
         self._release_lock()
-        if self.path:
-            self._lock = ProjectLock(self.path).acquire()  # ProjectBusy: another process trains it
-        self._keep_saved = not resume and bool(self.path) and Path(self.path).exists()
+        # The lock and the checkpoint rule of 'dpsom train' and 'dpsom resume'.
+        target = ProjectTraining(self.path, resume=resume) if self.path else None
+        if target is not None:
+            self._lock = target.acquire()  # ProjectBusy: another process trains it
+        self._keep_saved = target is not None and target.keeps_existing
         self.cancel_analysis(wait=True)
         self._drop_groupings()  # training moves the prototypes: a saved grouping no longer fits
         run = self.run

@@ -164,3 +164,16 @@ def test_train_then_export_lists_every_observed_step_with_its_id_and_time(tmp_pa
     np.testing.assert_array_equal(rows["stay_id"], frame.stay_id)
     np.testing.assert_array_equal(rows["hour"], frame.hour)
     assert rows["row"].tolist() == list(range(len(frame)))
+
+
+def test_a_cohort_file_keeps_the_parts(tmp_path):
+    from core.data.preprocessing import Preprocessor
+    from core.io.cohort_h5 import Cohort, cohort_from_dataset
+
+    ds = _read(_cohort(tmp_path)[0])
+    path = cohort_from_dataset(ds, Preprocessor().fit(ds), tmp_path / "c.h5")
+    with Cohort(path) as cohort:
+        back = cohort.to_dataset()
+    np.testing.assert_array_equal(back.starts, ds.starts)
+    np.testing.assert_array_equal(back.times[back.step_mask], ds.times[ds.step_mask])
+    assert back.n_patients == N_SHORT + 1

@@ -162,6 +162,19 @@ class Dataset:
             names[row] = f"{names[row]} (part {row - first[p] + 1} of {parts[p]})"
         return names
 
+    def row_name(self, row: int) -> str:
+        """The name :meth:`row_names` gives one row, without naming all of them."""
+        name = str(self.ids[row]) if self.ids is not None else str(row + 1)
+        if self.starts is None:
+            return name
+        cont = self.continues
+        first, last = row, row
+        while first > 0 and cont[first]:
+            first -= 1
+        while last + 1 < cont.size and cont[last + 1]:
+            last += 1
+        return name if first == last else f"{name} (part {row - first + 1} of {last - first + 1})"
+
     @property
     def n_points(self) -> int:
         """Number of real rows: table rows, or real patient steps of a series."""

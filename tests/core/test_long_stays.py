@@ -116,7 +116,9 @@ def test_parts_survive_a_subset_and_a_subset_never_joins_strangers(tmp_path):
     # part 5 does not continue part 3: the gap starts a new run
     assert sub.continues.tolist() == [False, False, True, True, False, True]
     assert sub.n_patients == 3
-    assert sub.row_names()[:3] == ["0", "9999 (part 1 of 3)", "9999 (part 2 of 3)"]
+    assert sub.row_names() == ["0", "9999 (part 1 of 3)", "9999 (part 2 of 3)", "9999 (part 3 of 3)",
+                               "9999 (part 1 of 2)", "9999 (part 2 of 2)"]
+    assert [sub.row_name(i) for i in range(6)] == sub.row_names()
 
 
 def test_transitions_and_jumps_count_the_move_from_one_part_to_the_next():
@@ -177,3 +179,11 @@ def test_a_cohort_file_keeps_the_parts(tmp_path):
     np.testing.assert_array_equal(back.starts, ds.starts)
     np.testing.assert_array_equal(back.times[back.step_mask], ds.times[ds.step_mask])
     assert back.n_patients == N_SHORT + 1
+
+
+def test_an_old_project_has_one_row_per_patient():
+    from pathlib import Path
+
+    ds = load_project(Path(__file__).resolve().parent / "fixtures" / "project_v1.h5").dataset
+    assert ds.is_series and ds.starts is None and not ds.continues.any()
+    assert ds.n_patients == 3 and ds.row_names() == ["p1", "p2", "p3"]

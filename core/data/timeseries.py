@@ -2,7 +2,7 @@
 
 Rows of a long-format file (id, time, variable, value) or a wide-format file (id, time, one
 column per variable) become a :class:`~core.data.dataset.Dataset` of shape
-``(n_patients, n_steps, n_features)``:
+``(n_rows, n_steps, n_features)``, one row per patient:
 
 * step ``k`` of a patient summarises the interval ``[origin + k*step, origin + (k+1)*step)``,
   where ``origin`` is the patient's first row (or 0 for data already counted from admission,
@@ -10,7 +10,10 @@ column per variable) become a :class:`~core.data.dataset.Dataset` of shape
 * several observations of one variable in one step are combined with ``"last"`` (latest
   time, then latest in the file) or ``"mean"``;
 * patients are padded at the end; ``lengths`` holds the real steps, ``times`` is NaN on
-  padding and ``mask`` is True only where a value was measured.
+  padding and ``mask`` is True only where a value was measured;
+* a stay far longer than the rest is not cut, and nobody is padded to it: it fills several
+  consecutive rows (parts, with its id on each and ``starts`` saying where each begins) as
+  long as the longest other stay, so memory follows the observed steps.
 
 Times may be numbers (kept in their own unit), clock times ``"HH:MM"`` (hours may exceed 24,
 as in "47:30") or timestamps (converted to hours since the patient's first row).
@@ -43,10 +46,11 @@ AGGREGATIONS = ("last", "mean")
 _CLOCK = re.compile(r"^(\d{1,4}):([0-5]\d)(?::([0-5]\d(?:\.\d*)?))?$")
 #: Refuse grids needing more memory than this (values float32 + mask bool).
 _MAX_GRID_BYTES = 6 * 1024**3
-#: Without max_steps, stays longer than this many times the 99th-percentile stay are cut when
-#: padding the others to them would make the grid more than this many times the observed steps.
+#: Without max_steps, stays longer than this many times the 99th-percentile stay are kept in
+#: parts when padding the others to them would make the grid more than this many times the
+#: observed steps.
 FAR_LONGER = 4
-#: Grids of at most this many patient steps are never cut: they cost little memory.
+#: Grids of at most this many patient steps keep one row per patient: they cost little memory.
 _PADDING_FLOOR = 100_000
 
 

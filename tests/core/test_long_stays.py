@@ -187,3 +187,24 @@ def test_an_old_project_has_one_row_per_patient():
     ds = load_project(Path(__file__).resolve().parent / "fixtures" / "project_v1.h5").dataset
     assert ds.is_series and ds.starts is None and not ds.continues.any()
     assert ds.n_patients == 3 and ds.row_names() == ["p1", "p2", "p3"]
+
+
+def test_the_explorer_counts_a_stay_in_parts_as_one_patient_and_its_moves_between_parts():
+    from types import SimpleNamespace
+
+    from core.explore import RunExplorer
+
+    # patient "a" in two parts (steps 0-2 and 3-4), patient "b" in one row
+    ds = Dataset(values=np.zeros((3, 3, 1)), mask=np.ones((3, 3, 1), bool), feature_names=["x"],
+                 ids=np.array(["a", "a", "b"]), lengths=np.array([3, 2, 2]), starts=np.array([0, 3, 0]),
+                 times=np.array([[0.0, 1, 2], [3, 4, np.nan], [0, 1, np.nan]]))
+    bmu = np.array([[0, 2, 2], [2, 1, -1], [1, 1, -1]])
+    ex = RunExplorer(SimpleNamespace(grid=SOMGrid(1, 3, toroidal=False)), {"bmu": bmu}, ds)
+    counts = ex.transition_counts()
+    # 0->2, 2->2, 2->2 (from part 1 to part 2), 2->1, 1->1
+    assert counts[2, 2] == 2 and counts.sum() == 5
+    assert ex.patients_per_node().tolist() == [1, 2, 1]  # node 2: "a" only, in both parts
+    assert ex.selection([2]).n_patients == 1
+    frame = ex.assignments_frame()
+    assert frame["id"].tolist() == ["a"] * 5 + ["b"] * 2
+    assert frame["time"].tolist() == [0, 1, 2, 3, 4, 0, 1]

@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
                 cmd += ["--max-steps", str(max_steps)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if out.returncode != 0:
-                print(f"{name:<12} failed:\n{out.stderr[-2000:]}")
+                last = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
+                print(f"{name:<12} failed: {last}")
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
             cells = r["shape"][0] * r["shape"][1]

@@ -355,7 +355,7 @@ def _long_stay_note(length: np.ndarray, cap: int, n_steps: int, n_rows: int, ids
     long = np.flatnonzero(length > cap)
     longest = int(np.argmax(length))
     typical = cap // FAR_LONGER
-    share = float((length <= typical).mean())
+    n_typical = int((length <= typical).sum())
     steps = int(length[longest])
     extra = n_rows - length.size + long.size
     ratio = length.size * steps / max(1, int(length.sum()))
@@ -366,7 +366,7 @@ def _long_stay_note(length: np.ndarray, cap: int, n_steps: int, n_rows: int, ids
         who = (f"{long.size} patients are far longer than the rest; the longest, {str(ids[longest])!r}, "
                f"has {steps:,} steps")
         kept = f"Their stays are kept whole, as {extra:,} consecutive parts"
-    return (f"{who} ({share:.1%} have at most {typical:,}). Padding every patient to {steps:,} steps "
+    return (f"{who} ({n_typical:,} of {length.size:,} patients have at most {typical:,}). Padding every patient to {steps:,} steps "
             f"would make the grid {ratio:.0f} times the observed steps. {kept} of up to {n_steps:,} "
             f"steps (rows with the same id; exports list every step once, with its time). To cut "
             f"long stays instead, pass --max-time-steps N (max_steps), e.g. --max-time-steps "

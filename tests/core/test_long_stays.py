@@ -148,7 +148,7 @@ def test_a_project_without_parts_stores_no_starts(tmp_path):
     assert back.starts is None and back.n_patients == 3 and not back.continues.any()
 
 
-def test_train_then_export_lists_every_observed_step_with_its_id_and_time(tmp_path, capsys, monkeypatch):
+def test_train_export_and_apply_list_every_observed_step_with_its_id_and_time(tmp_path, capsys, monkeypatch):
     from core.workflow import ModelRun
 
     # The training-time estimate times a few dozen probe steps; it is not under test here.
@@ -166,6 +166,13 @@ def test_train_then_export_lists_every_observed_step_with_its_id_and_time(tmp_pa
     np.testing.assert_array_equal(rows["stay_id"], frame.stay_id)
     np.testing.assert_array_equal(rows["hour"], frame.hour)
     assert rows["row"].tolist() == list(range(len(frame)))
+    # the same file mapped by `dpsom apply` is read the same way
+    applied = tmp_path / "b.csv"
+    assert main(["apply", str(project), str(path), "--assignments", str(applied)]) == 0
+    again = pd.read_csv(applied)
+    assert len(again) == len(frame)
+    np.testing.assert_array_equal(again["hour"], frame.hour)
+    np.testing.assert_array_equal(again["node"], rows["node"])
 
 
 def test_a_cohort_file_keeps_the_parts(tmp_path):

@@ -383,7 +383,8 @@ class RunExplorer:
             if name not in frame.columns:
                 frame[name] = self.label_points(name)[mask]
         patient = self.point_patient[mask]
-        return SelectionSummary(nodes, frame, patient, self.point_step[mask], int(np.unique(self.point_stay[mask]).size),
+        n_patients = int(np.unique(self.point_stay[mask]).size)
+        return SelectionSummary(nodes, frame, patient, self.point_step[mask], n_patients,
                                 self.profile(nodes, mask), self.outcomes(mask))
 
     def profile(self, nodes, mask: np.ndarray | None = None) -> list[ProfileRow]:

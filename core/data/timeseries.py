@@ -366,11 +366,12 @@ def _long_stay_note(length: np.ndarray, cap: int, n_steps: int, n_rows: int, ids
         who = (f"{long.size} patients are far longer than the rest; the longest, {str(ids[longest])!r}, "
                f"has {steps:,} steps")
         kept = f"Their stays are kept whole, as {extra:,} consecutive parts"
-    return (f"{who} ({n_typical:,} of {length.size:,} patients have at most {typical:,}). Padding every patient to {steps:,} steps "
-            f"would make the grid {ratio:.0f} times the observed steps. {kept} of up to {n_steps:,} "
-            f"steps (rows with the same id; exports list every step once, with its time). To cut "
-            f"long stays instead, pass --max-time-steps N (max_steps), e.g. --max-time-steps "
-            f"{n_steps} keeps the first {n_steps} steps of each stay")
+    return (f"{who} ({n_typical:,} of {length.size:,} patients have at most {typical:,}). "
+            f"Padding every patient to {steps:,} steps would make the grid {ratio:.0f} times the "
+            f"observed steps. {kept} of up to {n_steps:,} steps (rows with the same id; exports "
+            f"list every step once, with its time). To cut long stays instead, pass "
+            f"--max-time-steps N (max_steps), e.g. --max-time-steps {n_steps} keeps the first "
+            f"{n_steps} steps of each stay")
 
 
 def _ffill_within(grid: np.ndarray, group_start: np.ndarray) -> np.ndarray:

@@ -342,8 +342,9 @@ class CohortWriter:
                     ds.attrs["name"] = name
             return
         if layout != self._extras:
-            raise InputError(f"rows from index {self.n_samples} on: ids, times, starts and label columns (names, text or "
-                             "numbers, per row or per step) must be the same on every append", path=where)
+            raise InputError(f"rows from index {self.n_samples} on: ids, times, starts and label columns "
+                             "(names, text or numbers, per row or per step) must be the same on every append",
+                             path=where)
 
     def _ensure_room(self, nbytes: int) -> None:
         problem = room_problem(self._tmp, nbytes + _ROOM_MARGIN)

@@ -74,7 +74,8 @@ def test_the_warning_names_the_patient_its_length_what_was_done_and_the_option(t
     notes = [w for w in ds.warnings if "far more than the rest" in w]
     assert len(notes) == 1
     note = notes[0]
-    assert note.startswith("Patient '9999' has 2,000 steps, far more than the rest (200 of 201 patients have at most 12)")
+    assert note.startswith("Patient '9999' has 2,000 steps, far more than the rest "
+                           "(200 of 201 patients have at most 12)")
     assert "kept whole, as 167 consecutive parts of up to 12 steps" in note
     assert "--max-time-steps N" in note and "--max-time-steps 12" in note
 

@@ -25,15 +25,18 @@ def _cohort(tmp_path, n_short=N_SHORT, short=SHORT, long=LONG, name="long_stay.c
     hour = np.concatenate([np.tile(np.arange(short), n_short), np.arange(long)])
     # a label written every 100 hours of the long stay and at the first hour of the others
     state = np.where(hour % 100 == 0, (hour // 100).astype(float), np.nan)
+    # an outcome known only at the last hour of each stay (1 for the long one)
+    last = np.r_[pid[1:] != pid[:-1], True]
+    died = np.where(last, (pid == 9999).astype(float), np.nan)
     frame = pd.DataFrame({"stay_id": pid, "hour": hour, "hr": rng.normal(80, 5, pid.size).round(1),
-                          "sbp": rng.normal(120, 9, pid.size).round(1), "state": state})
+                          "sbp": rng.normal(120, 9, pid.size).round(1), "state": state, "died": died})
     path = tmp_path / name
     frame.to_csv(path, index=False)
     return path, frame
 
 
 def _read(path, **kw):
-    return read_data(path, id_col="stay_id", time_col="hour", labels=["state"], **kw)
+    return read_data(path, id_col="stay_id", time_col="hour", labels=["state", "died"], **kw)
 
 
 def test_every_step_of_the_long_stay_is_kept_in_order_with_its_time(tmp_path):
@@ -101,6 +104,10 @@ def test_labels_carry_forward_from_one_part_to_the_next(tmp_path):
     np.testing.assert_array_equal(whole, np.arange(LONG) // 100)
     # a short stay's label never leaks into the long stay (or the other way round)
     assert np.isnan(ds.labels["state"][0, 1:]).sum() == 0 and ds.labels["state"][0, 0] == 0
+    # an outcome given once per stay fills the whole stay, back through every part
+    died = ds.labels["died"]
+    assert (died[rows][ds.step_mask[rows]] == 1).all()
+    assert (died[:N_SHORT][ds.step_mask[:N_SHORT]] == 0).all()
 
 
 def test_max_time_steps_still_cuts_and_keeps_one_row_per_patient(tmp_path):
@@ -157,7 +164,7 @@ def test_train_export_and_apply_list_every_observed_step_with_its_id_and_time(tm
     path, frame = _cohort(tmp_path, n_short=100, long=1200)
     project, out = tmp_path / "p.h5", tmp_path / "a.csv"
     code = main(["train", str(path), "--out", str(project), "--id-col", "stay_id", "--time-col", "hour",
-                 "--labels", "state", "--grid", "3x3", "--max-steps", "3", "--quiet", "--autosave", "0"])
+                 "--labels", "state,died", "--grid", "3x3", "--max-steps", "3", "--quiet", "--autosave", "0"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "Patient '9999' has 1,200 steps" in err

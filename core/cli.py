@@ -134,7 +134,8 @@ def _add_reader_options(p: argparse.ArgumentParser, with_defaults: bool = True) 
     p.add_argument("--time-step", type=float, metavar="X", help="regular grid step in time units")
     p.add_argument("--aggregate", choices=("last", "mean"), default="last")
     p.add_argument("--max-time-steps", type=_positive_int, metavar="N",
-                   help="keep each patient's first N steps (default: all, but stays far longer than the rest are cut)")
+                   help="keep each patient's first N steps (default: every step; a stay far longer than the rest "
+                        "is kept whole in consecutive parts, so that nobody is padded to it)")
 
 
 def _add_distributed_options(p: argparse.ArgumentParser) -> None:

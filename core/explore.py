@@ -94,9 +94,11 @@ class SelectionSummary:
         One line per point in the nodes (``core.io.export.assignments_frame`` columns plus
         the numeric labels), in input order.
     patient, step : ndarray of int64, shape ``(M,)``
-        Dataset position of each line (``step`` is -1 for tables).
+        Dataset position of each line: row and step within the row (``step`` is -1 for
+        tables).
     n_patients : int
-        Distinct patients (series) or rows (tables).
+        Distinct patients (series; the parts of a stay kept in several rows count once) or
+        rows (tables).
     profile : list of ProfileRow
     outcomes : list of OutcomeRow
     """
@@ -201,7 +203,7 @@ def evaluate_run(run, label: str) -> dict:
     except InputError:
         out["morans_i"] = None
     if run.temporal:
-        out["mean_jump"] = float(mean_jump(bmu, ds.lengths, run.grid))
+        out["mean_jump"] = float(mean_jump(bmu, ds.lengths, run.grid, continues=ds.continues))
     return out
 
 
@@ -236,7 +238,9 @@ class RunExplorer:
         self.series = self.bmu.ndim == 2
         self.valid = self.dataset.step_mask if self.series else np.ones(self.bmu.shape[0], dtype=bool)
         where = np.nonzero(self.valid)
-        self.point_patient = where[0].astype(np.int64)
+        self.point_patient = where[0].astype(np.int64)  # dataset row of each point
+        # the parts of a stay kept in several rows are one patient: counts and intervals use this
+        self.point_stay = (self.dataset.row_patient[where[0]] if self.series else where[0]).astype(np.int64)
         self.point_step = where[1].astype(np.int64) if self.series else np.full(where[0].size, -1, np.int64)
         self.point_node = self.bmu[self.valid].astype(np.int64)
         self._cache: dict = {}
@@ -305,7 +309,7 @@ class RunExplorer:
             if not self.series:
                 return self.hits()
             n = self.bmu.shape[0]
-            pairs = np.unique(self.point_node * n + self.point_patient)
+            pairs = np.unique(self.point_node * n + self.point_stay)
             return np.bincount(pairs // n, minlength=self.n_nodes)
 
         return self._cached("patients_per_node", make)
@@ -379,7 +383,8 @@ class RunExplorer:
             if name not in frame.columns:
                 frame[name] = self.label_points(name)[mask]
         patient = self.point_patient[mask]
-        return SelectionSummary(nodes, frame, patient, self.point_step[mask], int(np.unique(patient).size),
+        n_patients = int(np.unique(self.point_stay[mask]).size)
+        return SelectionSummary(nodes, frame, patient, self.point_step[mask], n_patients,
                                 self.profile(nodes, mask), self.outcomes(mask))
 
     def profile(self, nodes, mask: np.ndarray | None = None) -> list[ProfileRow]:
@@ -429,7 +434,7 @@ class RunExplorer:
         for name in self.labels():
             y = self.label_points(name)
             if self.is_categorical_label(name) and not self.is_binary_label(name):
-                c = category_shares(group, y, self.point_patient, 2)
+                c = category_shares(group, y, self.point_stay, 2)
                 order = np.argsort(-np.nan_to_num(c.shares[0]), kind="stable")
                 cats = tuple((float(c.categories[k]), float(c.shares[0, k])) for k in order if c.shares[0, k] > 0)
                 top = cats[0][0] if cats else float("nan")
@@ -440,7 +445,7 @@ class RunExplorer:
                                        int(c.n_patients[0]), cats))
                 continue
             try:
-                e = clustered_summary(group, y, self.point_patient, 2)
+                e = clustered_summary(group, y, self.point_stay, 2)
             except (InputError, ValueError):  # e.g. a label whose values are all unknown
                 continue
             rows.append(OutcomeRow(name, self.label_title(name), e.kind, float(e.mean[0]), int(e.n_points[0]),
@@ -454,7 +459,8 @@ class RunExplorer:
         if not self.series:
             return np.zeros((self.n_nodes, self.n_nodes), dtype=np.int64)
         return self._cached("transitions", lambda: transition_matrix(
-            self.bmu, self.dataset.lengths, self.n_nodes, normalize=False))
+            self.bmu, self.dataset.lengths, self.n_nodes, normalize=False,
+            continues=self.dataset.continues))
 
     def top_flows(self, n: int = 20) -> list[Flow]:
         """The ``n`` most frequent moves between different nodes, largest first (ties: lower

@@ -194,13 +194,13 @@ class MapExplorer(RunExplorer):
         from core.analysis.cohort_stats import clustered_summary
 
         return self._cached(("clustered", label), lambda: clustered_summary(
-            self.point_node, self.label_points(label), self.point_patient, self.n_nodes))
+            self.point_node, self.label_points(label), self.point_stay, self.n_nodes))
 
     def _category_layer(self, label: str, title: str) -> MapLayer:
         from core.analysis.cohort_stats import category_shares
 
         c = self._cached(("categories", label), lambda: category_shares(
-            self.point_node, self.label_points(label), self.point_patient, self.n_nodes))
+            self.point_node, self.label_points(label), self.point_stay, self.n_nodes))
         names = tuple(_category_text(v) for v in c.categories)
         return MapLayer(layer_name("outcome", label), np.where(c.top >= 0, c.top, np.nan).astype(float),
                         f"{title}: most frequent in each cell",
@@ -295,9 +295,7 @@ class MapExplorer(RunExplorer):
 
     # ------------------------------------------------------------------ trajectories
     def patient_ids(self) -> list[str]:
-        ds = self.dataset
-        ids = ds.ids if ds.ids is not None else np.arange(1, ds.n_samples + 1)
-        return [str(i) for i in ids]
+        return self.dataset.row_names()  # a stay kept in parts: "id (part k of n)"
 
     def track(self, patient: int) -> Track:
         """The path of one patient (series only), cached."""

@@ -260,8 +260,7 @@ class PatientListModel(QAbstractTableModel):
         if dataset is None or not dataset.is_series:
             self._ids, self._lengths = [], np.zeros(0, dtype=np.int64)
         else:
-            ids = dataset.ids if dataset.ids is not None else np.arange(1, dataset.n_samples + 1)
-            self._ids = [str(i) for i in ids]
+            self._ids = dataset.row_names()  # a stay kept in parts: "id (part k of n)"
             self._lengths = np.asarray(dataset.lengths, dtype=np.int64)
         self.endResetModel()
 

@@ -517,7 +517,7 @@ class Session(QObject):
         grid = config.grid
         cells, suggested = grid.height * grid.width, proposal.height * proposal.width
         if ds.is_series:
-            what = f"{ds.n_samples:,} patients, {ds.n_points:,} time points"
+            what = f"{ds.n_patients:,} patients, {ds.n_points:,} time points"
         else:
             what = f"{ds.n_points:,} rows"
         problem = self.engine.grid_problem(ds.n_points, grid, "time points" if ds.is_series else "rows")

@@ -4,6 +4,8 @@ Assignments of a padded cohort are ``(n_patients, n_steps)`` node indices. ``len
 which steps are real: an int array ``(N,)`` of real steps per patient (padding at the end,
 as in :class:`core.data.Dataset`), or a boolean ``(N, T)`` mask, or None when all are real.
 Padding never counts: a transition is only counted between two consecutive real steps.
+A stay far longer than the rest may fill several consecutive rows (its parts); functions
+taking ``continues`` (``Dataset.continues``) also count the move from one part to the next.
 """
 
 from __future__ import annotations
@@ -184,6 +186,19 @@ def _real_transitions(bmu, lengths, n_nodes: int) -> tuple[np.ndarray, np.ndarra
     return seq, real, pair
 
 
+def _across_parts(seq: np.ndarray, real: np.ndarray, continues) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes of the moves from the last real step of a row to the first step of the next row
+    that continues the same stay (a stay kept in parts, see ``Dataset.continues``)."""
+    if continues is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cont = np.asarray(continues, dtype=bool)
+    if cont.shape != (seq.shape[0],):
+        raise InputError(f"continues must hold one flag per row, shape ({seq.shape[0]},); got {cont.shape}")
+    rows = np.flatnonzero(cont[1:] & real[1:, 0] & real[:-1].any(axis=1)) + 1
+    last = real.shape[1] - 1 - np.argmax(real[rows - 1, ::-1], axis=1)
+    return seq[rows - 1, last].astype(np.int64), seq[rows, 0].astype(np.int64)
+
+
 def jump_lengths(bmu, lengths, grid) -> np.ndarray:
     """Grid distance travelled at every step of every patient.
 
@@ -207,7 +222,7 @@ def jump_lengths(bmu, lengths, grid) -> np.ndarray:
     return np.where(pair, dist[a, b].astype(np.float64), np.nan)
 
 
-def mean_jump(bmu, lengths, grid) -> float:
+def mean_jump(bmu, lengths, grid, continues=None) -> float:
     """Mean grid distance per real step t -> t+1 (METHOD.md 3.5.6); NaN without any step.
 
     Parameters
@@ -215,6 +230,9 @@ def mean_jump(bmu, lengths, grid) -> float:
     bmu : array-like of int, shape ``(N, T)``
     lengths : None, int array ``(N,)`` or bool array ``(N, T)``
     grid : SOMGrid
+    continues : array of bool ``(N,)``, optional
+        True where a row continues the stay of the row before (``Dataset.continues``): the
+        move from that row's last real step to this row's first step counts too.
 
     Returns
     -------
@@ -222,11 +240,14 @@ def mean_jump(bmu, lengths, grid) -> float:
         Smaller with a stronger smoothness loss.
     """
     j = jump_lengths(bmu, lengths, grid)
-    real = ~np.isnan(j)
-    return float(j[real].mean()) if real.any() else float("nan")
+    seq, real_steps, _ = _real_transitions(bmu, lengths, grid.n_nodes)
+    a, b = _across_parts(seq, real_steps, continues)
+    jumps = np.concatenate([j[~np.isnan(j)], grid.distances()[a, b].astype(np.float64)])
+    return float(jumps.mean()) if jumps.size else float("nan")
 
 
-def transition_matrix(bmu, lengths, n_nodes: int, normalize: bool = True, smoothing: float = 0.0) -> np.ndarray:
+def transition_matrix(bmu, lengths, n_nodes: int, normalize: bool = True, smoothing: float = 0.0,
+                      continues=None) -> np.ndarray:
     """Empirical transitions between nodes from one step to the next (METHOD.md 3.5.6).
 
     Parameters
@@ -239,6 +260,9 @@ def transition_matrix(bmu, lengths, n_nodes: int, normalize: bool = True, smooth
     smoothing : float
         Add-lambda smoothing applied to rows that have at least one transition (rows of nodes
         never left stay zero: there is no evidence about them).
+    continues : array of bool ``(N,)``, optional
+        True where a row continues the stay of the row before (``Dataset.continues``): the
+        move from that row's last real step to this row's first step counts too.
 
     Returns
     -------
@@ -246,8 +270,11 @@ def transition_matrix(bmu, lengths, n_nodes: int, normalize: bool = True, smooth
         int64 counts when ``normalize`` is False and ``smoothing`` is 0, else float64.
         Entry ``[j, k]`` counts (or is the probability of) moves from j to k.
     """
-    seq, _, pair = _real_transitions(bmu, lengths, n_nodes)
+    seq, real, pair = _real_transitions(bmu, lengths, n_nodes)
     a, b = seq[:, :-1][pair], seq[:, 1:][pair]
+    if continues is not None:
+        a2, b2 = _across_parts(seq, real, continues)
+        a, b = np.concatenate([a, a2]), np.concatenate([b, b2])
     counts = np.bincount(a * n_nodes + b, minlength=n_nodes * n_nodes).reshape(n_nodes, n_nodes)
     if not normalize and smoothing == 0:
         return counts.astype(np.int64)

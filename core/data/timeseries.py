@@ -2,7 +2,7 @@
 
 Rows of a long-format file (id, time, variable, value) or a wide-format file (id, time, one
 column per variable) become a :class:`~core.data.dataset.Dataset` of shape
-``(n_patients, n_steps, n_features)``:
+``(n_rows, n_steps, n_features)``, one row per patient:
 
 * step ``k`` of a patient summarises the interval ``[origin + k*step, origin + (k+1)*step)``,
   where ``origin`` is the patient's first row (or 0 for data already counted from admission,
@@ -10,7 +10,10 @@ column per variable) become a :class:`~core.data.dataset.Dataset` of shape
 * several observations of one variable in one step are combined with ``"last"`` (latest
   time, then latest in the file) or ``"mean"``;
 * patients are padded at the end; ``lengths`` holds the real steps, ``times`` is NaN on
-  padding and ``mask`` is True only where a value was measured.
+  padding and ``mask`` is True only where a value was measured;
+* a stay far longer than the rest is not cut, and nobody is padded to it: it fills several
+  consecutive rows (parts, with its id on each and ``starts`` saying where each begins) as
+  long as the longest other stay, so memory follows the observed steps.
 
 Times may be numbers (kept in their own unit), clock times ``"HH:MM"`` (hours may exceed 24,
 as in "47:30") or timestamps (converted to hours since the patient's first row).
@@ -43,10 +46,11 @@ AGGREGATIONS = ("last", "mean")
 _CLOCK = re.compile(r"^(\d{1,4}):([0-5]\d)(?::([0-5]\d(?:\.\d*)?))?$")
 #: Refuse grids needing more memory than this (values float32 + mask bool).
 _MAX_GRID_BYTES = 6 * 1024**3
-#: Without max_steps, stays longer than this many times the 99th-percentile stay are cut when
-#: padding the others to them would make the grid more than this many times the observed steps.
+#: Without max_steps, stays longer than this many times the 99th-percentile stay are kept in
+#: parts when padding the others to them would make the grid more than this many times the
+#: observed steps.
 FAR_LONGER = 4
-#: Grids of at most this many patient steps are never cut: they cost little memory.
+#: Grids of at most this many patient steps keep one row per patient: they cost little memory.
 _PADDING_FLOOR = 100_000
 
 
@@ -317,29 +321,17 @@ def _reduce(flat: np.ndarray, order_time: np.ndarray, values: np.ndarray,
     return f[starts], (sums / counts).astype(np.float32), repeats
 
 
-def _ffill_axis1(a: np.ndarray) -> np.ndarray:
-    """Forward-fill NaN along axis 1 of a (P, T) float array."""
-    valid = ~np.isnan(a)
-    idx = np.where(valid, np.arange(a.shape[1])[None, :], -1)
-    np.maximum.accumulate(idx, axis=1, out=idx)
-    out = np.take_along_axis(a, np.maximum(idx, 0), axis=1)
-    out[idx < 0] = np.nan
-    return out
-
-
-def _bfill_axis1(a: np.ndarray) -> np.ndarray:
-    return _ffill_axis1(a[:, ::-1])[:, ::-1]
-
-
 def _long_stay_cap(length: np.ndarray) -> int | None:
-    """Steps to cut far-too-long stays to, or None when the grid is not mostly their padding.
+    """Steps beyond which a stay is far longer than the rest, or None when the grid is not mostly
+    the padding of such stays.
 
     Every patient is padded to the longest stay, so one stay of 10,000 hours among a thousand
-    of 12 multiplies the grid (and everything built from it: preprocessing, batches) by about
-    800. A stay counts as far longer than the rest beyond :data:`FAR_LONGER` times the length
-    that 99% of the patients do not exceed; the cap applies only when padding to the longest
-    stay would need more than :data:`FAR_LONGER` times the observed steps and more than
-    ``_PADDING_FLOOR`` patient steps, so a small or evenly spread cohort is never cut.
+    of 12 would multiply the grid (and everything built from it: preprocessing, batches) by
+    about 800. A stay counts as far longer than the rest beyond :data:`FAR_LONGER` times the
+    length that 99% of the patients do not exceed; such stays are set apart only when padding
+    to the longest one would need more than :data:`FAR_LONGER` times the observed steps and
+    more than ``_PADDING_FLOOR`` patient steps, so a small or evenly spread cohort keeps one
+    row per patient.
 
     Parameters
     ----------
@@ -358,18 +350,43 @@ def _long_stay_cap(length: np.ndarray) -> int | None:
     return cap
 
 
-def _long_stay_note(length: np.ndarray, cap: int, ids: np.ndarray) -> str:
-    cut = np.flatnonzero(length > cap)
+def _long_stay_note(length: np.ndarray, cap: int, n_steps: int, n_rows: int, ids: np.ndarray) -> str:
+    """The warning about stays kept in parts: who, how long, what was done, how to cut instead."""
+    long = np.flatnonzero(length > cap)
     longest = int(np.argmax(length))
     typical = cap // FAR_LONGER
-    share = float((length <= typical).mean())
-    return (f"{cut.size} patient(s) are far longer than the rest (the longest, "
-            f"{str(ids[longest])!r}, has {int(length[longest]):,} steps; {share:.1%} have at "
-            f"most {typical:,}); padding every patient to {int(length[longest]):,} steps would make "
-            f"the grid {length.size * int(length[longest]) / max(1, int(length.sum())):.0f} "
-            f"times the observed steps. They were cut to their first {cap:,} steps; pass "
-            f"max_steps (--max-time-steps N) to choose, e.g. {int(length[longest])} keeps "
-            "every step")
+    n_typical = int((length <= typical).sum())
+    steps = int(length[longest])
+    extra = n_rows - length.size + long.size
+    ratio = length.size * steps / max(1, int(length.sum()))
+    if long.size == 1:
+        who = f"Patient {str(ids[longest])!r} has {steps:,} steps, far more than the rest"
+        kept = f"Its stay is kept whole, as {extra:,} consecutive parts"
+    else:
+        who = (f"{long.size} patients are far longer than the rest; the longest, {str(ids[longest])!r}, "
+               f"has {steps:,} steps")
+        kept = f"Their stays are kept whole, as {extra:,} consecutive parts"
+    return (f"{who} ({n_typical:,} of {length.size:,} patients have at most {typical:,}). "
+            f"Padding every patient to {steps:,} steps would make the grid {ratio:.0f} times the "
+            f"observed steps. {kept} of up to {n_steps:,} steps (rows with the same id; exports "
+            f"list every step once, with its time). To cut long stays instead, pass "
+            f"--max-time-steps N (max_steps), e.g. --max-time-steps {n_steps} keeps the first "
+            f"{n_steps} steps of each stay")
+
+
+def _ffill_within(grid: np.ndarray, group_start: np.ndarray) -> np.ndarray:
+    """Forward-fill NaN along the rows of a (R, T) array, across row ends within a group.
+
+    ``group_start`` ``(R,)`` is the flat index (row * T) of the first cell of each row's group:
+    a patient's parts are consecutive rows, and a value carries over from one part to the next
+    but never into another patient.
+    """
+    flat = grid.ravel()
+    idx = np.where(np.isnan(flat), -1, np.arange(flat.size))
+    np.maximum.accumulate(idx, out=idx)
+    out = flat[np.maximum(idx, 0)].reshape(grid.shape)
+    out[idx.reshape(grid.shape) < group_start[:, None]] = np.nan
+    return out
 
 
 def _names(items: Sequence, limit: int = 8) -> str:
@@ -393,10 +410,11 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     aggregate : {"last", "mean"}
         How several observations of a variable within one step are combined.
     max_steps : int, optional
-        Keep only the first ``max_steps`` grid steps of each patient. Default: every step,
-        unless a few patients are far longer than the rest and padding everyone to them would
-        fill the grid mostly with padding (see :data:`FAR_LONGER`); then those patients are
-        cut to ``FAR_LONGER`` times the 99th-percentile length, and a warning says so.
+        Keep only the first ``max_steps`` grid steps of each patient. Default: every step. When
+        a few patients are far longer than the rest and padding everyone to them would fill
+        the grid mostly with padding (see :data:`FAR_LONGER`), each of their stays is kept
+        whole in several consecutive rows (parts) as long as the longest other stay, so that
+        memory follows the observed steps; a warning names them.
     origin : {"first", "zero"}
         Step 0 starts at each patient's first row, or at time 0 (times since admission).
     id_col, time_col, time_unit, source : str
@@ -411,8 +429,10 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     Returns
     -------
     Dataset
-        ``values`` (n_patients, n_steps, n_features) float32, ``mask``, ``times``
-        (n_patients, n_steps) with NaN on padding, ``lengths``, per-step ``labels``.
+        ``values`` (n_rows, n_steps, n_features) float32, ``mask``, ``times``
+        (n_rows, n_steps) with NaN on padding, ``lengths``, per-step ``labels``; ``ids``
+        per row. ``n_rows`` is the number of patients plus the extra parts of stays kept in
+        parts, whose rows have ``starts`` (see :class:`Dataset`).
 
     Raises
     ------
@@ -481,18 +501,28 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     del rel
     length = np.zeros(n_pat, dtype=np.int64)
     np.maximum.at(length, pc, k.astype(np.int64) + 1)
+    far_cap = None
     if max_steps is None:
-        max_steps = _long_stay_cap(length)
-        if max_steps is not None:
-            warnings.append(_long_stay_note(length, max_steps, parts.patient_ids))
-            length = np.minimum(length, max_steps)
+        far_cap = _long_stay_cap(length)
+        # Stays far longer than the rest fill several rows, each as long as the longest other
+        # stay: the grid is what it would be without them, plus their own steps.
+        n_steps = int(length.max()) if far_cap is None else int(length[length <= far_cap].max())
     else:
         cut = length > int(max_steps)
         if cut.any():
             warnings.append(f"{int(cut.sum())} patient(s) were longer than {int(max_steps)} steps "
                             f"and were cut to their first {int(max_steps)} steps")
         length = np.minimum(length, int(max_steps))
-    n_steps = int(length.max())
+        n_steps = int(length.max())
+    n_parts = -(-length // n_steps)  # ceil: rows of each patient
+    n_rows = int(n_parts.sum())
+    row_first = np.zeros(n_pat, dtype=np.int64)  # first row of each patient
+    np.cumsum(n_parts[:-1], out=row_first[1:])
+    row_patient = np.repeat(np.arange(n_pat), n_parts)
+    starts = (np.arange(n_rows) - row_first[row_patient]) * n_steps
+    row_length = np.minimum(n_steps, length[row_patient] - starts)
+    if far_cap is not None:
+        warnings.append(_long_stay_note(length, far_cap, n_steps, n_rows, parts.patient_ids))
 
     # Feature list: wide columns, long variables, static features.
     names: list[str] = [name for name, _ in parts.wide]
@@ -507,13 +537,14 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     if n_var == 0:
         raise InputError("no feature to put on the time grid; choose features with --features",
                          path=path)
-    grid_bytes = n_pat * n_steps * n_var * 5
+    grid_bytes = n_rows * n_steps * n_var * 5
     if grid_bytes > _MAX_GRID_BYTES:
+        rows = f"{n_pat} patients" if n_rows == n_pat else f"{n_rows} rows (parts of {n_pat} patients)"
         raise InputError(
-            f"the time grid would hold {n_pat} patients x {n_steps} steps x {n_var} variables "
+            f"the time grid would hold {rows} x {n_steps} steps x {n_var} variables "
             f"({grid_bytes / 1024**3:.1f} GiB); pass a larger time step or max_steps", path=path)
 
-    values = np.full(n_pat * n_steps * n_var, np.nan, dtype=np.float32)
+    values = np.full(n_rows * n_steps * n_var, np.nan, dtype=np.float32)
     inside = k < length[pc]
     n_outside = n_combined = n_repeats = 0
 
@@ -524,7 +555,9 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
         rows, x = rows[keep], x[keep]
         if not np.isscalar(var):
             var = var[keep]
-        flat = pc[rows].astype(np.int64)
+        # a patient's parts are consecutive rows of n_steps, so step k of a patient whose
+        # first row is r lies at cell r * n_steps + k
+        flat = row_first[pc[rows]]
         flat *= n_steps
         flat += k[rows]
         flat *= n_var
@@ -551,16 +584,17 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
             rows = np.flatnonzero((codes >= start) & (codes < stop) & ~np.isnan(x))
             place(rows, codes[rows].astype(np.int64) + len(parts.wide), x[rows])
             start = stop
-    values = values.reshape(n_pat, n_steps, n_var)
-    real = np.arange(n_steps)[None, :] < length[:, None]
+    values = values.reshape(n_rows, n_steps, n_var)
+    real = np.arange(n_steps)[None, :] < row_length[:, None]
     for j, (name, per_patient) in enumerate(parts.static_features.items()):
         col = len(parts.wide) + len(long_names) + j
         v = np.asarray(per_patient, dtype=np.float32)
-        values[:, :, col] = np.where(real, v[:, None], np.nan)
+        values[:, :, col] = np.where(real, v[row_patient][:, None], np.nan)
 
     unit = f" {time_unit}" if time_unit else ""
+    per = "patient" if n_rows == n_pat else "row (longer stays in consecutive parts)"
     warnings.append(f"Time grid: step {step:g}{unit}, aggregation {aggregate}, up to {n_steps} "
-                    f"steps per patient")
+                    f"steps per {per}")
     if n_outside:
         warnings.append(f"{n_outside} observation(s) after step {int(max_steps)} of their patient "
                         "were left out (max_steps)")
@@ -585,7 +619,8 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     const = validation.constant_columns(values, mask, names)
     if const:
         warnings.append(f"Constant variable(s) (one value throughout): {_names(const)}")
-    per_patient = mask.reshape(n_pat, -1).sum(axis=1)
+    per_patient = np.bincount(row_patient, weights=mask.reshape(n_rows, -1).sum(axis=1),
+                              minlength=n_pat).astype(np.int64)
     single = validation.single_observation_patients(per_patient)
     if single.size:
         warnings.append(f"{single.size} patient(s) have a single observation, e.g. "
@@ -597,12 +632,13 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
 
     # Timestamps are reported relative to each patient's first row; numbers as written.
     shown_origin = np.zeros(n_pat) if parts.time_kind == "timestamp" else origin_t
-    times = np.where(real, shown_origin[:, None] + np.arange(n_steps)[None, :] * step, np.nan)
+    times = np.where(real, shown_origin[row_patient, None]
+                     + (starts[:, None] + np.arange(n_steps)[None, :]) * step, np.nan)
     labels = {}
     for name, per_row in parts.row_labels.items():
-        labels[name] = _grid_label(per_row, pc, k, t, inside, n_pat, n_steps, real)
+        labels[name] = _grid_label(per_row, pc, k, t, inside, row_first, n_parts, n_steps, real)
     for name, per_pat in parts.static_labels.items():
-        per_pat = np.asarray(per_pat)
+        per_pat = np.asarray(per_pat)[row_patient]
         if per_pat.dtype.kind in "OUS":
             labels[name] = np.where(real, per_pat.astype(str)[:, None], "")
         else:
@@ -610,14 +646,16 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
 
     units = [parts.units.get(n, "") for n in names]
     return Dataset(values=values, mask=mask, feature_names=names, units=units,
-                   ids=np.asarray(parts.patient_ids), times=times, lengths=length, labels=labels,
-                   id_col=id_col, time_col=time_col, time_unit=time_unit, source=source,
-                   warnings=warnings)
+                   ids=np.asarray(parts.patient_ids)[row_patient], times=times, lengths=row_length,
+                   labels=labels, id_col=id_col, time_col=time_col, time_unit=time_unit,
+                   source=source, warnings=warnings, starts=starts if n_rows > n_pat else None)
 
 
 def _grid_label(per_row: np.ndarray, pc: np.ndarray, k: np.ndarray, t: np.ndarray,
-                inside: np.ndarray, n_pat: int, n_steps: int, real: np.ndarray) -> np.ndarray:
-    """Per-step label: last value in each step, carried forward; static labels fill the stay."""
+                inside: np.ndarray, row_first: np.ndarray, n_parts: np.ndarray, n_steps: int,
+                real: np.ndarray) -> np.ndarray:
+    """Per-step label: last value in each step, carried forward through the stay (across its
+    parts); static labels fill the stay."""
     per_row = np.asarray(per_row)
     text = per_row.dtype.kind in "OUS"
     if text:
@@ -627,17 +665,21 @@ def _grid_label(per_row: np.ndarray, pc: np.ndarray, k: np.ndarray, t: np.ndarra
     else:
         x = per_row.astype(np.float64)
     rows = np.flatnonzero(inside & ~np.isnan(x))
-    grid = np.full(n_pat * n_steps, np.nan)
-    flat = pc[rows].astype(np.int64) * n_steps + k[rows]
+    n_rows = int(n_parts.sum())
+    grid = np.full(n_rows * n_steps, np.nan)
+    flat = row_first[pc[rows]] * n_steps + k[rows]
     cells, combined, _ = _reduce(flat, t[rows], x[rows], "last")
     grid[cells] = combined
-    grid = grid.reshape(n_pat, n_steps)
-    lo = np.nanmin(np.where(np.isnan(grid), np.inf, grid), axis=1)
-    hi = np.nanmax(np.where(np.isnan(grid), -np.inf, grid), axis=1)
+    grid = grid.reshape(n_rows, n_steps)
+    lo = np.minimum.reduceat(np.nanmin(np.where(np.isnan(grid), np.inf, grid), axis=1), row_first)
+    hi = np.maximum.reduceat(np.nanmax(np.where(np.isnan(grid), -np.inf, grid), axis=1), row_first)
     static = bool(np.all((lo == hi) | ~np.isfinite(lo)))
-    grid = _ffill_axis1(grid)
+    row_patient = np.repeat(np.arange(n_parts.size), n_parts)
+    grid = _ffill_within(grid, (row_first * n_steps)[row_patient])
     if static:
-        grid = _bfill_axis1(grid)
+        # backwards is forwards on the reversed grid, where a patient's group starts at its end
+        group_end = (row_first + n_parts) * n_steps - 1
+        grid = _ffill_within(grid[::-1, ::-1], (grid.size - 1 - group_end)[row_patient][::-1])[::-1, ::-1]
     grid[~real] = np.nan
     if not text:
         return grid

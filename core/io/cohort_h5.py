@@ -213,7 +213,7 @@ class CohortWriter:
         ds[start:start + len(values)] = values
 
     # -------------------------------------------------------------------- public
-    def append(self, x, mask, lengths=None, ids=None, labels=None, times=None) -> None:
+    def append(self, x, mask, lengths=None, ids=None, labels=None, times=None, starts=None) -> None:
         """Append rows (tables) or patients (series) at the end of the cohort.
 
         Parameters
@@ -234,6 +234,9 @@ class CohortWriter:
             series, ``(b, T)``. The same names on every append.
         times : array_like of float, shape (b, T), optional
             Series only: time of every step (NaN on padding). On every append or never.
+        starts : array_like of int, shape (b,), optional
+            Series only: step of the patient's stay at which each row begins, for a stay kept
+            in several rows (``Dataset.starts``). On every append or never.
 
         Raises
         ------
@@ -288,6 +291,7 @@ class CohortWriter:
         extras = {
             "ids": None if ids is None else np.asarray(ids).astype(str),
             "times": None if times is None else np.asarray(times, dtype=np.float64),
+            "starts": None if starts is None else np.asarray(starts, dtype=np.int64),
             "labels": {str(k): _label_array(str(k), v, b, (self.n_steps,) if self.temporal else (), where)
                        for k, v in (labels or {}).items()},
         }
@@ -296,6 +300,9 @@ class CohortWriter:
         if extras["times"] is not None and (not self.temporal or extras["times"].shape != (b, self.n_steps)):
             raise InputError(f"times must have shape ({b}, {self.n_steps}) and belong to a temporal cohort",
                              path=where)
+        if extras["starts"] is not None and (not self.temporal or extras["starts"].shape != (b,)
+                                             or (extras["starts"] < 0).any()):
+            raise InputError(f"starts must be {b} step numbers >= 0 of a temporal cohort", path=where)
         self._check_extras(extras, where)
         # Stop before HDF5 meets a full disk: a write failing inside it can take the process down.
         self._ensure_room(x.nbytes + mask.nbytes + 8 * b * (2 + (self.n_steps or 1) * (1 + len(extras["labels"]))))
@@ -308,6 +315,8 @@ class CohortWriter:
             self._extend(f["ids"], first, extras["ids"].astype(object))
         if extras["times"] is not None:
             self._extend(f["times"], first, extras["times"])
+        if extras["starts"] is not None:
+            self._extend(f["starts"], first, extras["starts"])
         for name, value in extras["labels"].items():
             ds = f["labels"][_encode_name(name)]
             self._extend(ds, first, value.astype(object) if value.dtype.kind == "U" else value)
@@ -316,9 +325,11 @@ class CohortWriter:
     def _check_extras(self, extras: dict, where: str) -> None:
         """The first append fixes which optional columns exist; later ones must match."""
         kinds = {n: (v.dtype.kind == "U", v.ndim) for n, v in extras["labels"].items()}
-        layout = (extras["ids"] is not None, extras["times"] is not None, kinds)
+        layout = (extras["ids"] is not None, extras["times"] is not None, kinds, extras["starts"] is not None)
         if self._extras is None:
             self._extras = layout
+            if layout[3]:
+                self._vector("starts", np.int64)
             if layout[0]:
                 self._vector("ids", _STR)
             if layout[1]:
@@ -331,8 +342,9 @@ class CohortWriter:
                     ds.attrs["name"] = name
             return
         if layout != self._extras:
-            raise InputError(f"rows from index {self.n_samples} on: ids, times and label columns (names, text or "
-                             "numbers, per row or per step) must be the same on every append", path=where)
+            raise InputError(f"rows from index {self.n_samples} on: ids, times, starts and label columns "
+                             "(names, text or numbers, per row or per step) must be the same on every append",
+                             path=where)
 
     def _ensure_room(self, nbytes: int) -> None:
         problem = room_problem(self._tmp, nbytes + _ROOM_MARGIN)
@@ -476,7 +488,7 @@ def cohort_from_dataset(dataset: Dataset, preprocessor: Preprocessor, path) -> P
             part = dataset.subset(np.arange(a, min(a + step, dataset.n_samples)))
             x, m = preprocessor.transform(part)
             w.append(x, m, part.lengths if temporal else None, ids=part.ids, labels=part.labels,
-                     times=part.times if temporal else None)
+                     times=part.times if temporal else None, starts=part.starts)
     return Path(path)
 
 
@@ -572,6 +584,9 @@ class Cohort:
                 fail(f"patient index {bad[0]} has length {self._lengths[bad[0]]}, outside 1..{x.shape[1]}")
         if "ids" in f and f["ids"].shape != (n,):
             fail(f"'ids' has shape {f['ids'].shape} for {n} rows")
+        if "starts" in f and (f["starts"].shape != (n,) or f["starts"].dtype.kind not in "iu"
+                              or (np.asarray(f["starts"][()]) < 0).any()):
+            fail(f"'starts' should be {n} step numbers >= 0 (shape {f['starts'].shape}, type {f['starts'].dtype})")
         if "times" in f and f["times"].shape != x.shape[:2]:
             fail(f"'times' has shape {f['times'].shape}, expected {x.shape[:2]}")
         for key, ds in f.get("labels", {}).items():
@@ -717,8 +732,9 @@ class Cohort:
             name = attr_str(ds.attrs.get("name")) or _decode_name(key)
             labels[name] = _read_str(ds, self._size) if h5py.check_string_dtype(ds.dtype) else np.asarray(ds[()])
         times = np.asarray(f["times"][()]) if "times" in f else None
+        starts = np.asarray(f["starts"][()], dtype=np.int64) if "starts" in f else None
         return Dataset(values=values, mask=mask, feature_names=self.feature_names, units=units, ids=self.ids,
-                       times=times, lengths=self.lengths, labels=labels,
+                       times=times, lengths=self.lengths, labels=labels, starts=starts,
                        time_unit=attr_str(f["times"].attrs.get("unit", "")) if "times" in f else "",
                        source=str(self._path))
 

@@ -471,7 +471,9 @@ def _encode_dataset(ds: Dataset, source: str) -> _Group:
     group = _Group()
     group.children["values"] = _encode_array(ds.values, "dataset values")
     group.children["mask"] = _encode_array(ds.mask, "dataset mask")
-    for name in ("ids", "times", "lengths"):
+    # "starts" exists only for stays kept in parts; files without it (all older ones) have
+    # one row per patient.
+    for name in ("ids", "times", "lengths", "starts"):
         value = getattr(ds, name)
         if value is not None:
             group.children[name] = _encode_array(value, f"dataset {name}")
@@ -508,6 +510,7 @@ def _decode_dataset(group: _Group) -> Dataset:
         ids=optional("ids"),
         times=optional("times"),
         lengths=optional("lengths"),
+        starts=optional("starts"),
         labels=labels,
         id_col=meta["id_col"],
         time_col=meta["time_col"],
@@ -825,6 +828,7 @@ def _check_v1(f: h5py.File, infos: dict[str, DatasetInfo], text_budget: int) -> 
             expect(f"/dataset/{name}", shape=(d,), text=True)
         expect("/dataset/ids", shape=rows[:1])
         expect("/dataset/lengths", shape=rows[:1] if len(rows) == 2 else (-1,), kinds="iu")
+        expect("/dataset/starts", shape=rows[:1] if len(rows) == 2 else (-1,), kinds="iu")
         expect("/dataset/times", shape=rows if len(rows) == 2 else (-1,), kinds="f")
         expect("/dataset/meta", shape=(), text=True)
         for path in infos:

@@ -535,7 +535,7 @@ class ImportDialog(QDialog):
     def _show_report(self, dataset) -> None:
         self._fill_names(dataset)
         if dataset.is_series:
-            summary = (f"Read {dataset.n_samples:,} patients with {dataset.n_points:,} time points and "
+            summary = (f"Read {dataset.n_patients:,} patients with {dataset.n_points:,} time points and "
                        f"{dataset.n_features} variables.")
         else:
             summary = f"Read {dataset.n_samples:,} rows with {dataset.n_features} variables."

@@ -105,7 +105,7 @@ class DataView(QWidget):
             self.summary_model.set_summaries([])
             return
         if dataset.is_series:
-            what = (f"{dataset.n_samples} patients, {dataset.n_points} time points, "
+            what = (f"{dataset.n_patients} patients, {dataset.n_points} time points, "
                     f"{dataset.n_features} variables")
         else:
             what = f"{dataset.n_samples} rows, {dataset.n_features} variables"

@@ -145,7 +145,7 @@ class PatientPlotView(QWidget):
         for j in range(len(self._curves)):
             self._fill_curve(j)
         self._fit_time_axis()
-        pid = ds.ids[index] if ds.ids is not None else index + 1
+        pid = ds.row_name(index)
         self._title.setText(f"Patient {pid}: {n} time steps")
         self._select_row(index)
         self.patient_selected.emit(index)

@@ -268,23 +268,6 @@ def _cohort_with_one_long_stay(tmp_path, n_short=200, short=12, long=2000):
     return path
 
 
-def test_one_far_longer_stay_does_not_pad_every_patient_to_it(tmp_path):
-    path = _cohort_with_one_long_stay(tmp_path)
-    ds = read_data(path, id_col="stay_id", time_col="hour")
-    # grid memory follows the cohort (4 x the 99th-percentile stay), not the one long stay
-    assert ds.values.shape == (201, 48, 2)
-    assert ds.lengths[-1] == 48 and (ds.lengths[:-1] == 12).all()
-    note = [w for w in ds.warnings if "far longer than the rest" in w]
-    assert len(note) == 1
-    assert "'9999', has 2,000 steps; 99.5% have at most 12" in note[0]
-    assert "--max-time-steps" in note[0]
-    assert any("3904 observation(s) after step 48" in w for w in ds.warnings)  # 1952 rows x 2
-    # the kept steps are the patient's first ones, as written
-    raw = pd.read_csv(path)
-    first = raw[raw.stay_id == 9999].hr.to_numpy()[:48]
-    np.testing.assert_allclose(ds.values[-1, :, 0], first, rtol=1e-6)
-
-
 def test_max_steps_given_keeps_the_long_stay_whole(tmp_path):
     ds = read_data(_cohort_with_one_long_stay(tmp_path), id_col="stay_id", time_col="hour",
                    max_steps=2000)

@@ -293,7 +293,7 @@ def _train_dataset(args, target) -> int:
         cfg = run.config
         kind = "time series" if ds.is_series else "table"
         _say(f"dpsom: training {model.upper()} {cfg.grid.height}x{cfg.grid.width} ({cfg.grid.topology}, "
-             f"{'toroidal' if cfg.grid.toroidal else 'flat'}) on {ds.n_samples} "
+             f"{'toroidal' if cfg.grid.toroidal else 'flat'}) on {ds.n_patients} "
              f"{'patients' if ds.is_series else 'rows'} x {ds.n_features} features ({kind}), preset "
              f"{cfg.preset}, {describe_device(cluster, cfg)}; about {est['steps']} steps, "
              f"~{_duration(est['seconds'])}, ~{est['memory_bytes'] / 2**20:.0f} MiB")
@@ -478,7 +478,8 @@ def cmd_export(args) -> int:
             raise InputError("transitions need a T-DPSOM model trained on time series", path=args.project)
         k = run.grid.n_nodes
         _write_table("--transitions", args.transitions,
-                     transition_frame(transition_matrix(explorer.bmu, run.dataset.lengths, k)))
+                     transition_frame(transition_matrix(explorer.bmu, run.dataset.lengths, k,
+                                                         continues=run.dataset.continues)))
         print(f"wrote the {k}x{k} transition matrix to {args.transitions}")
     return EXIT_OK
 

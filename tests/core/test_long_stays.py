@@ -181,6 +181,18 @@ def test_train_export_and_apply_list_every_observed_step_with_its_id_and_time(tm
     assert len(again) == len(frame)
     np.testing.assert_array_equal(again["hour"], frame.hour)
     np.testing.assert_array_equal(again["node"], rows["node"])
+    # every move between consecutive hours of a stay is counted, across the parts too
+    moves = tmp_path / "t.csv"
+    assert main(["export", str(project), "--transitions", str(moves)]) == 0
+    exported = pd.read_csv(moves).drop(columns="from_node").to_numpy()
+    expected = np.zeros_like(exported)
+    for _, stay in rows.groupby("stay_id", sort=False):
+        nodes = stay["node"].to_numpy()
+        np.add.at(expected, (nodes[:-1], nodes[1:]), 1.0)
+    assert expected.sum() == len(frame) - frame.stay_id.nunique()
+    totals = expected.sum(axis=1, keepdims=True)
+    expected = np.divide(expected, totals, out=np.zeros_like(expected), where=totals > 0)
+    np.testing.assert_allclose(exported, expected, atol=1e-9)
 
 
 def test_a_cohort_file_keeps_the_parts(tmp_path):

@@ -39,8 +39,9 @@ training), from a model of what takes it (``memory_parts``):
   differ in rows from step to step, and the math library keeps compiled kernels for each shape.
 
 The factors were fitted on six CPU runs of ``benchmarks/estimate_accuracy.py`` and checked on
-five more it was not fitted to: estimate over measured 0.87-1.58 (see benchmarks/README.md).
-The program itself (Python, torch, the loaded data; about 550-600 MiB on a CPU) is not counted.
+five more it was not fitted to: estimate over measured 0.94-1.34 on the first, 0.76-1.58 on
+the others (see benchmarks/README.md).
+The program itself (Python, torch, the loaded data; 550-620 MiB in those runs) is not counted.
 On a GPU the same model is used, without the CPU kernel term; it is not yet checked on one: it
 counts the parameters, optimiser state and activations that live on the device and the data and
 targets that stay in host memory as one sum, and leaves out the CUDA context and library

@@ -40,7 +40,7 @@ training), from a model of what takes it (``memory_parts``):
 
 The factors were fitted on six CPU runs of ``benchmarks/estimate_accuracy.py`` and checked on
 five more it was not fitted to: estimate over measured 0.94-1.34 on the first, 0.76-1.58 on
-the others (see benchmarks/README.md).
+the others over repeated runs (see benchmarks/README.md).
 The program itself (Python, torch, the loaded data; 550-620 MiB in those runs) is not counted.
 On a GPU the same model is used, without the CPU kernel term; it is not yet checked on one: it
 counts the parameters, optimiser state and activations that live on the device and the data and
@@ -66,6 +66,8 @@ __all__ = ["estimate_training", "formula_seconds", "memory_parts"]
 #: Batches per phase the probe runs; only the later half of each phase's steps is counted (the
 #: first steps warm up allocators and caches and ran up to twice as slow as the run's steps).
 _PROBE_BATCHES = 6
+#: Rows per probe batch at most (series: patients x steps); larger batches are scaled from it.
+_PROBE_ROWS = 8192
 _STEP_OVERHEAD = {"cpu": 3e-3, "cuda": 1.5e-3, "mps": 3e-3}
 _GPU_SPEED = {"cuda": 2.0e13, "mps": 2.0e12}
 #: Memory model constants (module docstring), fitted on benchmarks/estimate_accuracy.py's CPU runs.
@@ -258,9 +260,19 @@ def _probe_cached(config: Config, device: torch.device, n_features: int, batch: 
 
 def _probe(config: Config, device: torch.device, n_features: int, batch: int, length: float,
            likelihood: str) -> tuple[dict[str, float], float]:
-    """Seconds per optimiser step of each phase, and per row of a target pass, timed on ``device``."""
+    """Seconds per optimiser step of each phase, and per row of a target pass, timed on ``device``.
+
+    Batches of more than ``_PROBE_ROWS`` rows are timed at that size and scaled by the rows: such
+    steps are bound by arithmetic that grows with the rows, and six of them per phase took over
+    two minutes (the paper preset on a cohort, 300 patients a batch) before any figure showed.
+    """
     temporal = config.model == "tdpsom"
     t = config.train
+    row_steps = max(1, int(math.ceil(length))) if temporal else 1
+    scale = 1.0
+    if batch * row_steps > _PROBE_ROWS:
+        small = max(1, _PROBE_ROWS // row_steps)
+        scale, batch = batch / small, small
     phases = dict(phase_epochs(config))
     cfg = config.replace(**{
         "train.epochs_pretrain": 1 if phases.get("pretrain") else 0,
@@ -304,6 +316,7 @@ def _probe(config: Config, device: torch.device, n_features: int, batch: int, le
         per_step["joint"] /= 2.0  # one report per batch covers its two optimiser steps
     for name in phases:
         per_step.setdefault(name, max(per_step.values()) if per_step else 0.0)
+    per_step = {name: v * scale for name, v in per_step.items()}
     trainer.compute_target()  # the first pass warms up; the second is timed
     _sync(device)
     start = time.perf_counter()

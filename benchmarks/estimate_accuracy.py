@@ -60,6 +60,7 @@ SETS = {
                                                      "train.batch_size": 256}, "held out"),
     "table50k_20": ("table50k", "quick", True, {}, "held out"),
     "icu800": ("icu800", "quick", True, {}, "held out"),
+    "icu4000": ("icu4000", "quick", True, {}, "held out"),
     "icu300_paper": ("icu300", "paper", True, {}, "held out"),
     "breast_cancer_paper": ("breast_cancer", "paper", True, {}, "held out"),
 }

@@ -39,7 +39,7 @@ training), from a model of what takes it (``memory_parts``):
   differ in rows from step to step, and the math library keeps compiled kernels for each shape.
 
 The factors were fitted on six CPU runs of ``benchmarks/estimate_accuracy.py`` and checked on
-five more it was not fitted to: estimate over measured 0.94-1.34 on the first, 0.76-1.58 on
+six more it was not fitted to: estimate over measured 0.94-1.34 on the first, 0.76-1.58 on
 the others over repeated runs (see benchmarks/README.md).
 The program itself (Python, torch, the loaded data; 550-620 MiB in those runs) is not counted.
 On a GPU the same model is used, without the CPU kernel term; it is not yet checked on one: it

@@ -20,6 +20,32 @@ stay length for series), ``overhead`` the fixed cost of a step (about 3 ms on a 
 quick networks, 1.5 ms on a GPU: kernel launches of a few hundred small operations) and
 ``speed`` the sustained matrix-multiply speed (measured on a CPU; 2e13 FLOP/s for a CUDA GPU,
 a third of an H100's dense float32 peak as small batches reach).
+
+Memory is what training adds to the process (its peak resident set over the one right before
+training), from a model of what takes it (``memory_parts``):
+
+- ``model``: 16 bytes per parameter (float32 weights, gradients and Adam's two moments);
+- ``steps``: 4 bytes x 4 x the floats one row holds in a training step (input, reconstruction,
+  both networks' layers, posterior head, distances to every node; for series the LSTM's gates
+  and states) x rows per batch. The factor 4 covers the activations autograd keeps, their
+  gradients, and what the allocator holds on to between steps of varying shape;
+- ``pass``: the whole-data passes (prototype start, target distribution) run without gradients
+  in pieces of up to 65,536 rows: 1.6 x 4 bytes x (input, encoder layers, head, nodes) per row
+  of the largest piece;
+- ``data``: the scaled values and mask the model trains on and the scaling's temporaries
+  (3.25 x the float32 value array, padded for series); ``targets``: the target distribution,
+  4 bytes per node and row;
+- ``fixed``: 8 MiB (allocator arenas, thread pools); on a CPU, series add 56 MiB: their batches
+  differ in rows from step to step, and the math library keeps compiled kernels for each shape.
+
+The factors were fitted on six CPU runs of ``benchmarks/estimate_accuracy.py`` and checked on
+six more it was not fitted to: estimate over measured 0.94-1.34 on the first, 0.76-1.58 on
+the others over repeated runs (see benchmarks/README.md).
+The program itself (Python, torch, the loaded data; 550-620 MiB in those runs) is not counted.
+On a GPU the same model is used, without the CPU kernel term; it is not yet checked on one: it
+counts the parameters, optimiser state and activations that live on the device and the data and
+targets that stay in host memory as one sum, and leaves out the CUDA context and library
+workspaces (several hundred MiB of device memory).
 """
 
 from __future__ import annotations
@@ -33,15 +59,22 @@ import torch
 
 from .config import Config
 from .nets import DPSOMNet, TDPSOMNet, count_parameters
-from .training import TrainData, Trainer, batches_per_epoch, phase_epochs, select_device
+from .training import _PASS_ROWS, TrainData, Trainer, batches_per_epoch, phase_epochs, select_device
 
-__all__ = ["estimate_training", "formula_seconds"]
+__all__ = ["estimate_training", "formula_seconds", "memory_parts"]
 
 #: Batches per phase the probe runs; only the later half of each phase's steps is counted (the
 #: first steps warm up allocators and caches and ran up to twice as slow as the run's steps).
 _PROBE_BATCHES = 6
+#: Rows per probe batch at most (series: patients x steps); larger batches are scaled from it.
+_PROBE_ROWS = 8192
 _STEP_OVERHEAD = {"cpu": 3e-3, "cuda": 1.5e-3, "mps": 3e-3}
 _GPU_SPEED = {"cuda": 2.0e13, "mps": 2.0e12}
+#: Memory model constants (module docstring), fitted on benchmarks/estimate_accuracy.py's CPU runs.
+_STEP_FACTOR = 4.0
+_PASS_FACTOR = 1.6
+_FIXED_BYTES = {"cpu": 8 * 2**20, "cuda": 8 * 2**20, "mps": 8 * 2**20}
+_SERIES_KERNEL_BYTES = 56 * 2**20
 
 
 def estimate_training(config: Config, *, n_features: int, n_samples: int, n_points: int,
@@ -85,8 +118,9 @@ def estimate_training(config: Config, *, n_features: int, n_samples: int, n_poin
     length = float(mean_length or 1.0) if temporal else 1.0
     rows_per_batch = batch * length
     net_cls = TDPSOMNet if temporal else DPSOMNet
-    with torch.device("meta"):
-        n_params = count_parameters(net_cls(n_features, config.grid.n_nodes, config.network, "gaussian"))
+    # Built on the CPU, not the meta device: the full-covariance head indexes with nonzero(),
+    # which meta tensors cannot run; the largest preset's network takes a few MB and milliseconds.
+    n_params = count_parameters(net_cls(n_features, config.grid.n_nodes, config.network, "gaussian"))
     joint_epochs = dict(phases).get("joint", 0)
 
     method = "formula"
@@ -112,10 +146,80 @@ def estimate_training(config: Config, *, n_features: int, n_samples: int, n_poin
     # Every joint epoch starts with a pass over all points (the target distribution); the
     # prototype start takes one more.
     seconds += (joint_epochs + 1) * done_fraction * pass_per_row * n_points
-    widest = max(config.network.hidden) * 2 + config.grid.n_nodes * 4
-    memory = 4 * n_params * 4 + int(rows_per_batch * widest * 4 * 6) + 2 * int(data_bytes)
-    return {"seconds": float(seconds), "memory_bytes": int(memory), "device": str(device), "steps": int(steps),
-            "parameters": int(n_params), "per_step": per_step, "method": method}
+    parts = memory_parts(config, n_params=n_params, n_features=n_features, n_samples=n_samples,
+                         n_points=n_points, rows_per_batch=rows_per_batch, data_bytes=data_bytes,
+                         device_type=device.type)
+    return {"seconds": float(seconds), "memory_bytes": int(sum(parts.values())), "memory_parts": parts,
+            "device": str(device), "steps": int(steps), "parameters": int(n_params), "per_step": per_step,
+            "method": method}
+
+
+def memory_parts(config: Config, *, n_params: int, n_features: int, n_samples: int, n_points: int,
+                 rows_per_batch: float, data_bytes: int = 0, device_type: str = "cpu") -> dict[str, int]:
+    """Bytes a training run adds to the process, by what takes them (see the module docstring).
+
+    Parameters
+    ----------
+    config : Config
+    n_params : int
+        The network's parameters.
+    n_features, n_samples, n_points : int
+        Features; rows or patients; rows or real steps over all patients.
+    rows_per_batch : float
+        Rows one optimiser step encodes (patients x mean stay length for series).
+    data_bytes : int
+        Size of the data's value array (padded ``(N, T, D)`` for series); 0: from the counts.
+    device_type : {"cpu", "cuda", "mps"}
+
+    Returns
+    -------
+    dict
+        ``fixed``, ``model``, ``steps``, ``pass``, ``data`` and ``targets``, in bytes.
+    """
+    temporal = config.model == "tdpsom"
+    net = config.network
+    k = config.grid.n_nodes
+    d = net.latent_dim
+    # Floats per row of the posterior head's output (means and scales; full covariance: the
+    # triangle, and the d x d factor the KL and sampling build from it).
+    head = 2 * d if net.posterior == "diag" else d + d * (d + 1) // 2 + d * d
+    if net.encoder == "conv":
+        side2 = n_features  # pixels; three maps per block (convolution, activation, norm), mirrored
+        body = 2 * 3 * side2 * (32 + 64 // 4 + (128 + 256) // 16)
+    else:
+        body = 2 * sum(net.hidden)
+    # One row's activations in a training step: input, reconstruction (means and scales), both
+    # networks' layers, the head, the distances and assignments to every node and, for series,
+    # the LSTM's gates and states and the predicted next latent.
+    step_width = 3 * n_features + body + head + 2 * k + (8 * net.lstm_dim + 2 * d if temporal else 0)
+    # One row of a whole-data pass (no gradients): input, the encoder's layers, head, node terms.
+    pass_width = n_features + body // 2 + head + k
+    padded = int(data_bytes) // 4 if data_bytes else n_points * n_features  # value cells
+    padded_rows = padded // max(1, n_features)
+    steps_per_patient = padded_rows / max(1, n_samples) if temporal else 1.0
+    # Whole-data passes go in pieces of at most _PASS_ROWS rows (whole patients for series): the
+    # prototype start (PCA or k-means) in one piece where it fits, the target pass in at least
+    # target_chunks pieces.
+    piece = max(steps_per_patient, (_PASS_ROWS // steps_per_patient) * steps_per_patient)
+    whole = min(padded_rows, piece)
+    pass_rows = min(whole, math.ceil(n_samples / max(1, config.train.target_chunks)) * steps_per_patient)
+    if config.train.som_init != "kohonen":
+        pass_rows = whole
+    fixed = _FIXED_BYTES.get(device_type, _FIXED_BYTES["cpu"])
+    if temporal and device_type == "cpu":
+        fixed += _SERIES_KERNEL_BYTES
+    return {
+        "fixed": int(fixed),
+        # weights, their gradients and Adam's two moments
+        "model": int(16 * n_params),
+        # saved activations and their gradients, and the allocator's share of steps whose rows vary
+        "steps": int(_STEP_FACTOR * 4 * step_width * rows_per_batch),
+        "pass": int(_PASS_FACTOR * 4 * pass_width * pass_rows),
+        # the scaled values and mask the model trains on, and the scaling's temporaries
+        "data": int(4 * padded * (1 + 0.25 + 2)),
+        # the target distribution over all rows (padded steps included), float32
+        "targets": int(4 * k * padded_rows),
+    }
 
 
 def formula_seconds(config: Config, *, n_features: int, n_samples: int, n_points: int,
@@ -156,9 +260,19 @@ def _probe_cached(config: Config, device: torch.device, n_features: int, batch: 
 
 def _probe(config: Config, device: torch.device, n_features: int, batch: int, length: float,
            likelihood: str) -> tuple[dict[str, float], float]:
-    """Seconds per optimiser step of each phase, and per row of a target pass, timed on ``device``."""
+    """Seconds per optimiser step of each phase, and per row of a target pass, timed on ``device``.
+
+    Batches of more than ``_PROBE_ROWS`` rows are timed at that size and scaled by the rows: such
+    steps are bound by arithmetic that grows with the rows, and six of them per phase took over
+    two minutes (the paper preset on a cohort, 300 patients a batch) before any figure showed.
+    """
     temporal = config.model == "tdpsom"
     t = config.train
+    row_steps = max(1, int(math.ceil(length))) if temporal else 1
+    scale = 1.0
+    if batch * row_steps > _PROBE_ROWS:
+        small = max(1, _PROBE_ROWS // row_steps)
+        scale, batch = batch / small, small
     phases = dict(phase_epochs(config))
     cfg = config.replace(**{
         "train.epochs_pretrain": 1 if phases.get("pretrain") else 0,
@@ -202,6 +316,7 @@ def _probe(config: Config, device: torch.device, n_features: int, batch: int, le
         per_step["joint"] /= 2.0  # one report per batch covers its two optimiser steps
     for name in phases:
         per_step.setdefault(name, max(per_step.values()) if per_step else 0.0)
+    per_step = {name: v * scale for name, v in per_step.items()}
     trainer.compute_target()  # the first pass warms up; the second is timed
     _sync(device)
     start = time.perf_counter()

@@ -296,7 +296,8 @@ def _train_dataset(args, target) -> int:
              f"{'toroidal' if cfg.grid.toroidal else 'flat'}) on {ds.n_patients} "
              f"{'patients' if ds.is_series else 'rows'} x {ds.n_features} features ({kind}), preset "
              f"{cfg.preset}, {describe_device(cluster, cfg)}; about {est['steps']} steps, "
-             f"~{_duration(est['seconds'])}, ~{est['memory_bytes'] / 2**20:.0f} MiB")
+             f"~{_duration(est['seconds'])}, ~{est['memory_bytes'] / 2**20:.0f} MiB of memory for training "
+             "on top of the program")
         _say("dpsom: settings chosen from the data (options given on the command line take precedence):\n"
              + proposal.describe() + ("" if args.scaling == "auto" else f"\n  - scaling {args.scaling}: as given"))
     return _train(run, target, args, cluster)

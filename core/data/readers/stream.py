@@ -25,7 +25,7 @@ from .columns import _DataColumn, _KeyColumn
 from .infer import _split_unit
 from .plan import _plan
 from .read import FORMATS
-from .sources import EXCEL_SUFFIXES, Progress, _check_path, _open_source, _Source, _TextSource
+from .sources import Progress, _check_path, _open_source, _Source, _TextSource
 from .tables import _check_inf, _natural_ids, _raise_text_in_numeric
 
 
@@ -157,7 +157,7 @@ def iter_table_chunks(path, feature_names: Sequence[str], *, format: str = "auto
     Parameters
     ----------
     path : str or Path
-        A text (.csv .tsv .txt ...) or Parquet file.
+        A text (.csv .tsv .txt ...), Excel (.xlsx, the first sheet) or Parquet file.
     feature_names : sequence of str
         The features every chunk holds, in this order: column names, or ``"column=level"``
         for the one-hot level of a text column (as :func:`read_data` names them). A level
@@ -176,7 +176,7 @@ def iter_table_chunks(path, feature_names: Sequence[str], *, format: str = "auto
     TableChunks or None
         An iterable of datasets, ``values`` ``(n_chunk, len(feature_names))`` float32 with
         ``ids`` when there is an id column, in file order; None when the input cannot be read
-        this way (a workbook, a folder, or a file read as a time series): read it with
+        this way (a folder, or a file read as a time series): read it with
         :func:`read_data`. Within a chunk, ids are int64 when every id of the chunk is a whole
         number written plainly, else the text exactly as written.
 
@@ -198,7 +198,7 @@ def iter_table_chunks(path, feature_names: Sequence[str], *, format: str = "auto
     if chunk_rows is not None and chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     p = _check_path(path)
-    if p.is_dir() or p.suffix.lower() in EXCEL_SUFFIXES or format not in ("auto", "table"):
+    if p.is_dir() or format not in ("auto", "table"):
         return None
     if p.stat().st_size == 0:
         raise InputError("the file is empty; export the table again with a header and data rows",

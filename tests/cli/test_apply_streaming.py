@@ -182,8 +182,8 @@ def test_a_workbook_is_read_row_by_row_with_the_whole_file_result(table_project,
     read = []
     original = sources._ExcelSource.frames
 
-    def frames(self, str_columns, progress):
-        for chunk in original(self, str_columns, progress):
+    def frames(self, str_columns, progress, **options):
+        for chunk in original(self, str_columns, progress, **options):
             read.append(len(chunk))
             yield chunk
 

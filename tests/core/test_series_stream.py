@@ -164,9 +164,11 @@ def test_a_workbook_is_read_in_chunks_cell_for_cell_as_read_excel_reads_it(tmp_p
             assert (pd.isna(a) and pd.isna(b)) or (type(a) is type(b) and a == b), (name, a, b)
 
 
-def test_a_wide_series_workbook_groups_hold_the_whole_file_patients(tmp_path, small_chunks):
-    path = tmp_path / "series.xlsx"
-    wide_frame(90, 6).to_excel(path, index=False)
+@pytest.mark.parametrize("suffix", [".xlsx", ".parquet"])
+def test_workbook_and_parquet_series_groups_hold_the_whole_file_patients(tmp_path, small_chunks, suffix):
+    path = tmp_path / f"series{suffix}"
+    frame = wide_frame(90, 6)
+    frame.to_excel(path, index=False) if suffix == ".xlsx" else frame.to_parquet(path, index=False)
     whole = read_data(path, id_col="pid", time_col="hour")
     parts = list(iter_series_chunks(path, whole.feature_names, id_col="pid", time_col="hour", batch_rows=300))
     assert len(parts) >= 4

@@ -198,7 +198,7 @@ class SeriesChunks:
         carry_t = np.zeros(0)
         carry_r = np.zeros(0, dtype=np.int64)
         start = 0
-        for frame in source.frames(str_cols, None):
+        for frame in source.frames(str_cols, None, columns=[plan.id_col, plan.time_col]):
             ids, times, records, all_ids = self._kept(frame, start, parser)
             if scan.natural and all_ids.size:
                 levels = pd.unique(all_ids)

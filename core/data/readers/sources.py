@@ -40,7 +40,10 @@ class _Source:
         self.has_header = True
         self.trailing_names: list[str] = []
 
-    def frames(self, str_columns: set[str], progress: Progress | None) -> Iterator[pd.DataFrame]:
+    def frames(self, str_columns: set[str], progress: Progress | None,
+               columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The data rows in chunks, in file order; ``columns``: parse at least these (a
+        source may hand on more), default all."""
         raise NotImplementedError
 
     def preview(self, nrows: int) -> pd.DataFrame:
@@ -87,13 +90,16 @@ class _TextSource(_Source):
             except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
                 raise self._map_error(exc) from None
 
-    def frames(self, str_columns, progress):
+    def frames(self, str_columns, progress, columns=None):
         size = max(1, self.path.stat().st_size)
         rows = max(1000, _CHUNK_CELLS // max(1, len(self.names)))
         extra_fields = False
+        kwargs = self._kwargs(str_columns)
+        if columns is not None:
+            kwargs["usecols"] = list(columns)
         with open(self.path, "rb") as fh:
             try:
-                reader = pd.read_csv(fh, chunksize=rows, **self._kwargs(str_columns))
+                reader = pd.read_csv(fh, chunksize=rows, **kwargs)
                 while True:
                     # pandas only warns when a line has more fields than the header; catch
                     # that around the parsing itself, not across the yield.
@@ -212,7 +218,7 @@ class _ExcelSource(_Source):
     def preview(self, nrows):
         return self._read(nrows)
 
-    def frames(self, str_columns, progress):
+    def frames(self, str_columns, progress, columns=None):
         """The sheet's rows in chunks, as ``pd.read_excel`` reads them, never the whole sheet.
 
         The workbook is read row by row (openpyxl's read-only mode); each chunk of rows goes
@@ -347,7 +353,7 @@ class _ParquetSource(_Source):
             raise self._fail(exc) from None
         return pd.DataFrame(columns=self.names)
 
-    def frames(self, str_columns, progress):
+    def frames(self, str_columns, progress, columns=None):
         import pyarrow as pa
 
         total = max(1, self._file.metadata.num_rows)
@@ -358,7 +364,8 @@ class _ParquetSource(_Source):
                 done += batch.num_rows
                 if progress is not None:
                     progress(min(done / total, 1.0))
-                yield self._to_frame(batch)
+                frame = self._to_frame(batch)
+                yield frame if columns is None else frame[list(columns)]
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise self._fail(exc) from None
 

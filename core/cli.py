@@ -398,60 +398,22 @@ def _require_model(run, path: str) -> None:
 
 
 def cmd_apply(args) -> int:
-    from .io.export import assignments_frame, write_csv
+    from .apply import write_assignments
     from .io.outputs import check_outputs, writing
 
     check_outputs({"--assignments": args.assignments}, {"PROJECT.h5": args.project, **_data_input(args.data)})
     project, run = _load(args.project)
     _require_model(run, args.project)
     check_outputs({"--assignments": args.assignments}, _project_inputs(args.project, project))
-    if args.id_col is None and run.dataset.id_col and run.temporal:
-        args.id_col, args.time_col = run.dataset.id_col, run.dataset.time_col
-    if args.data not in DEMOS and not run.temporal:
-        written = _apply_in_chunks(args, run)
-        if written is not None:
-            print(f"wrote {written} assignments to {args.assignments}")
-            return EXIT_OK
-    ds = _read(args, args.data)
-    if ds.is_series != run.temporal:
-        need = "time series (give --id-col and --time-col)" if run.temporal else "a table"
-        raise InputError(f"this model was trained on {need}; the new data does not match", path=args.data)
-    if ds.feature_names != run.preprocessor.feature_names_:
-        missing = [f for f in run.preprocessor.feature_names_ if f not in ds.feature_names]
-        if missing:
-            raise InputError(f"the new data lacks the model's features {', '.join(missing[:6])}; "
-                             "export them with the same column names", path=args.data)
-        order = [ds.feature_names.index(f) for f in run.preprocessor.feature_names_]
-        ds.values, ds.mask = ds.values[..., order], ds.mask[..., order]
-        ds.feature_names = list(run.preprocessor.feature_names_)
-        ds.units = [ds.units[i] for i in order]
-    a = run.assignments(ds)
-    df = assignments_frame(bmu=a["bmu"], grid=run.grid, proba=a["proba"], dataset=ds,
-                           next_node_pred=a.get("next_node_pred"), probabilities=args.probabilities)
+    data = _read(args, args.data) if args.data in DEMOS else args.data
+    options = dict(format=args.format, id_col=args.id_col, time_col=args.time_col, var_col=args.var_col,
+                   value_col=args.value_col, features=args.features, labels=args.labels, time_step=args.time_step,
+                   aggregate=args.aggregate, max_steps=args.max_time_steps)
     with writing("--assignments", args.assignments):
-        write_csv(df, args.assignments)
-    print(f"wrote {len(df)} assignments to {args.assignments}")
+        written = write_assignments(run, data, args.assignments, probabilities=args.probabilities,
+                                    warn=lambda w: _say(f"dpsom: note: {w}"), **options)
+    print(f"wrote {written} assignments to {args.assignments}")
     return EXIT_OK
-
-
-def _apply_in_chunks(args, run) -> int | None:
-    """Map a table file chunk by chunk (memory bounded by the chunk, not the rows); the
-    number of lines written, or None when the file has to be read whole."""
-    from .io.export import write_csv_lines
-    from .io.outputs import atomic_text, writing
-    from .workflow import table_assignment_chunks
-
-    chunks = table_assignment_chunks(run, args.data, format=args.format, id_col=args.id_col, time_col=args.time_col,
-                                     var_col=args.var_col, value_col=args.value_col, labels=args.labels,
-                                     probabilities=args.probabilities, warn=lambda w: _say(f"dpsom: note: {w}"))
-    if chunks is None:
-        return None
-    written = 0
-    with writing("--assignments", args.assignments), atomic_text(args.assignments) as fh:
-        for frame in chunks:
-            write_csv_lines(frame, fh, header=written == 0)
-            written += len(frame)
-    return written
 
 
 def cmd_export(args) -> int:

@@ -27,7 +27,7 @@ from .model import DPSOM, TDPSOM, Forecast
 from .progress import TrainProgress
 from .training import available_devices
 
-__all__ = ["ModelRun", "TrainingRun", "assign", "restore_estimator", "table_assignment_chunks", "propose_config",
+__all__ = ["ModelRun", "TrainingRun", "assign", "restore_estimator", "propose_config",
            "propose_config_for_counts", "propose_settings", "suggest_grid", "suggest_series_batch",
            "available_devices", "DEFAULT_PREPROCESSING"]
 
@@ -583,68 +583,6 @@ def assign(est: DPSOM | TDPSOM, X: np.ndarray, lengths: np.ndarray | None = None
         return {"bmu": est.predict(X, lengths=lengths), "proba": est.predict_proba(X, lengths=lengths),
                 "next_node_pred": est.predict_next(X, lengths=lengths)}
     return {"bmu": est.predict(X), "proba": est.predict_proba(X)}
-
-
-def table_assignment_chunks(run: "ModelRun", path, *, format: str = "auto", id_col: str | None = None,
-                            time_col: str | None = None, var_col: str | None = None, value_col: str | None = None,
-                            labels=None, probabilities: bool = False, warn=None):
-    """Assignments of a table file's rows, computed and returned chunk by chunk.
-
-    Memory stays bounded by the chunk (about a million cells) rather than growing with the
-    rows: each chunk is read (:func:`core.data.readers.iter_table_chunks`), preprocessed and
-    assigned, and handed on as the lines of the assignments table (``row`` counts over the
-    whole file, in input order).
-
-    Parameters
-    ----------
-    run : ModelRun
-        A fitted DPSOM run (tables only).
-    path : path
-        A text (.csv .tsv .txt) or Parquet file.
-    format, id_col, time_col, var_col, value_col, labels
-        As for :func:`core.data.readers.read_data` (options that make the file a time
-        series give None).
-    probabilities : bool
-        Add ``p_0 .. p_{K-1}``.
-    warn : callable, optional
-        Called with each note about how the file was read.
-
-    Returns
-    -------
-    iterator of DataFrame, or None
-        None when the file cannot be read in chunks this way (a time series, a workbook, a
-        folder): read it whole instead.
-
-    Raises
-    ------
-    InputError
-        A missing feature, text or an infinite value in a feature column (naming the line),
-        or a file without data rows.
-    """
-    from .data.readers import iter_table_chunks
-    from .io.export import assignments_frame
-
-    if run.temporal:
-        return None
-    chunks = iter_table_chunks(path, run.preprocessor.feature_names_, format=format, id_col=id_col,
-                               time_col=time_col, var_col=var_col, value_col=value_col, labels=labels)
-    if chunks is None:
-        return None
-    if warn is not None:
-        for note in chunks.notes:
-            warn(note)
-
-    def frames():
-        start = 0
-        for ds in chunks:
-            a = run.assignments(ds)
-            frame = assignments_frame(bmu=a["bmu"], grid=run.grid, proba=a["proba"], dataset=ds,
-                                      probabilities=probabilities)
-            frame["row"] += start
-            start += ds.n_samples
-            yield frame
-
-    return frames()
 
 
 def _read_referenced(project: Project, read_options: dict | None, base_dir) -> Dataset:

@@ -140,9 +140,14 @@ def writing(label: str, path: str | os.PathLike) -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------- atomic files
+#: Locks through ``msvcrt`` (Windows) or ``fcntl`` (everything else). A module constant so
+#: that tests can run the Windows branch elsewhere, with a stand-in ``msvcrt``.
+_WINDOWS = sys.platform == "win32"
+
+
 def _try_lock(fd: int) -> bool:
     """Take an exclusive, non-blocking OS lock on an open file; False if another holds it."""
-    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    if _WINDOWS:
         import msvcrt
 
         position = os.lseek(fd, 0, os.SEEK_CUR)  # the writer's place in the file
@@ -166,7 +171,7 @@ def _try_lock(fd: int) -> bool:
 
 
 def _unlock(fd: int) -> None:
-    if sys.platform == "win32":  # pragma: no cover
+    if _WINDOWS:
         import msvcrt
 
         position = os.lseek(fd, 0, os.SEEK_CUR)
@@ -211,13 +216,21 @@ def sweep_stale_temps(path: str | os.PathLike) -> list[Path]:
         except OSError:
             continue
         try:
-            if _try_lock(fd):
+            free = _try_lock(fd)
+            if free and _WINDOWS:
+                # Windows removes no file that a handle holds open, ours included. Its writer
+                # would hold it open, so it cannot go while in use either.
+                _unlock(fd)
+                os.close(fd)
+                fd = None
+            if free:
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
         except OSError:
             pass
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
     return removed
 
 
@@ -273,20 +286,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     sweep_stale_temps(path)
     tmp = path.parent / f"{path.name}.tmp{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)
+    fd: int | None = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)
     try:
-        _try_lock(fd)
+        if not _WINDOWS:
+            _try_lock(fd)
+        # On Windows the open handle alone keeps the sweep away (an open file cannot be
+        # removed); a lock there is mandatory and would stop the writer's own handle.
         yield tmp
         if os.path.getsize(tmp) == 0:
             raise OSError(errno.EIO, "nothing was written", str(path))
+        if _WINDOWS:  # nor can an open file be renamed
+            os.close(fd)
+            fd = None
         os.replace(tmp, path)
         _sync_folder(path.parent if str(path.parent) else Path("."))
     except BaseException:
+        if fd is not None and _WINDOWS:
+            os.close(fd)
+            fd = None
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 # ------------------------------------------------------------------------------ locks
@@ -391,13 +414,18 @@ class ProjectLock:
         if fd is None:
             return
         _HELD.pop(_key(self.path), None)
-        if sys.platform != "win32":
+        if not _WINDOWS:
             # Remove while still holding it, so nobody locks a file that is about to go.
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
         with contextlib.suppress(OSError):
             _unlock(fd)
         os.close(fd)
+        if _WINDOWS:
+            # Windows removes no file that a handle holds open, ours included: remove it
+            # now, unless another process opened it meanwhile (it then locks this same file).
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
 
     def __enter__(self) -> "ProjectLock":
         return self.acquire()

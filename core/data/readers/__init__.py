@@ -13,6 +13,9 @@ Entry points
 :func:`iter_table_chunks`
     A table file as a sequence of small datasets holding given features (mapping new rows
     with memory bounded by the chunk, not the file).
+:func:`iter_series_chunks`
+    A long- or wide-format series file as groups of whole patients on the whole file's time
+    grid (mapping new patients with memory bounded by the group).
 
 Text files are sniffed (encoding UTF-8 / UTF-8 with BOM / cp1252, delimiter ``, ; tab |``,
 decimal comma, header), then parsed by pandas in chunks so that numbers become float32 early
@@ -24,13 +27,16 @@ The modules, one job each: :mod:`.sniff` (text files), :mod:`.sources` (one read
 type, in chunks), :mod:`.columns` (chunks into codes and numbers), :mod:`.infer` (roles from
 names and contents), :mod:`.plan` (roles from options and inference), :mod:`.tables` and
 :mod:`.series` (building the dataset), :mod:`.read` (the entry points), :mod:`.stream`
-(a table in chunks with given features).
+(a table in chunks with given features), :mod:`.series_stream` (a series in groups of whole
+patients).
 """
 
 from ..inspection import FileInspection
 from .infer import MAX_CATEGORY_LEVELS
 from .read import FORMATS, estimate_memory, inspect_file, read_data
+from .series_stream import ScatteredPatients, SeriesChunks, iter_series_chunks
 from .stream import TableChunks, iter_table_chunks
 
 __all__ = ["read_data", "inspect_file", "estimate_memory", "iter_table_chunks", "TableChunks",
+           "iter_series_chunks", "SeriesChunks", "ScatteredPatients",
            "FileInspection", "FORMATS", "MAX_CATEGORY_LEVELS"]

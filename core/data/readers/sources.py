@@ -40,7 +40,10 @@ class _Source:
         self.has_header = True
         self.trailing_names: list[str] = []
 
-    def frames(self, str_columns: set[str], progress: Progress | None) -> Iterator[pd.DataFrame]:
+    def frames(self, str_columns: set[str], progress: Progress | None,
+               columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The data rows in chunks, in file order; ``columns``: parse at least these (a
+        source may hand on more), default all."""
         raise NotImplementedError
 
     def preview(self, nrows: int) -> pd.DataFrame:
@@ -87,13 +90,16 @@ class _TextSource(_Source):
             except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
                 raise self._map_error(exc) from None
 
-    def frames(self, str_columns, progress):
+    def frames(self, str_columns, progress, columns=None):
         size = max(1, self.path.stat().st_size)
         rows = max(1000, _CHUNK_CELLS // max(1, len(self.names)))
         extra_fields = False
+        kwargs = self._kwargs(str_columns)
+        if columns is not None:
+            kwargs["usecols"] = list(columns)
         with open(self.path, "rb") as fh:
             try:
-                reader = pd.read_csv(fh, chunksize=rows, **self._kwargs(str_columns))
+                reader = pd.read_csv(fh, chunksize=rows, **kwargs)
                 while True:
                     # pandas only warns when a line has more fields than the header; catch
                     # that around the parsing itself, not across the yield.
@@ -212,11 +218,65 @@ class _ExcelSource(_Source):
     def preview(self, nrows):
         return self._read(nrows)
 
-    def frames(self, str_columns, progress):
-        df = self._read(None)
-        if progress is not None:
-            progress(1.0)
-        yield df
+    def frames(self, str_columns, progress, columns=None):
+        """The sheet's rows in chunks, as ``pd.read_excel`` reads them, never the whole sheet.
+
+        The workbook is read row by row (openpyxl's read-only mode); each chunk of rows goes
+        through the parser ``read_excel`` uses, with its settings, so every cell becomes what
+        reading the whole sheet makes of it. Empty rows are kept where a later row has data
+        and dropped at the end of the sheet, as ``read_excel`` does.
+        """
+        from openpyxl import load_workbook
+        from pandas.io.parsers import TextParser
+
+        width = len(self.names)
+        rows = max(1000, _CHUNK_CELLS // max(1, width))
+        total = max(1, self.estimate_rows())
+
+        def parse(block: list) -> pd.DataFrame:
+            df = TextParser(block, header=None, dtype=object, skip_blank_lines=False).read()
+            df = df.reindex(columns=range(width))
+            df.columns = self.names
+            return df.infer_objects()
+
+        try:
+            book = load_workbook(self.path, read_only=True, data_only=True, keep_links=False)
+        except (zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
+            raise InputError(f"cannot read the workbook ({type(exc).__name__})", path=self.name) from None
+        try:
+            sheet = book[self.sheet]
+            sheet.reset_dimensions()  # declared sizes can be wrong; read what is there
+            block: list[list] = []
+            empty = 0  # empty rows held back until a row with data follows
+            done = 0
+            try:
+                for number, row in enumerate(sheet.rows):
+                    if number == 0 and self.has_header:
+                        continue
+                    cells = [_excel_cell(c) for c in row]
+                    while cells and cells[-1] == "":
+                        cells.pop()
+                    if not cells:
+                        empty += 1
+                        continue
+                    block.extend([[""] * width for _ in range(empty)])
+                    empty = 0
+                    # Cells past the named columns are dropped, as read_excel's frame is cut.
+                    block.append(cells[:width] + [""] * (width - len(cells)))
+                    if len(block) >= rows:
+                        done += len(block)
+                        if progress is not None:
+                            progress(min(done / total, 1.0))
+                        yield parse(block)
+                        block = []
+            except (zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
+                raise InputError(f"cannot read the workbook ({type(exc).__name__})", path=self.name) from None
+            if block:
+                yield parse(block)
+            if progress is not None:
+                progress(1.0)
+        finally:
+            book.close()
 
     def estimate_rows(self) -> int:
         try:
@@ -225,6 +285,22 @@ class _ExcelSource(_Source):
         except (zipfile.BadZipFile, OSError):
             size = self.path.stat().st_size * 5
         return int(size / max(1, 40 * len(self.names)))
+
+
+def _excel_cell(cell):
+    """A worksheet cell as ``pd.read_excel`` (openpyxl engine) takes it: "" when empty, NaN
+    for an error, whole numbers as int."""
+    from openpyxl.cell.cell import TYPE_ERROR, TYPE_NUMERIC
+
+    value = cell.value
+    if value is None:
+        return ""
+    if cell.data_type == TYPE_ERROR:
+        return float("nan")
+    if cell.data_type == TYPE_NUMERIC:
+        whole = int(value)
+        return whole if whole == value else float(value)
+    return value
 
 
 #: What to install when Parquet is opened without pyarrow (an optional extra: it is large).
@@ -277,7 +353,7 @@ class _ParquetSource(_Source):
             raise self._fail(exc) from None
         return pd.DataFrame(columns=self.names)
 
-    def frames(self, str_columns, progress):
+    def frames(self, str_columns, progress, columns=None):
         import pyarrow as pa
 
         total = max(1, self._file.metadata.num_rows)
@@ -288,7 +364,8 @@ class _ParquetSource(_Source):
                 done += batch.num_rows
                 if progress is not None:
                     progress(min(done / total, 1.0))
-                yield self._to_frame(batch)
+                frame = self._to_frame(batch)
+                yield frame if columns is None else frame[list(columns)]
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise self._fail(exc) from None
 

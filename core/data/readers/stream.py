@@ -25,7 +25,7 @@ from .columns import _DataColumn, _KeyColumn
 from .infer import _split_unit
 from .plan import _plan
 from .read import FORMATS
-from .sources import EXCEL_SUFFIXES, Progress, _check_path, _open_source, _Source, _TextSource
+from .sources import Progress, _check_path, _open_source, _Source, _TextSource
 from .tables import _check_inf, _natural_ids, _raise_text_in_numeric
 
 
@@ -57,20 +57,7 @@ class TableChunks:
         self.notes = notes
         self._chunk_rows = chunk_rows
         self._progress = progress
-        self._numeric: list[tuple[int, str]] = []
-        self._onehot: list[tuple[int, str, str]] = []
-        missing = []
-        for j, f in enumerate(self.feature_names):
-            if f in source.names:
-                self._numeric.append((j, f))
-            elif "=" in f and f.split("=", 1)[0] in source.names:
-                column, level = f.split("=", 1)
-                self._onehot.append((j, column, level))
-            else:
-                missing.append(f)
-        if missing:
-            raise InputError(f"the new data lacks the model's features {', '.join(missing[:6])}; "
-                             "export them with the same column names", path=self.path)
+        self._columns = _FeatureColumns(source, self.feature_names)
         self._units = [_split_unit(f.split("=")[0]) for f in self.feature_names]
 
     def __iter__(self) -> Iterator[Dataset]:
@@ -99,6 +86,45 @@ class TableChunks:
             yield frame.iloc[i:i + step]
 
     def _dataset(self, frame: pd.DataFrame, start: int) -> Dataset:
+        values = self._columns.values(frame, start)
+        ids = None
+        if self.id_col:
+            key = _KeyColumn(self.id_col, exact=True)
+            key.add(frame[self.id_col], start)
+            ids = _natural_ids(key.finish(), key.codes.levels)
+        return Dataset(values=values, mask=~np.isnan(values),
+                       feature_names=list(self.feature_names), units=list(self._units), ids=ids,
+                       id_col=self.id_col, source=self.path)
+
+
+class _FeatureColumns:
+    """The model's features in the columns of a file: numbers, or one-hot text levels.
+
+    A feature is a column name, or ``"column=level"`` for the one-hot level of a text
+    column, as :func:`read_data` names them; the values of a parsed chunk are read exactly
+    as :func:`read_data` reads them.
+    """
+
+    def __init__(self, source: _Source, feature_names: list[str]) -> None:
+        self._source = source
+        self.feature_names = feature_names
+        self._numeric: list[tuple[int, str]] = []
+        self._onehot: list[tuple[int, str, str]] = []
+        missing = []
+        for j, f in enumerate(feature_names):
+            if f in source.names:
+                self._numeric.append((j, f))
+            elif "=" in f and f.split("=", 1)[0] in source.names:
+                column, level = f.split("=", 1)
+                self._onehot.append((j, column, level))
+            else:
+                missing.append(f)
+        if missing:
+            raise InputError(f"the new data lacks the model's features {', '.join(missing[:6])}; "
+                             "export them with the same column names", path=source.name)
+
+    def values(self, frame: pd.DataFrame, start: int) -> np.ndarray:
+        """``(len(frame), n_features)`` float32, NaN where empty; ``start``: first record."""
         source = self._source
         n = len(frame)
         values = np.empty((n, len(self.feature_names)), dtype=np.float32)  # (n, D)
@@ -118,14 +144,7 @@ class TableChunks:
                 else np.zeros(n, dtype=np.float32)
             x[codes < 0] = np.nan
             values[:, j] = x
-        ids = None
-        if self.id_col:
-            key = _KeyColumn(self.id_col, exact=True)
-            key.add(frame[self.id_col], start)
-            ids = _natural_ids(key.finish(), key.codes.levels)
-        return Dataset(values=values, mask=~np.isnan(values),
-                       feature_names=list(self.feature_names), units=list(self._units), ids=ids,
-                       id_col=self.id_col, source=self.path)
+        return values
 
 
 def iter_table_chunks(path, feature_names: Sequence[str], *, format: str = "auto",
@@ -138,7 +157,7 @@ def iter_table_chunks(path, feature_names: Sequence[str], *, format: str = "auto
     Parameters
     ----------
     path : str or Path
-        A text (.csv .tsv .txt ...) or Parquet file.
+        A text (.csv .tsv .txt ...), Excel (.xlsx, the first sheet) or Parquet file.
     feature_names : sequence of str
         The features every chunk holds, in this order: column names, or ``"column=level"``
         for the one-hot level of a text column (as :func:`read_data` names them). A level
@@ -157,7 +176,7 @@ def iter_table_chunks(path, feature_names: Sequence[str], *, format: str = "auto
     TableChunks or None
         An iterable of datasets, ``values`` ``(n_chunk, len(feature_names))`` float32 with
         ``ids`` when there is an id column, in file order; None when the input cannot be read
-        this way (a workbook, a folder, or a file read as a time series): read it with
+        this way (a folder, or a file read as a time series): read it with
         :func:`read_data`. Within a chunk, ids are int64 when every id of the chunk is a whole
         number written plainly, else the text exactly as written.
 
@@ -179,7 +198,7 @@ def iter_table_chunks(path, feature_names: Sequence[str], *, format: str = "auto
     if chunk_rows is not None and chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     p = _check_path(path)
-    if p.is_dir() or p.suffix.lower() in EXCEL_SUFFIXES or format not in ("auto", "table"):
+    if p.is_dir() or format not in ("auto", "table"):
         return None
     if p.stat().st_size == 0:
         raise InputError("the file is empty; export the table again with a header and data rows",

@@ -397,7 +397,7 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
                  max_steps: int | None = None, origin: str = "first", id_col: str | None = None,
                  time_col: str | None = None, time_unit: str = "", source: str = "",
                  path: str | None = None, locate: Callable[[int], int | None] | None = None,
-                 warnings: list[str] | None = None) -> Dataset:
+                 warnings: list[str] | None = None, part_steps: int | None = None) -> Dataset:
     """Put parsed rows on a regular time grid and return the series :class:`Dataset`.
 
     Parameters
@@ -425,6 +425,11 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
         Record index -> line number, for messages.
     warnings : list of str, optional
         Earlier warnings; the grid's own are appended.
+    part_steps : int, optional
+        Without ``max_steps``: keep stays longer than this in parts of this many steps, instead
+        of deciding from these rows alone which stays are far longer than the rest. A file read
+        in groups of patients passes the whole file's decision, so every group splits a stay
+        where reading the whole file would.
 
     Returns
     -------
@@ -502,7 +507,9 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
     length = np.zeros(n_pat, dtype=np.int64)
     np.maximum.at(length, pc, k.astype(np.int64) + 1)
     far_cap = None
-    if max_steps is None:
+    if max_steps is None and part_steps is not None:
+        n_steps = int(min(int(length.max()), int(part_steps)))
+    elif max_steps is None:
         far_cap = _long_stay_cap(length)
         # Stays far longer than the rest fill several rows, each as long as the longest other
         # stay: the grid is what it would be without them, plus their own steps.

@@ -119,6 +119,24 @@ def test_long_series_in_groups_of_patients_gives_the_whole_file_result(series_pr
     assert len(parts) >= 3 and sum(parts) == n_whole == 60
 
 
+def test_a_far_longer_stay_is_split_where_the_whole_file_splits_it(series_project, tmp_path, capsys, monkeypatch):
+    project, id_col, time_col = series_project
+    frame = new_patients(150, 9, id_col, time_col, "wide")
+    long = cohort_to_frame(make_icu_cohort(1, n_features=7, max_steps=1000, min_steps=1000, seed=3), "wide",
+                           id_col=id_col, time_col=time_col)
+    long[id_col] = "long-stay"
+    # the long stay sits in the middle of the file, so only one group holds it
+    cut = int(np.flatnonzero(frame[id_col].to_numpy() != frame[id_col].shift().to_numpy())[75])
+    frame = pd.concat([frame.iloc[:cut], long, frame.iloc[cut:]], ignore_index=True)
+    path = tmp_path / "with_long_stay.csv"
+    frame.to_csv(path, index=False)
+    streamed, whole, parts, n_whole, notes = whole_and_streamed(capsys, monkeypatch, project, path, tmp_path)
+    assert streamed == whole
+    assert len(parts) >= 3 and sum(parts) == n_whole > 151  # the stay fills several rows in both
+    assert "'long-stay' has 1,000 steps" in notes
+    assert len(pd.read_csv(tmp_path / "streamed.csv")) == len(frame)
+
+
 def test_a_patient_whose_rows_come_back_later_is_read_whole_with_a_note(series_project, tmp_path, capsys,
                                                                         monkeypatch):
     project, id_col, time_col = series_project

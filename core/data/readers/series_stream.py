@@ -164,12 +164,16 @@ class SeriesChunks:
         rel /= step
         rel += 1e-9
         length = np.floor(rel).astype(np.int64) + 1
+        # Stays far longer than the rest are kept in parts as long as the longest other stay,
+        # decided on the whole file (see build_series), never on one group's rows.
+        self.part_steps: int | None = None
         if max_steps is None:
             cap = _long_stay_cap(length)
             if cap is not None:
+                self.part_steps = int(length[length <= cap].max())
+                n_rows = int((-(-length // self.part_steps)).sum())
                 pids = np.concatenate(scan.pids)
-                notes.append(_long_stay_note(length, cap, self._patient_ids(pids)))
-                max_steps = cap
+                notes.append(_long_stay_note(length, cap, self.part_steps, n_rows, self._patient_ids(pids)))
         elif (length > int(max_steps)).any():
             cut = int((length > int(max_steps)).sum())
             notes.append(f"{cut} patient(s) were longer than {int(max_steps)} steps and were cut to their "
@@ -321,7 +325,8 @@ class SeriesChunks:
         else:
             parts.wide = [(name, rows[3][:, j]) for j, name in enumerate(self.feature_names)]
         parts.units = {name: _split_unit(name.split("=")[0]) for name in self.feature_names}
-        ds = build_series(parts, time_step=self.step, aggregate=self._aggregate, max_steps=self.max_steps,
+        ds = build_series(parts, time_step=self.step, aggregate=self._aggregate,
+                          max_steps=None if self.part_steps else self.max_steps, part_steps=self.part_steps,
                           origin="first", id_col=self.id_col, time_col=self.time_col, time_unit=self._unit,
                           source=self.path, path=self.path, locate=self._source.locate)
         # A feature that none of these patients has is dropped by the grid: put it back, empty.

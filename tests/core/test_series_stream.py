@@ -100,17 +100,20 @@ def test_an_irregular_time_step_is_inferred_as_for_the_whole_file(tmp_path, smal
     assert_same_patients(list(chunks), whole)
 
 
-def test_far_longer_stays_are_cut_where_the_whole_file_cuts_them(tmp_path, small_chunks):
+def test_far_longer_stays_are_split_where_the_whole_file_splits_them(tmp_path, small_chunks):
     rows = [(p, float(t), 1.0 + t % 3) for p in range(400) for t in range(6)]
     rows += [(400, float(t), 2.0) for t in range(3000)]
     path = tmp_path / "long_stay.csv"
     pd.DataFrame(rows, columns=["pid", "hour", "x"]).to_csv(path, index=False)
     whole = read_data(path, id_col="pid", time_col="hour")
-    assert whole.lengths.max() < 3000  # the whole-file reader cut the long stay
+    assert whole.n_samples == 400 + 3000 // 6 and whole.lengths.sum() == len(rows)  # kept, in parts
     chunks = iter_series_chunks(path, whole.feature_names, id_col="pid", time_col="hour", batch_rows=500)
-    assert chunks.max_steps == whole.lengths.max()
-    assert any("far longer than the rest" in n and "'400'" in n for n in chunks.notes)
-    assert_same_patients(list(chunks), whole)
+    assert chunks.part_steps == 6
+    assert any("far more than the rest" in n and "'400'" in n for n in chunks.notes)
+    groups = list(chunks)
+    assert_same_patients(groups, whole)
+    np.testing.assert_array_equal(np.concatenate([g.starts if g.starts is not None else np.zeros(g.n_samples, int)
+                                                  for g in groups]), whole.starts)
 
 
 def test_scattered_patient_rows_are_found_before_anything_is_read(tmp_path, small_chunks):

@@ -9,7 +9,8 @@ of :mod:`core.defaults` (nothing is chosen per set), the grid too. Beside it:
 
 Printed per set (mean and spread over the seeds): NMI (geometric) and purity against the
 set's labels, topographic error (share of points whose two nearest prototypes are not grid
-neighbours; DPSOM's in its latent space), the effective number of nodes (exp of the entropy of
+neighbours; DPSOM's in its latent space, and beside it that of its prototypes decoded to the
+input space, where MiniSom's is measured), the effective number of nodes (exp of the entropy of
 node use: NMI can be raised by emptying nodes, this shows it), seconds, and the printed
 estimate over the measured time. Series also: the share of steps that stay on their node or
 move to a neighbour, and a node forecast 6 steps ahead against holding the current node
@@ -287,7 +288,9 @@ def run_set(name: str, args, seed: int) -> list[dict]:
     latent = run.latent()
     ours = {"set": name, "role": role, "method": "DPSOM" if not series else "T-DPSOM", "seed": seed,
             "nmi": A.nmi(yv, nodes), "purity": A.purity(yv, nodes),
-            "te": topographic_error(latent, run.prototypes(), grid), "eff": _effective_nodes(nodes, k),
+            "te": topographic_error(latent, run.prototypes(), grid),
+            "te_input": topographic_error(rows, run.estimator.decoded_prototypes(), grid),
+            "eff": _effective_nodes(nodes, k),
             "seconds": seconds, "est_ratio": estimate / seconds, "k": k, "n": int(len(rows)),
             "grid": f"{grid.height}x{grid.width}", "scaling": run.preprocessor.scaling,
             "likelihood": run.estimator.likelihood_}
@@ -339,6 +342,8 @@ def report(rows: list[dict]) -> None:
             for method in dict.fromkeys(r["method"] for r in sel if r["set"] == name):
                 rs = [r for r in sel if r["set"] == name and r["method"] == method]
                 extra = ""
+                if "te_input" in rs[0]:
+                    extra += f"topo err of decoded prototypes in input space {_fmt([r['te_input'] for r in rs])}; "
                 if "smooth" in rs[0]:
                     extra += f"smooth {_fmt([r['smooth'] for r in rs])}"
                 if "forecast" in rs[0]:

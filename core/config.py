@@ -139,9 +139,10 @@ class TrainConfig:
     adam : {"global_step", "per_parameter"}
         Bias correction from one global step shared by every parameter (TF1 reference), or
         PyTorch's per-parameter step.
-    som_init : {"kohonen", "pca", "kmeans"}
+    som_init : {"kohonen", "pca", "kmeans", "kmeans_grid"}
         Starting prototypes: random (truncated normal, then the Kohonen-style stages), a PCA
-        plane through the latent means, or k-means on them, each followed by the stages.
+        plane through the latent means, k-means on them, or k-means centres placed on the
+        grid by matching them to the PCA plane, each followed by the stages.
     shuffle : bool
         Reshuffle the training set every epoch (the reference never did).
     drop_last : bool
@@ -203,7 +204,7 @@ _CHOICES = {
     ("network", "bn_mode"): ("reference_affine", "batchnorm", "none"),
     ("network", "lstm_gates"): ("sigmoid", "hard_sigmoid"),
     ("train", "adam"): ("global_step", "per_parameter"),
-    ("train", "som_init"): ("kohonen", "pca", "kmeans"),
+    ("train", "som_init"): ("kohonen", "pca", "kmeans", "kmeans_grid"),
     ("train", "assign_with"): ("sample", "mean"),
     ("train", "smoothness"): ("prototype", "embedding"),
     ("train", "precision"): ("float32", "bf16"),

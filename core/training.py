@@ -743,7 +743,15 @@ class Trainer:
             z = torch.cat(sample)
             if z.shape[0] > take:  # series: rows are steps, sampled here
                 z = z[torch.randperm(z.shape[0], generator=self.cpu_gen)[:take]]
-            protos = _kmeans(self.cluster.all_gather_rows(z), self.grid.n_nodes, self.cpu_gen)
+            z = self.cluster.all_gather_rows(z)
+            k = self.grid.n_nodes
+            if how == "kmeans_grid":
+                z64 = z.double()
+                plane = _pca_plane(z64.sum(0), z64.T @ z64, float(z64.shape[0]), self.grid)
+                # Fewer codes than nodes leave k-means undefined: the plane alone then.
+                protos = _place_on_grid(_kmeans(z, k, self.cpu_gen), plane) if z.shape[0] >= k else plane
+            else:
+                protos = _kmeans(z, k, self.cpu_gen)
         protos = self.cluster.broadcast(protos.float())
         self.net.prototypes.copy_(protos.to(self.net.prototypes.device, self.net.prototypes.dtype))
 
@@ -999,6 +1007,22 @@ def _pca_plane(total: torch.Tensor, cross: torch.Tensor, count: float, grid: SOM
     u = (pos[:, 1] / h - 0.5) * 4.0 * std[0]  # rows along the main axis
     v = (pos[:, 0] / w - 0.5) * 4.0 * std[1]
     return (mean + u[:, None] * axes[0] + v[:, None] * axes[1]).float()
+
+
+def _place_on_grid(centres: torch.Tensor, plane: torch.Tensor) -> torch.Tensor:
+    """Centres ``(K, d)`` reordered so that centre ``j`` sits on the node whose PCA-plane point is
+    matched to it: the one-to-one matching with the least total squared distance.
+
+    k-means centres quantise the data well but carry no order; matched to the grid's PCA
+    plane, neighbours on the grid start out as near one another as the centres allow.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    cost = torch.cdist(plane.double(), centres.double()).pow(2).cpu().numpy()  # (K nodes, K centres)
+    nodes, picked = linear_sum_assignment(cost)
+    out = torch.empty_like(centres)
+    out[torch.as_tensor(nodes)] = centres[torch.as_tensor(picked)]
+    return out
 
 
 def _unflatten(rows: torch.Tensor, step_mask: torch.Tensor | None) -> torch.Tensor:

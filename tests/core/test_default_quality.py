@@ -63,6 +63,10 @@ def test_tables_get_light_kl_cauchy_kernel_and_enough_steps():
     assert (cfg.weights.kl, cfg.weights.cah, cfg.network.nu) == (0.01, 10.0, 1.0)
     assert cfg.train.epochs_joint == 80  # 20 steps per epoch, about 1,600 steps
     assert cfg.train.som_init == "pca"
+    # Few rows per node (wine: 178 rows on 8x8): k-means centres placed on the grid, SOM weight 1.
+    small = propose(DataProfile.from_counts(False, 178, 178)).config
+    assert (small.train.som_init, small.weights.som) == ("kmeans_grid", 1.0)
+    assert propose(DataProfile.from_counts(False, 178, 178), "quick", parity=True).config.train.som_init == "kohonen"
     # The paper preset stays the reference's.
     paper = propose(DataProfile.from_counts(False, 1797, 1797), "paper").config
     assert (paper.weights.kl, paper.network.nu, paper.train.batch_size) == (0.5, 10.0, 300)

@@ -279,7 +279,8 @@ class MainWindow(QMainWindow):
         else:
             self.show_workspace()
         self.loss_view.clear()
-        self.loss_view.append([_HistoryRecord(row) for row in self.session.history])
+        # A saved project keeps one row per pass over the data (core's history), not every step.
+        self.loss_view.append([_HistoryRecord(row) for row in self.session.history], per_pass=True)
         self.loss_view.flush()
         self._show_run_status()
         self.refresh_recent_files()

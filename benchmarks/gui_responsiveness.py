@@ -304,7 +304,9 @@ def bench_loading(args) -> int:
         while time.perf_counter() - t0 < 60:
             QApplication.processEvents()
             time.sleep(0.002)
-            if time.perf_counter() - t0 > seconds and not window.estimator.busy and not window.summariser.busy:
+            done = "Estimated time" in window.training_panel._estimate.text() or not engine.is_ready()
+            if time.perf_counter() - t0 > seconds and done and not window.estimator.busy \
+                    and not window.summariser.busy:
                 break
         times[name] = time.perf_counter() - t0
 

@@ -397,6 +397,8 @@ class MainWindow(QMainWindow):
         # The probe trains a few steps: started while the new project's views are first
         # drawn, it slowed their drawing several-fold on a 2-core machine.
         wait = _SETTLE_S - (time.monotonic() - self._loaded_at)
+        if wait <= 0 and not self.patient_view.plots_ready:
+            wait = 0.2  # its plots are still being made, a few per turn of the event loop
         if wait > 0:
             QTimer.singleShot(int(wait * 1000) + 1, self._estimate_timer.start)
             return

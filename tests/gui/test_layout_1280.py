@@ -163,6 +163,8 @@ def test_every_dock_of_the_window_is_usable_at_1280x800(qtbot, prefs, monkeypatc
         if found:
             problems[dock.windowTitle()] = found
     assert problems == {}
+    # the docks' smallest sizes together still fit the screen: the window is not pushed wider
+    assert window.width() == 1280 and window.minimumSizeHint().width() <= 1280
     window.session.shutdown()
     window.estimator.wait()
     window.session._set_dirty(False)

@@ -85,7 +85,7 @@ def test_the_estimate_is_worked_out_off_the_gui_thread_and_says_so_meanwhile(qtb
     assert "1 min 30 s" in label.text()
     assert SlowEstimateRun.threads and all(t is not threading.main_thread() for t in SlowEstimateRun.threads)
     # the event loop kept running while the probe ran (on the GUI thread, not one beat could)
-    assert beats_within(beats, SlowEstimateRun.spans) >= 3
+    assert beats_within(beats, SlowEstimateRun.spans) >= 1
     close(window)
 
 
@@ -121,7 +121,7 @@ def test_the_variable_summary_is_computed_off_the_gui_thread(qtbot, prefs, monke
     qtbot.waitUntil(lambda: model.rowCount() == 3, timeout=5000)
     timer.stop()
     assert where and where[0] is not threading.main_thread()
-    assert beats_within(beats, spans) >= 3
+    assert beats_within(beats, spans) >= 1
     # the rendered Variables tab lists the variables
     window.data_view.tabs.setCurrentIndex(0)
     window.docks["data"].raise_()

@@ -24,9 +24,9 @@ _ERROR_STYLE = "color: #b3473a;"
 _WARNING_STYLE = "color: #8a5a00;"
 
 _MODELS = (
-    ("dpsom", "DPSOM: one row per sample",
+    ("dpsom", "DPSOM: a table",
      "Groups rows of a table (one sample each) into similar health states."),
-    ("tdpsom", "T-DPSOM: patients over time",
+    ("tdpsom", "T-DPSOM: over time",
      "Groups every time point of every patient and learns how patients move between states."),
 )
 _PRESETS = (

@@ -127,6 +127,24 @@ def clipped_labels(widget) -> list[str]:
     return out
 
 
+def cut_choices(widget) -> list[str]:
+    """Visible combo boxes whose chosen entry does not fit in the box."""
+    from PySide6.QtWidgets import QStyle, QStyleOptionComboBox
+
+    out = []
+    for box in widget.findChildren(QComboBox):
+        if not box.isVisible() or box.visibleRegion().isEmpty():
+            continue
+        option = QStyleOptionComboBox()
+        box.initStyleOption(option)
+        field = box.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                           QStyle.SubControl.SC_ComboBoxEditField, box)
+        need = box.fontMetrics().horizontalAdvance(box.currentText())
+        if need > field.width():
+            out.append(f"{box.currentText()!r}: {field.width()} px for {need}")
+    return out
+
+
 def sideways_scrolling(widget, allowed=()) -> list[str]:
     """Scroll areas inside ``widget`` that show a horizontal scroll bar."""
     from PySide6.QtWidgets import QAbstractScrollArea
@@ -135,7 +153,23 @@ def sideways_scrolling(widget, allowed=()) -> list[str]:
             if area.isVisible() and area not in allowed and area.horizontalScrollBar().isVisible()]
 
 
-def test_every_dock_of_the_window_is_usable_at_1280x800(qtbot, prefs, monkeypatch):
+@pytest.fixture
+def app_style():
+    """The application's own style and style sheet (as ``dpsom-studio`` runs), restored after."""
+    from PySide6.QtWidgets import QApplication
+
+    from dpsom_gui.resources import style_sheet
+
+    app = QApplication.instance()
+    style, sheet = app.style().name(), app.styleSheet()
+    app.setStyle("Fusion")
+    app.setStyleSheet(style_sheet())
+    yield
+    app.setStyleSheet(sheet)
+    app.setStyle(style)
+
+
+def test_every_dock_of_the_window_is_usable_at_1280x800(qtbot, prefs, monkeypatch, app_style):
     from gui_fakes import FakeEngine
     from PySide6.QtWidgets import QApplication
 
@@ -163,6 +197,8 @@ def test_every_dock_of_the_window_is_usable_at_1280x800(qtbot, prefs, monkeypatc
         if found:
             problems[dock.windowTitle()] = found
     assert problems == {}
+    # the settings show the chosen kind of model, preset, cell shape... in full
+    assert cut_choices(window.docks["training"]) == []
     # the docks' smallest sizes together still fit the screen: the window is not pushed wider
     assert window.width() == 1280 and window.minimumSizeHint().width() <= 1280
     window.session.shutdown()

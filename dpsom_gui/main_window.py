@@ -133,8 +133,8 @@ class MainWindow(QMainWindow):
 
         self._connect()
         self.exploration.attach()
-        # Devices are found once the engine is imported (see app.start_warm_up): asking here
-        # would import PyTorch before the window is ever drawn.
+        # Devices are handed over by whoever loaded the engine (app.main, behind its splash
+        # screen): a window made without it (tests) must not import PyTorch here.
         self.refresh_recent_files()
         self._update_title()
         self._update_actions()

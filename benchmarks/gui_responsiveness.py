@@ -73,7 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cold", action="store_true",
                         help="skip the engine warm-up the application does at start-up (shows the stutter "
                              "of importing torch's optimiser stack in the training thread; with --loading, "
-                             "opening without those imports running beside it)")
+                             "the window shows before the training stack is loaded, which the first "
+                             "opening then imports on its loading thread)")
     return parser.parse_args(argv)
 
 

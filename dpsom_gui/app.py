@@ -536,6 +536,12 @@ def main(argv: list[str] | None = None) -> int:
 
     QTimer.singleShot(0, open_initial)
     status = app.exec()
+    # A background computation still inside PyTorch when the interpreter exits aborts the
+    # process ("terminate called without an active exception"): let it finish first (the
+    # window is already gone).
+    for call in (window.estimator, window.summariser):
+        if not call.wait(120.0):
+            log.warning("a background computation did not end before exit")
     _dispose(window)
     log.info("DPSOM Studio closed")
     return int(status)

@@ -6,7 +6,8 @@ see them)::
     apt-get install -y xvfb xauth libxcb-icccm4 libxcb-keysyms1
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python docs/make_screenshots.py
 
-It opens the demo cohort (the small "test" size unless ``--size demo``), trains a small
+It shows the splash screen of the start-up, opens the demo cohort (the small "test" size
+unless ``--size demo``), trains a small
 T-DPSOM quickly, and saves PNG pictures of the main window (1280 x 800, the smallest
 screen the layout is made for), the map's groups and categories, the journeys view, the
 selected cells, the transitions, the quality figures, one patient's measurements and the
@@ -76,11 +77,20 @@ def main(argv=None) -> int:
     app.setWindowIcon(icon("app"))
     app.setStyleSheet(style_sheet())
     prefs = Preferences.open(Path(tempfile.mkdtemp(prefix="dpsom-shots-")) / "prefs.ini")
-    window = create_window(prefs)
+    # The splash screen while the training stack loads, as at start-up.
+    from dpsom_gui.app import load_engine, show_splash, splash_message
+    from dpsom_gui.engine import Engine
+
+    splash = show_splash(app)
+    splash_message(splash, Engine.STACK[0][1])
+    save(splash, "splash", out)
+    engine = Engine()
+    load_engine(engine, splash)
+    window = create_window(prefs, engine)
     window.resize(1280, 800)  # the smallest screen the layout is made for
     window.show()
+    splash.finish(window)
     session = window.session
-    session.engine.warm_up()
 
     # ------------------------------------------------------------------ train
     session.open_demo(args.size)

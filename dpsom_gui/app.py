@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 __all__ = ["main", "parse_args", "setup_logging", "install_excepthooks", "create_window", "start_warm_up",
+           "show_splash", "splash_message", "load_engine",
            "SmokeTest", "SMOKE_CHANGES", "run_smoke_test", "display_problem", "XCB_LIBRARIES"]
 
 log = logging.getLogger("dpsom_gui")
@@ -200,6 +201,61 @@ def start_warm_up(engine, on_devices=None) -> threading.Thread:
     return thread
 
 
+def show_splash(app):
+    """A splash screen (the application's name and a line saying what is loading), shown
+    and painted at once; returns the ``QSplashScreen``."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
+    from PySide6.QtWidgets import QSplashScreen
+
+    from .resources import icon
+
+    ratio = app.devicePixelRatio() if hasattr(app, "devicePixelRatio") else 1.0
+    picture = QPixmap(int(440 * ratio), int(200 * ratio))
+    picture.setDevicePixelRatio(ratio)
+    picture.fill(QColor("#fafbfc"))
+    painter = QPainter(picture)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.drawPixmap(28, 40, icon("app").pixmap(72, 72))
+    font = QFont(app.font())
+    font.setPointSizeF(font.pointSizeF() * 1.8)
+    font.setBold(True)
+    painter.setFont(font)
+    painter.setPen(QColor("#263238"))
+    painter.drawText(120, 64, 300, 40, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, "DPSOM Studio")
+    painter.setPen(QColor("#cfd8dc"))
+    painter.drawRect(0, 0, 439, 199)
+    painter.end()
+    splash = QSplashScreen(picture)
+    splash.setObjectName("splash")
+    splash.show()
+    splash_message(splash, "Starting…")
+    return splash
+
+
+def splash_message(splash, text: str) -> None:
+    """Show ``text`` on the splash screen and paint it now (the next step blocks the GUI thread)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QApplication
+
+    splash.showMessage(text, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, QColor("#37474f"))
+    QApplication.processEvents()
+
+
+def load_engine(engine, splash=None) -> None:
+    """Import the training stack on the GUI thread before the window shows (see
+    :meth:`Engine.import_stack`), naming each part on ``splash``. A failure is logged and
+    left for the first training to report."""
+    started = time.perf_counter()
+    try:
+        engine.import_stack(None if splash is None else lambda text: splash_message(splash, text))
+    except Exception as exc:  # noqa: BLE001 - training imports again later and reports then
+        log.warning("engine import failed: %s", type(exc).__name__)
+    else:
+        log.info("engine ready after %.1f s", time.perf_counter() - started)
+
+
 def create_window(prefs, engine=None, log_path: str | None = None):
     """The main window around a new session (used by :func:`main` and by tests)."""
     from .main_window import MainWindow
@@ -349,6 +405,12 @@ def _application():
     from .resources import icon, style_sheet
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    # Every call from Qt into Python (a table's headerData, a paint of a plot item) must take
+    # the interpreter lock back from whichever background thread holds it (a file being read,
+    # the estimate's probe); by default it waits up to 5 ms for each, and drawing a new
+    # project's views made thousands of such calls: freezes of 1-2 s. 0.5 ms keeps them
+    # short; a thread holding the lock alone is not interrupted more often.
+    sys.setswitchinterval(0.0005)
     app.setApplicationName("DPSOM Studio")
     app.setOrganizationName("DPSOM Studio")
     app.setStyle("Fusion")
@@ -440,7 +502,16 @@ def main(argv: list[str] | None = None) -> int:
     prefs = Preferences.open(args.settings)
     log_path = setup_logging(prefs.log_directory())
     log.info("DPSOM Studio starting")
-    window = create_window(prefs, log_path=str(log_path))
+    # PyTorch and the training stack load first, behind a splash screen: loaded on a thread
+    # beside the window they held the interpreter lock for seconds at a time, and the window
+    # froze while it opened a project.
+    from .engine import Engine
+
+    splash = show_splash(app)
+    engine = Engine()
+    load_engine(engine, splash)
+    splash_message(splash, "Opening the window…")
+    window = create_window(prefs, engine=engine, log_path=str(log_path))
 
     def report(exc: BaseException) -> None:
         import traceback
@@ -451,21 +522,26 @@ def main(argv: list[str] | None = None) -> int:
 
     relay = install_excepthooks(report)  # noqa: F841 - must live while the app runs
     window.show()
-
-    warm_up = []
+    splash.finish(window)
+    try:
+        window.set_devices(engine.available_devices())
+    except Exception as exc:  # noqa: BLE001 - "Automatic" stays the only choice
+        log.warning("device detection failed: %s", type(exc).__name__)
 
     def open_initial() -> None:
         if args.demo:
             actions.open_demo(window)
         elif args.file:
             actions.open_project(window, args.file)
-        # Only now: importing the training stack holds the interpreter lock for seconds, and
-        # run beside the first filling of the views it made every Qt callback wait for it
-        # (the window stayed blank for over 10 s).
-        warm_up.append(start_warm_up(window.session.engine, window.set_devices))
 
     QTimer.singleShot(0, open_initial)
     status = app.exec()
+    # A background computation still inside PyTorch when the interpreter exits aborts the
+    # process ("terminate called without an active exception"): let it finish first (the
+    # window is already gone).
+    for call in (window.estimator, window.summariser):
+        if not call.wait(120.0):
+            log.warning("a background computation did not end before exit")
     _dispose(window)
     log.info("DPSOM Studio closed")
     return int(status)

@@ -15,29 +15,40 @@ class Engine:
     """Everything :class:`dpsom_gui.session.Session` asks of :mod:`core`."""
 
     # ---------------------------------------------------------------- set-up
-    def warm_up(self) -> None:
-        """Import the training stack ahead of time.
+    #: What :meth:`import_stack` loads, in order, with the words a splash screen shows.
+    STACK = (("torch", "Loading PyTorch…"),
+             ("core.workflow", "Loading the training engine…"),
+             ("optimiser", "Preparing the optimiser…"))
 
-        Creating the first torch optimiser imports several hundred modules (torch's compiler
-        stack). Done inside the training thread, those imports hold the interpreter lock for
-        up to a few hundred milliseconds at a time and the window stutters as training
-        starts; :func:`dpsom_gui.app.main` calls this in the background at start-up instead.
+    def import_stack(self, report=None) -> None:
+        """Import the training stack (PyTorch, :mod:`core.workflow`, torch's optimiser and
+        compiler modules); ``report(text)`` is called before each part.
+
+        These imports hold the interpreter lock for seconds (the first optimiser alone imports
+        several hundred modules of torch's compiler stack). Run on a thread beside the window
+        they froze it for up to 1.9 s at a time, so :func:`dpsom_gui.app.main` calls this on
+        the GUI thread before the window shows, behind a splash screen.
         """
-        import torch
+        for part, words in self.STACK:
+            if report is not None:
+                report(words)
+            if part == "torch":
+                import torch  # noqa: F401
+            elif part == "core.workflow":
+                import core.workflow  # noqa: F401
+            else:
+                import torch
 
-        import core.workflow  # noqa: F401
-
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-        # The first estimate measures this machine's speed (a 0.05 s probe, kept afterwards):
-        # measured here, later estimates on the GUI thread take a few milliseconds.
-        small = self.demo("test")
-        self.make_run(small, self.propose_config(small)).estimate()
+                torch.optim.Adam([torch.zeros(1, requires_grad=True)])
         self._warm = True
 
+    def warm_up(self) -> None:
+        """:meth:`import_stack` without messages (scripts and the screenshots call this)."""
+        self.import_stack()
+
     def is_ready(self) -> bool:
-        """True once :meth:`warm_up` has finished, so that asking for an estimate costs
-        milliseconds. Before, the GUI thread's first torch call could wait on an import the
-        warm-up thread holds (seconds)."""
+        """True once :meth:`import_stack` has run, so that torch calls (an estimate) no longer
+        wait on imports that hold the interpreter lock for seconds."""
         return getattr(self, "_warm", False)
 
     # ---------------------------------------------------------------- models
@@ -55,9 +66,7 @@ class Engine:
 
     def propose_config(self, dataset, preset: str = "quick"):
         """Settings suited to ``dataset`` by the rule ``dpsom train`` uses (``core.defaults``)."""
-        from core.workflow import propose_config
-
-        return propose_config(dataset, preset=preset)
+        return self.propose_settings(dataset, preset).config
 
     def grid_problem(self, n_points: int, grid, unit: str = "rows") -> str:
         """Why ``grid`` cannot be trained on ``n_points`` points ("" when it can): the same
@@ -72,10 +81,32 @@ class Engine:
         return ""
 
     def propose_settings(self, dataset, preset: str = "quick"):
-        """The rule's whole proposal: ``config``, ``preprocessing`` and plain-language ``reasons``."""
+        """The rule's whole proposal: ``config``, ``preprocessing`` and plain-language ``reasons``.
+
+        Kept per data set and preset: the rule profiles every value, and the window asks
+        again at each change of the settings. New data are a new ``Dataset`` object, so the
+        object (held weakly, with its shape in case it was edited) is the key.
+        """
+        import threading
+        import weakref
+
         from core.workflow import propose_settings
 
-        return propose_settings(dataset, preset=preset)
+        lock = self.__dict__.setdefault("_proposals_lock", threading.Lock())
+        key = (id(dataset), preset, getattr(getattr(dataset, "values", None), "shape", None))
+        with lock:  # the loading thread proposes too
+            cache = self.__dict__.setdefault("_proposals", {})
+            held = cache.get(key)
+            if held is not None and held[0]() is dataset:
+                return held[1]
+        proposal = propose_settings(dataset, preset=preset)
+        try:
+            ref = weakref.ref(dataset, lambda _ref, key=key: cache.pop(key, None))
+        except TypeError:  # takes no weak reference: not kept
+            return proposal
+        with lock:
+            cache[key] = (ref, proposal)
+        return proposal
 
     def make_config(self, model: str, preset: str, **changes):
         from core.config import make_config
@@ -95,9 +126,19 @@ class Engine:
 
     # ---------------------------------------------------------------- files
     def load_project(self, path):
+        """The project in ``path``; its data's settings proposal is worked out too, since this
+        runs on the loading thread and the window asks for it (grid advice) right after."""
         from core.io.project_h5 import load_project
 
-        return load_project(path)
+        project = load_project(path)
+        if project.dataset is not None:
+            try:
+                self.propose_settings(project.dataset, (project.config or {}).get("preset", "quick"))
+            except Exception as exc:  # noqa: BLE001 - the window asks again and reports then
+                import logging
+
+                logging.getLogger(__name__).warning("no settings proposal: %s", type(exc).__name__)
+        return project
 
     def save_project(self, path, project):
         from core.io.project_h5 import save_project

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -10,6 +12,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QLabel, QMainWindow, Q
                                QToolBar, QWidget)
 
 from . import actions
+from .background import BackgroundCall
 from .data_summary import summarise_variables
 from .dialogs.error_dialog import ErrorDialog
 from .exploring_views import Exploration
@@ -27,6 +30,9 @@ from .workers import split_failure
 __all__ = ["MainWindow"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds after a project or the demo opened before the estimate's probe starts.
+_SETTLE_S = 1.5
 
 _NON_LOSS_KEYS = {"phase", "epoch", "step", "lr", "elapsed", "end_of_epoch", "n_epochs", "time"}
 
@@ -117,11 +123,18 @@ class MainWindow(QMainWindow):
         self._estimate_timer.setSingleShot(True)
         self._estimate_timer.setInterval(300)
         self._estimate_timer.timeout.connect(self._on_estimate_timer_timeout)
+        # The estimate probes a few training steps (up to seconds) and the variable summary
+        # reads every value: both run off the GUI thread so the window never freezes.
+        self.estimator = BackgroundCall("training-estimate", self)
+        self.estimator.done.connect(self._on_estimator_done)
+        self._loaded_at = 0.0
+        self.summariser = BackgroundCall("variable-summary", self)
+        self.summariser.done.connect(self._on_summariser_done)
 
         self._connect()
         self.exploration.attach()
-        # Devices are found once the engine is imported (see app.start_warm_up): asking here
-        # would import PyTorch before the window is ever drawn.
+        # Devices are handed over by whoever loaded the engine (app.main, behind its splash
+        # screen): a window made without it (tests) must not import PyTorch here.
         self.refresh_recent_files()
         self._update_title()
         self._update_actions()
@@ -257,6 +270,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------- session events
     def _on_session_project_loaded(self) -> None:
+        self._loaded_at = time.monotonic()
         if self.session.dataset is None:
             self.stack.setCurrentWidget(self.start_panel)
             for dock in self.all_docks():
@@ -265,7 +279,8 @@ class MainWindow(QMainWindow):
         else:
             self.show_workspace()
         self.loss_view.clear()
-        self.loss_view.append([_HistoryRecord(row) for row in self.session.history])
+        # A saved project keeps one row per pass over the data (core's history), not every step.
+        self.loss_view.append([_HistoryRecord(row) for row in self.session.history], per_pass=True)
         self.loss_view.flush()
         self._show_run_status()
         self.refresh_recent_files()
@@ -273,7 +288,9 @@ class MainWindow(QMainWindow):
 
     def _on_session_dataset_loaded(self, dataset) -> None:
         self.data_view.set_dataset(dataset)
-        self.data_view.set_summaries(summarise_variables(dataset) if dataset is not None else [])
+        self.data_view.set_summaries([])
+        if dataset is not None:
+            self.summariser.request(dataset, partial(summarise_variables, dataset))
         self.patient_view.set_dataset(dataset)
         self.training_panel.set_suggestion(self.session.model_suggestion())
         self._update_actions()
@@ -341,6 +358,7 @@ class MainWindow(QMainWindow):
         self.show_error("The data could not be imported", message, details)
 
     def _on_session_loading_started(self, what: str) -> None:
+        self._loaded_at = time.monotonic()
         self.start_panel.set_busy(what)
         self.training_panel.set_message(what)  # in view when the workspace hides the start page
         self.busy_bar.setVisible(True)
@@ -353,6 +371,8 @@ class MainWindow(QMainWindow):
         self.show_error("The file could not be opened", message, details)
 
     def _on_session_loading_ended(self) -> None:
+        self._loaded_at = time.monotonic()
+        self._estimate_timer.start()
         self.start_panel.set_busy(None)
         self.busy_bar.setVisible(False)
         self.statusBar().clearMessage()
@@ -371,8 +391,30 @@ class MainWindow(QMainWindow):
         self.training_panel.set_config(self.session.preset_config(model, preset))
 
     def _on_estimate_timer_timeout(self) -> None:
-        if not self.session.is_training:
-            self.training_panel.set_estimate(self.session.estimate(self.training_panel.config()))
+        s = self.session
+        if s.is_training or s.is_loading or s.dataset is None or not s.engine.is_ready():
+            return  # after loading, _on_session_loading_ended asks again
+        # The probe trains a few steps: started while the new project's views are first
+        # drawn, it slowed their drawing several-fold on a 2-core machine.
+        wait = _SETTLE_S - (time.monotonic() - self._loaded_at)
+        if wait <= 0 and not self.patient_view.plots_ready:
+            wait = 0.2  # its plots are still being made, a few per turn of the event loop
+        if wait > 0:
+            QTimer.singleShot(int(wait * 1000) + 1, self._estimate_timer.start)
+            return
+        config = self.training_panel.config()
+        self.training_panel.set_estimating()
+        self.estimator.request((s.dataset, config.to_dict()), partial(s.estimate, config))
+
+    def _on_estimator_done(self, tag, estimate) -> None:
+        dataset, settings = tag
+        if dataset is self.session.dataset and settings == self.training_panel.config().to_dict() \
+                and not self.session.is_training:
+            self.training_panel.set_estimate(estimate)
+
+    def _on_summariser_done(self, dataset, summaries) -> None:
+        if dataset is self.session.dataset and summaries is not None:
+            self.data_view.set_summaries(summaries)
 
     # --------------------------------------------------------------- closing
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override

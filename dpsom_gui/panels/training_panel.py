@@ -24,9 +24,9 @@ _ERROR_STYLE = "color: #b3473a;"
 _WARNING_STYLE = "color: #8a5a00;"
 
 _MODELS = (
-    ("dpsom", "DPSOM: one row per sample",
+    ("dpsom", "DPSOM: a table",
      "Groups rows of a table (one sample each) into similar health states."),
-    ("tdpsom", "T-DPSOM: patients over time",
+    ("tdpsom", "T-DPSOM: over time",
      "Groups every time point of every patient and learns how patients move between states."),
 )
 _PRESETS = (
@@ -356,6 +356,10 @@ class TrainingPanel(QWidget):
         self._suggestion.setText(text)
         self._suggestion.setVisible(bool(text))
 
+    def set_estimating(self) -> None:
+        """Say that the estimate is being worked out (a short trial run in the background)."""
+        self._estimate.setText("Estimating the training time…")
+
     def set_estimate(self, estimate: dict | None) -> None:
         """Show the time and memory estimate (``seconds``, ``memory_bytes``, ``device``)."""
         if not estimate:
@@ -393,8 +397,13 @@ class TrainingPanel(QWidget):
 
     def reset_progress(self, text: str = "Not started", fraction: float = 0.0) -> None:
         """Show ``text`` as the status line and the bar at ``fraction`` (no training running)."""
+        # QProgressBar repaints at once on a new value, and a repaint draws everything pending
+        # in the window: right after a project opened, every new view (0.4 s) inside this
+        # call. With updates off it is drawn with the rest at the next turn of the event loop.
+        self.progress_bar.setUpdatesEnabled(False)
         self.progress_bar.setValue(int(round(fraction * 1000)))
         self.progress_bar.setFormat(f"{fraction:.0%}" if fraction else "")
+        self.progress_bar.setUpdatesEnabled(True)
         self._phase.setText(text)
         self._detail.setText("")
 

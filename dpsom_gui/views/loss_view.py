@@ -42,7 +42,7 @@ _PHASE_COLOURS = {"pretrain": "#3b6ea5", "som_init": "#c08a1e", "joint": "#2e7d6
 _OTHER_PHASE_COLOURS = ["#b3473a", "#6d4c41", "#263238"]
 
 
-def learning_progress(loss: np.ndarray) -> np.ndarray:
+def learning_progress(loss: np.ndarray, smooth: bool = True) -> np.ndarray:
     """How far a phase has come, in percent, from its loss per step ``(n,)``.
 
     The loss is smoothed over a trailing window (about 1/10 of the steps so far, at most
@@ -52,12 +52,21 @@ def learning_progress(loss: np.ndarray) -> np.ndarray:
     noise is not stretched to 100 %: the scale is then set by the noise, so a phase that
     hardly learns stays low instead of jumping about. Values are kept between -25 % and
     100 %. Loss terms that are negative (a likelihood) need no care: only differences count.
+
+    ``smooth=False`` is for values that are already means over many batches (the one row
+    per pass a saved project keeps): each is a point of the curve, 0 % is the first.
     """
     y = np.asarray(loss, dtype=np.float64)
     y = y[np.isfinite(y)]
     n = y.size
     if n == 0:
         return np.zeros(0)
+    if not smooth:
+        start, best = y[0], y.min()
+        out = np.zeros(n)
+        if start - best > 1e-12 * max(1.0, abs(start)):
+            out = np.clip(100.0 * (start - y) / (start - best), -25.0, 100.0)
+        return out
     w = int(min(200, max(min(5, n), n // 10)))
     c = np.concatenate([[0.0], np.cumsum(y)])
     lo = np.maximum(np.arange(1, n + 1) - w, 0)
@@ -137,6 +146,7 @@ class LossView(QWidget):
         self._width: float | None = None  # linear band of the signed log scale in use
 
         self._progress: dict[str, pg.PlotDataItem] = {}
+        self._per_pass: set[str] = set()  # phases recorded as one mean per pass (a saved project)
         self._progress_dirty: set[str] = set()
         self._detail_box = QCheckBox("Show every loss term")
         self._detail_box.setToolTip("Switch from the plain learning progress to every term the model "
@@ -191,8 +201,13 @@ class LossView(QWidget):
         self._apply_mode()
 
     # ------------------------------------------------------------------ input
-    def append(self, records) -> None:
-        """Add progress records (:class:`core.progress.TrainProgress`, oldest first)."""
+    def append(self, records, per_pass: bool = False) -> None:
+        """Add progress records (:class:`core.progress.TrainProgress`, oldest first).
+
+        ``per_pass=True`` for the rows a saved project keeps, one mean per pass over the
+        data: the plain view draws them point by point (a few of them are a curve), where
+        single steps are smoothed first.
+        """
         grouped: dict[tuple[str, str], tuple[list, list]] = {}
         for record in records:
             if record.phase not in self._phase_lines:
@@ -203,6 +218,10 @@ class LossView(QWidget):
                 ys.append(float(value))
             self._last_step = max(self._last_step, int(record.step))
         for key, (xs, ys) in grouped.items():
+            if per_pass:
+                self._per_pass.add(key[0])
+            else:  # training resumed: steps again, smoothed with the passes before them
+                self._per_pass.discard(key[0])
             if key not in self._buffers:
                 self._add_curve(*key)
             self._buffers[key].extend(xs, ys)
@@ -224,6 +243,7 @@ class LossView(QWidget):
             self._phase_legend.removeWidget(label)
             label.deleteLater()
         self._progress.clear()
+        self._per_pass.clear()
         self._phase_labels.clear()
         self._progress_dirty.clear()
         for box in self._term_boxes.values():
@@ -347,7 +367,8 @@ class LossView(QWidget):
                 key = self._total_key(phase)
                 if key is not None:
                     b = self._buffers[key]
-                    self._progress[phase].setData(b.x[: b.n], learning_progress(b.y[: b.n]), connect="finite")
+                    progress = learning_progress(b.y[: b.n], smooth=phase not in self._per_pass)
+                    self._progress[phase].setData(b.x[: b.n], progress, connect="finite")
             self._progress_dirty.clear()
             # A reopened project may hold only a few recorded steps: say why no curve shows
             # rather than leave an empty plot.

@@ -69,6 +69,9 @@ class PatientPlotView(QWidget):
         self._list.verticalHeader().setVisible(False)
         self._list.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self._list.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        # Sized from the first rows only: measuring every patient's row (thousands of calls
+        # into Python) took a quarter of a second each time new data arrived.
+        self._list.horizontalHeader().setResizeContentsPrecision(100)
         self._list.selectionModel().currentRowChanged.connect(self._on_list_current_changed)
 
         self._layout = pg.GraphicsLayoutWidget()

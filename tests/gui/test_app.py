@@ -99,9 +99,13 @@ def test_main_starts_and_closes_cleanly(qtbot, tmp_path, restore_hooks, monkeypa
     titles = []
 
     def close_soon():
-        # main() deletes its window before it returns, so read it while it is open.
-        titles.extend(w.windowTitle() for w in app.topLevelWidgets() if w.objectName() == "" and w.isVisible()
-                      and type(w).__name__ == "MainWindow")
+        # main() deletes its window before it returns, so read it while it is open; before
+        # the window, a splash screen shows while the training stack loads.
+        shown = [w for w in app.topLevelWidgets() if type(w).__name__ == "MainWindow" and w.isVisible()]
+        if not shown:
+            QTimer.singleShot(50, close_soon)
+            return
+        titles.extend(w.windowTitle() for w in shown)
         app.closeAllWindows()
 
     QTimer.singleShot(300, close_soon)

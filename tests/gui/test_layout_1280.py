@@ -100,3 +100,101 @@ def test_one_patients_plots_fit_the_narrow_dock(qtbot):
     rects = [t.sceneBoundingRect() for t in view._cell_texts]
     assert [t.toPlainText() for t in view._cell_texts][-1] == "150"
     assert all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+
+
+def clipped_labels(widget) -> list[str]:
+    """Visible labels cut short: a one-line label narrower than its text, or a wrapping label
+    lower than its lines need at its width."""
+    from PySide6.QtWidgets import QLabel
+
+    out = []
+    for label in widget.findChildren(QLabel):
+        if not label.isVisible() or label.visibleRegion().isEmpty() or not label.text():
+            continue
+        if label.wordWrap():
+            need = label.heightForWidth(label.width())
+            if label.height() < need:
+                out.append(f"{label.text()[:40]!r}: {label.height()} px high < {need}")
+        elif label.width() < label.minimumSizeHint().width():
+            out.append(f"{label.text()[:40]!r}: {label.width()} px wide < {label.minimumSizeHint().width()}")
+    return out
+
+
+def cut_choices(widget) -> list[str]:
+    """Visible combo boxes whose chosen entry does not fit in the box."""
+    from PySide6.QtWidgets import QStyle, QStyleOptionComboBox
+
+    out = []
+    for box in widget.findChildren(QComboBox):
+        if not box.isVisible() or box.visibleRegion().isEmpty():
+            continue
+        option = QStyleOptionComboBox()
+        box.initStyleOption(option)
+        field = box.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                           QStyle.SubControl.SC_ComboBoxEditField, box)
+        need = box.fontMetrics().horizontalAdvance(box.currentText())
+        if need > field.width():
+            out.append(f"{box.currentText()!r}: {field.width()} px for {need}")
+    return out
+
+
+def sideways_scrolling(widget, allowed=()) -> list[str]:
+    """Scroll areas inside ``widget`` that show a horizontal scroll bar."""
+    from PySide6.QtWidgets import QAbstractScrollArea
+
+    return [f"{type(area).__name__} {area.objectName()!r}" for area in widget.findChildren(QAbstractScrollArea)
+            if area.isVisible() and area not in allowed and area.horizontalScrollBar().isVisible()]
+
+
+@pytest.fixture
+def app_style():
+    """The application's own style and style sheet (as ``dpsom-studio`` runs), restored after."""
+    from PySide6.QtWidgets import QApplication
+
+    from dpsom_gui.resources import style_sheet
+
+    app = QApplication.instance()
+    style, sheet = app.style().name(), app.styleSheet()
+    app.setStyle("Fusion")
+    app.setStyleSheet(style_sheet())
+    yield
+    app.setStyleSheet(sheet)
+    app.setStyle(style)
+
+
+def test_every_dock_of_the_window_is_usable_at_1280x800(qtbot, prefs, monkeypatch, app_style):
+    from gui_fakes import FakeEngine
+    from PySide6.QtWidgets import QApplication
+
+    from dpsom_gui import actions
+    from dpsom_gui.app import create_window
+
+    monkeypatch.setattr(actions, "ask_save_changes", lambda window: "discard")
+    window = create_window(prefs, FakeEngine(), log_path="/tmp/dpsom-studio.log")
+    qtbot.addWidget(window)
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    window.session.open_demo("test")
+    with qtbot.waitSignal(window.session.training_finished, timeout=10000):
+        window.session.start_training()
+    window.training_panel.set_estimate({"seconds": 4000, "memory_bytes": 2**31, "device": "Processor (CPU)"})
+    problems = {}
+    for dock in window.all_docks():
+        dock.raise_()
+        for _ in range(5):
+            QApplication.processEvents()
+        assert not dock.widget().visibleRegion().isEmpty(), dock.windowTitle()
+        found = (clipped_labels(dock) + clipped_controls(dock)
+                 + sideways_scrolling(dock, allowed=(window.data_view.table,)))  # all columns of the data
+        if found:
+            problems[dock.windowTitle()] = found
+    assert problems == {}
+    # the settings show the chosen kind of model, preset, cell shape... in full
+    assert cut_choices(window.docks["training"]) == []
+    # the docks' smallest sizes together still fit the screen: the window is not pushed wider
+    assert window.width() == 1280 and window.minimumSizeHint().width() <= 1280
+    window.session.shutdown()
+    window.estimator.wait()
+    window.session._set_dirty(False)
+    window.close()

@@ -53,6 +53,7 @@ from __future__ import annotations
 import math
 import time
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ from .config import Config
 from .nets import DPSOMNet, TDPSOMNet, count_parameters
 from .training import _PASS_ROWS, TrainData, Trainer, batches_per_epoch, phase_epochs, select_device
 
-__all__ = ["estimate_training", "formula_seconds", "memory_parts"]
+__all__ = ["EstimateStopped", "estimate_training", "formula_seconds", "memory_parts"]
 
 #: Batches per phase the probe runs; only the later half of each phase's steps is counted (the
 #: first steps warm up allocators and caches and ran up to twice as slow as the run's steps).
@@ -77,9 +78,14 @@ _FIXED_BYTES = {"cpu": 8 * 2**20, "cuda": 8 * 2**20, "mps": 8 * 2**20}
 _SERIES_KERNEL_BYTES = 56 * 2**20
 
 
+class EstimateStopped(Exception):
+    """The probe was asked to stop (``stop()`` returned True) before it had timed every phase."""
+
+
 def estimate_training(config: Config, *, n_features: int, n_samples: int, n_points: int,
                       mean_length: float | None = None, likelihood: str = "gaussian",
-                      data_bytes: int = 0, probe: bool = True) -> dict:
+                      data_bytes: int = 0, probe: bool = True,
+                      stop: Callable[[], bool] | None = None) -> dict:
     """Time and memory a training run of ``config`` on such data will take.
 
     Parameters
@@ -97,6 +103,10 @@ def estimate_training(config: Config, *, n_features: int, n_samples: int, n_poin
         Size of the training arrays (counted twice in memory: values and mask copies).
     probe : bool
         Time a few real steps (default); False uses the formula of the module docstring.
+    stop : callable, optional
+        Asked between the probe's steps; when it returns True the probe ends at once with
+        :class:`EstimateStopped` (a window that closes, or settings changed meanwhile). The
+        probe takes 0.2 s to a minute, and nothing in PyTorch can be interrupted otherwise.
 
     Returns
     -------
@@ -104,6 +114,11 @@ def estimate_training(config: Config, *, n_features: int, n_samples: int, n_poin
         ``seconds`` (float), ``memory_bytes`` (int), ``device`` (str), ``steps`` (int),
         ``parameters`` (int), ``per_step`` (dict of phase to seconds), ``method``
         ("probe" or "formula").
+
+    Raises
+    ------
+    EstimateStopped
+        When ``stop`` asked the probe to end.
     """
     device = select_device(config.train.device)
     temporal = config.model == "tdpsom"
@@ -128,7 +143,7 @@ def estimate_training(config: Config, *, n_features: int, n_samples: int, n_poin
     pass_per_row = 2.0 * n_params / _speed(device.type)
     if probe:
         try:
-            per_step, pass_per_row = _probe_cached(config, device, n_features, batch, length, likelihood)
+            per_step, pass_per_row = _probe_cached(config, device, n_features, batch, length, likelihood, stop)
             per_step = dict(per_step)
             method = "probe"
         except (RuntimeError, ValueError):  # e.g. out of memory: the formula still answers
@@ -244,7 +259,7 @@ _PROBES: dict[tuple, tuple[dict[str, float], float]] = {}
 
 
 def _probe_cached(config: Config, device: torch.device, n_features: int, batch: int, length: float,
-                  likelihood: str) -> tuple[dict[str, float], float]:
+                  likelihood: str, stop: Callable[[], bool] | None = None) -> tuple[dict[str, float], float]:
     d = config.to_dict()
     train = {k: v for k, v in d["train"].items()
              if k not in ("epochs_pretrain", "epochs_joint", "epochs_pred", "som_init_epochs", "seed", "max_steps",
@@ -254,12 +269,12 @@ def _probe_cached(config: Config, device: torch.device, n_features: int, batch: 
     if key not in _PROBES:
         if len(_PROBES) > 32:
             _PROBES.clear()
-        _PROBES[key] = _probe(config, device, n_features, batch, length, likelihood)
+        _PROBES[key] = _probe(config, device, n_features, batch, length, likelihood, stop)
     return _PROBES[key]
 
 
 def _probe(config: Config, device: torch.device, n_features: int, batch: int, length: float,
-           likelihood: str) -> tuple[dict[str, float], float]:
+           likelihood: str, stop: Callable[[], bool] | None = None) -> tuple[dict[str, float], float]:
     """Seconds per optimiser step of each phase, and per row of a target pass, timed on ``device``.
 
     Batches of more than ``_PROBE_ROWS`` rows are timed at that size and scaled by the rows: such
@@ -305,6 +320,8 @@ def _probe(config: Config, device: torch.device, n_features: int, batch: int, le
     last = time.perf_counter()
     prev_phase = None
     for progress in trainer.run():
+        if stop is not None and stop():
+            raise EstimateStopped("the training-time probe was stopped")
         _sync(device)
         now = time.perf_counter()
         if progress.phase == prev_phase:  # the first step of a phase warms up and starts the epoch

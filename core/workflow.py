@@ -384,8 +384,13 @@ class ModelRun(TrainingRun):
                              sample_mask=valid if self.temporal else None, on_error="record")
 
     # ------------------------------------------------------------------ estimates
-    def estimate(self) -> dict:
+    def estimate(self, stop=None) -> dict:
         """Time and memory needed to train, before starting (:func:`core.estimate.estimate_training`).
+
+        Parameters
+        ----------
+        stop : callable, optional
+            Ends the probe early with :class:`core.estimate.EstimateStopped` once it returns True.
 
         Returns
         -------
@@ -406,7 +411,7 @@ class ModelRun(TrainingRun):
         return estimate_training(self.config, n_features=ds.n_features, n_samples=ds.n_samples,
                                  n_points=ds.n_points, mean_length=float(ds.lengths.mean()) if ds.is_series else None,
                                  likelihood="bernoulli" if bernoulli else "gaussian",
-                                 data_bytes=ds.values.nbytes)
+                                 data_bytes=ds.values.nbytes, stop=stop)
 
     # ------------------------------------------------------------------ projects
     def to_project(self, train_state: dict | None = None) -> Project:

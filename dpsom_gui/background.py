@@ -4,7 +4,9 @@ The training-time estimate (a probe of a few training steps: 0.2 to 10 s on a CP
 per-variable summary of a new data set are asked for again whenever the settings or the
 data change. :class:`BackgroundCall` runs one such call at a time in a daemon thread and
 hands its result to a GUI-thread slot; a request made while one runs replaces any request
-still waiting, so a user typing a grid size causes at most one extra computation.
+still waiting and asks the running call to stop (:meth:`BackgroundCall.should_stop`), so a
+user typing a grid size causes at most one extra computation, and closing the window does not
+wait for a probe whose answer nobody will read.
 
 Its priority is not lowered: a thread that holds the interpreter lock while the system
 keeps it waiting for a core would stall the GUI thread behind it. A plain Python thread,
@@ -50,6 +52,13 @@ class BackgroundCall(QObject):
         self._lock = threading.Lock()
         self._pending: tuple[object, Callable[[], object]] | None = None
         self._thread: threading.Thread | None = None
+        # Set when the running call is no longer wanted (a newer request, or closing); a call
+        # that can stop early polls it through should_stop.
+        self._superseded = threading.Event()
+
+    def should_stop(self) -> bool:
+        """True once the running call's result is no longer wanted; for calls that can end early."""
+        return self._superseded.is_set()
 
     @property
     def busy(self) -> bool:
@@ -63,15 +72,18 @@ class BackgroundCall(QObject):
         with self._lock:
             self._pending = (tag, call)
             if self._thread is not None:
+                self._superseded.set()
                 return  # the running thread picks the new request up when it is done
             self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
             self._thread.start()
 
     def wait(self, timeout_s: float = 30.0) -> bool:
-        """Drop waiting requests and wait (bounded) for the running call; True if none runs."""
+        """Drop waiting requests, ask the running call to stop, and wait (bounded) for it; True
+        if none runs."""
         with self._lock:
             self._pending = None
             thread = self._thread
+            self._superseded.set()
         if thread is not None:
             thread.join(timeout_s)
             return not thread.is_alive()
@@ -84,6 +96,7 @@ class BackgroundCall(QObject):
                 if job is None:
                     self._thread = None
                     return
+                self._superseded.clear()
             tag, call = job
             try:
                 result = call()

@@ -404,7 +404,8 @@ class MainWindow(QMainWindow):
             return
         config = self.training_panel.config()
         self.training_panel.set_estimating()
-        self.estimator.request((s.dataset, config.to_dict()), partial(s.estimate, config))
+        self.estimator.request((s.dataset, config.to_dict()),
+                               partial(s.estimate, config, stop=self.estimator.should_stop))
 
     def _on_estimator_done(self, tag, estimate) -> None:
         dataset, settings = tag

@@ -539,12 +539,17 @@ class Session(QObject):
             why += f" Scaling, chosen from the data: {self.scaling_reason}."
         return why
 
-    def estimate(self, config=None) -> dict | None:
-        """Time and memory a training with ``config`` would take, or None if unknown."""
+    def estimate(self, config=None, stop=None) -> dict | None:
+        """Time and memory a training with ``config`` would take, or None if unknown or stopped
+        (``stop``: asked between the probe's steps, see :func:`core.estimate.estimate_training`)."""
+        from core.estimate import EstimateStopped
+
         if self.dataset is None or not self.engine.is_ready():
             return None
         try:
-            return dict(self.engine.make_run(self.dataset, config or self.config, self.preprocessing).estimate())
+            return dict(self.engine.make_run(self.dataset, config or self.config, self.preprocessing).estimate(stop))
+        except EstimateStopped:
+            return None
         except Exception as exc:  # noqa: BLE001 - an estimate is a courtesy; never block the form
             log.warning("no estimate: %s", type(exc).__name__)
             return None

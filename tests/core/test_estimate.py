@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.config import make_config
-from core.estimate import estimate_training
+from core.estimate import _PROBES, EstimateStopped, estimate_training
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,3 +97,19 @@ def test_small_run_peak_memory_is_within_a_factor_of_two_of_the_estimate():
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["growth"] > 0
     assert 0.5 <= r["est"] / r["growth"] <= 2.0, r
+
+
+def test_the_probe_stops_between_steps_when_asked_and_keeps_nothing():
+    cfg = make_config("dpsom", "quick").replace(**{"train.device": "cpu", "grid.height": 3, "grid.width": 3})
+    asked = []
+
+    def stop():
+        asked.append(1)
+        return len(asked) >= 3
+
+    _PROBES.clear()
+    with pytest.raises(EstimateStopped):
+        estimate_training(cfg, n_features=5, n_samples=200, n_points=200, stop=stop)
+    assert len(asked) == 3 and not _PROBES  # stopped at the third step; no half-timed probe kept
+    done = estimate_training(cfg, n_features=5, n_samples=200, n_points=200, stop=lambda: False)
+    assert done["method"] == "probe" and done["seconds"] > 0

@@ -140,7 +140,7 @@ class FakeRun:
             return {"bmu": bmu, "proba": np.full((n, t, k), 1.0 / k)}
         return {"bmu": np.arange(n) % k, "proba": np.full((n, k), 1.0 / k)}
 
-    def estimate(self):
+    def estimate(self, stop=None):
         return {"seconds": 42.0, "memory_bytes": 300 * 2**20, "device": "cpu"}
 
 

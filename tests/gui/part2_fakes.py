@@ -189,7 +189,7 @@ class FakeTrainableRun(FakeTrainedRun):
     def validate(self):
         pass
 
-    def estimate(self):
+    def estimate(self, stop=None):
         return {"seconds": 1.0, "memory_bytes": 2**20, "device": "cpu"}
 
     def to_project(self):

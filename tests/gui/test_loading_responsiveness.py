@@ -29,7 +29,7 @@ class SlowEstimateRun(FakeRun):
     threads: list = []
     spans: list = []
 
-    def estimate(self):
+    def estimate(self, stop=None):
         SlowEstimateRun.threads.append(threading.current_thread())
         started = time.perf_counter()
         time.sleep(0.6)
@@ -99,6 +99,36 @@ def test_an_estimate_for_settings_changed_meanwhile_is_not_shown(qtbot, prefs):
     assert "Estimated time" not in label.text()  # the stale answer was dropped
     qtbot.waitUntil(lambda: "Estimated time" in label.text(), timeout=5000)
     close(window)
+
+
+def test_closing_or_a_newer_request_stops_a_running_probe_instead_of_waiting_for_it(qtbot):
+    from dpsom_gui.background import BackgroundCall
+
+    call = BackgroundCall("probe")
+    results, started = [], threading.Event()
+
+    def probe(seconds=30.0):
+        # a probe of training steps that asks between steps whether it is still wanted
+        started.set()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            if call.should_stop():
+                return "stopped"
+            time.sleep(0.01)
+        return "finished"
+
+    call.done.connect(lambda tag, result: results.append((tag, result)))
+    call.request("old", probe)
+    assert started.wait(5)
+    call.request("new", lambda: probe(0.05))  # settings changed: the running probe is dropped
+    qtbot.waitUntil(lambda: len(results) == 2, timeout=5000)
+    assert results == [("old", "stopped"), ("new", "finished")]
+    started.clear()
+    call.request("last", probe)
+    assert started.wait(5)
+    begun = time.perf_counter()
+    assert call.wait(10.0)  # the window closes
+    assert time.perf_counter() - begun < 5.0 and not call.busy
 
 
 def test_the_variable_summary_is_computed_off_the_gui_thread(qtbot, prefs, monkeypatch):

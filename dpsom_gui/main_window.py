@@ -217,6 +217,10 @@ class MainWindow(QMainWindow):
         state = self.prefs.window_state()
         if state is not None:
             self.restoreState(state)
+        else:
+            # The curves need less height than the settings beside the map: on a 800 px screen
+            # an even split left the training settings three rows to scroll through.
+            self.resizeDocks([self.docks["losses"]], [max(200, self.height() // 4)], Qt.Orientation.Vertical)
 
     def show_error(self, title: str, message: str, details: str = "") -> ErrorDialog:
         """A non-modal message with details on demand and the log file's location."""

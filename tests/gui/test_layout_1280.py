@@ -2,6 +2,7 @@
 pictures shrunk into a corner of their axes."""
 
 import numpy as np
+import pytest
 from approval import shown, widget_pixels
 from PySide6.QtWidgets import QAbstractButton, QComboBox, QSpinBox
 

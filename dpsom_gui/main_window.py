@@ -188,6 +188,7 @@ class MainWindow(QMainWindow):
         s.loading_failed.connect(self._on_session_loading_failed)
         s.loading_ended.connect(self._on_session_loading_ended)
         s.dirty_changed.connect(self._update_title)
+        s.dirty_changed.connect(self._on_session_dirty_changed)
         s.path_changed.connect(self._update_title)
         s.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         p.config_changed.connect(self._on_panel_config_changed)
@@ -347,6 +348,12 @@ class MainWindow(QMainWindow):
     def _on_session_training_finished(self) -> None:
         self.training_panel.set_message("Training finished. Save the project to keep the model.")
         self.statusBar().showMessage("Training finished", 8000)
+
+    def _on_session_dirty_changed(self, dirty: bool) -> None:
+        # The plea to save must not outlive the save it asks for.
+        s = self.session
+        if not dirty and s.path and s.is_trained and not s.is_training:
+            self.training_panel.set_message(f"Training finished. The model is saved in {Path(s.path).name}.")
 
     def _on_session_training_cancelled(self) -> None:
         self.training_panel.set_message("Training stopped. Press Resume (F5) to continue it.")

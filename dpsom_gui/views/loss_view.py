@@ -35,7 +35,8 @@ PHASE_TITLES = {
     "prediction": "Learning to forecast the next health state.",
 }
 _PLAIN_HELP = ("How much of what each phase can learn it has learnt: 0 % at the phase's start, 100 % at "
-               "its best so far. Higher is better; a curve that flattens has learnt what it can.")
+               "its best so far. Higher is better; a curve that flattens has learnt what it can. A phase "
+               "that gains little next to the noise between batches stays low.")
 _SPARSE_NOTE = (" Too few training steps are recorded here to draw this; \"Show every loss term\" shows "
                 "the values that are.")
 _PHASE_COLOURS = {"pretrain": "#3b6ea5", "som_init": "#c08a1e", "joint": "#2e7d6b", "prediction": "#8e5ea2"}

@@ -105,9 +105,11 @@ def test_save_as_then_reopen_from_recent_files(window, qtbot, tmp_path, answers)
     actions.open_demo(window)
     train_to_end(qtbot, window)
     bmu = window.session.results["bmu"].copy()
+    assert "Save the project to keep the model" in window.training_panel._phase.text()
     answers["save_path"] = str(tmp_path / "study.h5")
     window.actions["save_as"].trigger()
     assert not window.isWindowModified() and window.windowTitle().startswith("study.h5")
+    assert window.training_panel._phase.text() == "Training finished. The model is saved in study.h5."
     window.actions["new"].trigger()
     assert window.stack.currentWidget() is window.start_panel
     assert window.start_panel.recent_list.count() == 1
@@ -159,7 +161,8 @@ def test_a_failed_training_shows_the_problem_and_keeps_working(make_window, qtbo
 
 
 def test_closing_during_training_asks_stops_and_waits(make_window, prefs, qtbot, answers):
-    window = make_window(FakeEngine(delay=0.01))
+    # 25 steps of 0.1 s: the run must still be going when close() asks, even on a busy machine
+    window = make_window(FakeEngine(delay=0.1))
     actions.open_demo(window)
     window.actions["start"].trigger()
     qtbot.waitUntil(lambda: len(window.session.history) >= 1, timeout=5000)

@@ -117,7 +117,8 @@ def test_autosave_of_a_new_training_keeps_the_saved_project_until_the_user_saves
     from core.io.project_h5 import load_project
     from dpsom_gui.session import Session
 
-    session = Session(prefs, FakeEngine(delay=0.005))
+    # 25 steps of 0.1 s: the saves below must all land while the run is still going
+    session = Session(prefs, FakeEngine(delay=0.1))
     try:
         session.load_dataset(make_series())
         path = tmp_path / "saved.h5"

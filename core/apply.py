@@ -145,6 +145,16 @@ def _numbered(run, datasets, probabilities: bool) -> Iterator[pd.DataFrame]:
         yield frame
 
 
+def _announced(run, chunks, probabilities: bool, warn: Warn | None) -> Iterator[pd.DataFrame] | None:
+    """Say the reader's notes now (before any part is mapped), then map the parts as they come."""
+    if chunks is None:
+        return None
+    for note in chunks.notes:
+        if warn is not None:
+            warn(note)
+    return _numbered(run, chunks, probabilities)
+
+
 def table_assignment_chunks(run, path, *, format: str = "auto", id_col: str | None = None,
                             time_col: str | None = None, var_col: str | None = None, value_col: str | None = None,
                             labels=None, probabilities: bool = False, warn: Warn | None = None, **_series_options,
@@ -188,12 +198,7 @@ def table_assignment_chunks(run, path, *, format: str = "auto", id_col: str | No
         return None
     chunks = iter_table_chunks(path, run.preprocessor.feature_names_, format=format, id_col=id_col,
                                time_col=time_col, var_col=var_col, value_col=value_col, labels=labels)
-    if chunks is None:
-        return None
-    for note in chunks.notes:
-        if warn is not None:
-            warn(note)
-    return _numbered(run, chunks, probabilities)
+    return _announced(run, chunks, probabilities, warn)
 
 
 def series_assignment_chunks(run, path, *, format: str = "auto", id_col: str | None = None,
@@ -248,9 +253,4 @@ def series_assignment_chunks(run, path, *, format: str = "auto", id_col: str | N
             warn(f"{exc}; reading the whole file at once, so memory grows with its rows (sort the file by "
                  "patient to map it in parts)")
         return None
-    if chunks is None:
-        return None
-    for note in chunks.notes:
-        if warn is not None:
-            warn(note)
-    return _numbered(run, chunks, probabilities)
+    return _announced(run, chunks, probabilities, warn)

@@ -393,6 +393,26 @@ def _names(items: Sequence, limit: int = 8) -> str:
     return validation._list_names([str(i) for i in items], limit)
 
 
+def grid_step(time_step: float | None, infer: Callable[[], float | None], time_unit: str,
+              notes: list[str]) -> float:
+    """The time grid's step: ``time_step`` checked, or inferred by ``infer()`` (1 when no patient
+    has two distinct times), with a note in ``notes`` saying which. A reader that sees the file
+    in groups infers from all of it and must say the same as one that reads it whole."""
+    if time_step is not None:
+        step = float(time_step)
+        if not np.isfinite(step) or step <= 0:
+            raise InputError(f"time step must be a positive number, got {time_step!r}")
+        return step
+    step = infer()
+    if step is None:
+        notes.append("No patient has two distinct times; using a time step of 1")
+        return 1.0
+    unit = f" {time_unit}" if time_unit else ""
+    notes.append(f"Time step inferred as {step:g}{unit} (the most common gap between consecutive times of a "
+                 "patient); pass time_step to change it")
+    return float(step)
+
+
 def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregate: str = "last",
                  max_steps: int | None = None, origin: str = "first", id_col: str | None = None,
                  time_col: str | None = None, time_unit: str = "", source: str = "",
@@ -475,19 +495,7 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
         origin_t = np.zeros(n_pat)
 
     order_t = np.lexsort((t, pc))
-    if time_step is None:
-        step = infer_time_step(pc, t, order_t)
-        if step is None:
-            step = 1.0
-            warnings.append("No patient has two distinct times; using a time step of 1")
-        else:
-            unit = f" {time_unit}" if time_unit else ""
-            warnings.append(f"Time step inferred as {step:g}{unit} (the most common gap between "
-                            "consecutive times of a patient); pass time_step to change it")
-    else:
-        step = float(time_step)
-        if not np.isfinite(step) or step <= 0:
-            raise InputError(f"time step must be a positive number, got {time_step!r}")
+    step = grid_step(time_step, lambda: infer_time_step(pc, t, order_t), time_unit, warnings)
 
     span = (last_t - origin_t) / step
     latest = np.full(n_pat, -1, dtype=np.int64)

@@ -29,7 +29,8 @@ import pandas as pd
 from ...errors import InputError
 from .. import validation
 from ..dataset import Dataset
-from ..timeseries import SeriesParts, TimeParser, _long_stay_cap, _long_stay_note, build_series, time_unit_from_name
+from ..timeseries import (SeriesParts, TimeParser, _long_stay_cap, _long_stay_note, build_series, grid_step,
+                          time_unit_from_name)
 from .columns import _as_text, _DataColumn
 from .infer import _split_unit
 from .plan import _plan
@@ -143,18 +144,7 @@ class SeriesChunks:
         unit = {"clock": "h", "timestamp": "h"}.get(self._time_kind or "number", time_unit_from_name(self.time_col))
         self._unit = unit
         shown = f" {unit}" if unit else ""
-        if time_step is None:
-            step = scan.step()
-            if step is None:
-                step = 1.0
-                notes.append("No patient has two distinct times; using a time step of 1")
-            else:
-                notes.append(f"Time step inferred as {step:g}{shown} (the most common gap between "
-                             "consecutive times of a patient); pass time_step to change it")
-        else:
-            step = float(time_step)
-            if not np.isfinite(step) or step <= 0:
-                raise InputError(f"time step must be a positive number, got {time_step!r}")
+        step = grid_step(time_step, scan.step, unit, notes)
         self.step = step
         # The grid arithmetic of build_series, on each patient's last row.
         span = (last - first) / step

@@ -600,7 +600,8 @@ class Forecast:
     latent : ndarray (N, k, d)
         Mean path in latent space (each step fed back into the LSTM).
     nodes : ndarray (N, k)
-        Best-matching node of every forecast step.
+        Forecast node of every step: the node most probable under both the empirical node
+        transitions (from the last observed node) and the LSTM's predicted latent.
     features : ndarray (N, k, D)
         Decoded expected features (model space; invert the preprocessing for clinical units).
     samples : ndarray (N, S, k, d) or None
@@ -732,11 +733,22 @@ class TDPSOM(_SOMEstimator):
 
     @torch.no_grad()
     def forecast(self, X, n_steps: int = 6, *, lengths=None, history: int | None = None,
-                 n_samples: int = 0, random_state: int | None = None) -> Forecast:
+                 n_samples: int = 0, random_state: int | None = None, transitions=None) -> Forecast:
         """Forecast ``n_steps`` beyond each patient's history (METHOD.md 3.5 item 3).
 
         The observed steps are encoded and run through the LSTM; the predicted next
-        embedding is fed back step by step with the LSTM state carried along.
+        embedding is fed back step by step with the LSTM state carried along. That mean path
+        gives ``latent`` and ``features``.
+
+        The forecast *node* of step s combines two forecasts of the same step: the node
+        distribution reached from the last observed node after s steps of the empirical
+        node-to-node transitions (a Markov chain on the map), and the soft assignment of the
+        LSTM's latent at step s; the node with the largest product is chosen. On its own the
+        mean path drifts toward the middle of the latent space within a few steps: on three
+        simulated and real cohorts its node at 6 steps matched the later state less often
+        than holding the current node (Mayo PBC 0.04 against 0.11), while the product beat
+        holding on the two cohorts that move (0.55 against 0.46 and 0.19 against 0.11) and
+        tied with it on a cohort whose states mostly stay put for 6 steps.
 
         Parameters
         ----------
@@ -749,8 +761,13 @@ class TDPSOM(_SOMEstimator):
             Use only the first ``history`` steps of every patient (at most its length), e.g.
             to forecast hours the model has not seen and compare with what happened.
         n_samples : int
-            Also draw this many sampled paths (sampling the predictive Gaussian each step).
+            Also draw this many sampled paths (sampling the predictive Gaussian each step);
+            their nodes are the best-matching nodes of the sampled latents.
         random_state : int, optional
+        transitions : array (K, K), optional
+            Counts of moves from node j to node k on the training data (e.g.
+            :func:`core.analysis.transition_matrix` with ``normalize=False``). Default: the
+            moves within the histories of ``X`` itself.
 
         Returns
         -------
@@ -789,7 +806,8 @@ class TDPSOM(_SOMEstimator):
             return torch.stack(path, dim=1).cpu().numpy()  # (N, k, d)
 
         latent = unroll(False)
-        nodes = self._bmu(latent, np.ones(latent.shape[:2], bool))
+        last = self._bmu(z[:, :t_hist], hist_mask.cpu().numpy())[np.arange(n), lens - 1]  # (N,)
+        nodes = self._forecast_nodes(latent, last, self._transition_probs(transitions, z, sm, lens))
         features = self.decode(latent.reshape(-1, d)).reshape(n, n_steps, -1)
         result = Forecast(latent=latent, nodes=nodes, features=features, start=lens.astype(np.int64))
         if n_samples > 0:
@@ -799,6 +817,37 @@ class TDPSOM(_SOMEstimator):
                                             ).reshape(n, n_samples, n_steps)
             result.sample_features = self.decode(samples.reshape(-1, d)).reshape(n, n_samples, n_steps, -1)
         return result
+
+    def _transition_probs(self, transitions, z: np.ndarray, sm: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """Row-stochastic node transitions ``(K, K)`` from counts, or from the histories in ``z``."""
+        k = self.grid_.n_nodes
+        if transitions is None:
+            bmu = self._bmu(z, sm & (np.arange(sm.shape[1])[None, :] < lens[:, None]))  # (N, T)
+            a, b = bmu[:, :-1], bmu[:, 1:]
+            pair = (a >= 0) & (b >= 0)
+            counts = np.bincount(a[pair] * k + b[pair], minlength=k * k).reshape(k, k).astype(np.float64)
+        else:
+            counts = np.asarray(transitions, dtype=np.float64)
+            if counts.shape != (k, k) or not np.isfinite(counts).all() or (counts < 0).any():
+                raise InputError(f"transitions must be non-negative counts of shape ({k}, {k}); "
+                                 f"got shape {counts.shape}")
+        # One pseudo-move per node, spread evenly: a node never left on the data leaves the
+        # choice to the LSTM instead of ruling every node out.
+        counts = counts + 1.0 / k
+        return counts / counts.sum(axis=1, keepdims=True)
+
+    def _forecast_nodes(self, latent: np.ndarray, last: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """Most probable node of every step ``(N, k)`` under the Markov chain times the LSTM."""
+        n, n_steps, _ = latent.shape
+        protos = self.net_.prototypes.detach().cpu()
+        lstm = L.soft_assignment(torch.as_tensor(latent.reshape(n * n_steps, -1)), protos,
+                                 self.config_.network.nu).numpy().reshape(n, n_steps, -1)  # (N, k, K)
+        chain = np.eye(len(probs))[last]  # (N, K): the last observed node
+        nodes = np.empty((n, n_steps), np.int64)
+        for s in range(n_steps):
+            chain = chain @ probs
+            nodes[:, s] = (chain * lstm[:, s]).argmax(axis=1)
+        return nodes
 
     def _run_to(self, zt: torch.Tensor, lens: np.ndarray):
         """Predictive mean/std at each patient's last history step, ``(N, d)`` each."""

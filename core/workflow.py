@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from . import __version__
-from .analysis import hit_map, umatrix
+from .analysis import hit_map, transition_matrix, umatrix
 from .config import Config, make_config, suggest_series_batch  # noqa: F401 (make_config: doctests)
 from .data.dataset import Dataset
 from .data.preprocessing import Preprocessor
@@ -325,14 +325,20 @@ class ModelRun(TrainingRun):
 
     def forecast(self, n_steps: int = 6, *, patients=None, history: int | None = None,
                  n_samples: int = 0, random_state: int | None = None) -> Forecast:
-        """T-DPSOM forecast of the next ``n_steps`` steps; features in clinical units."""
+        """T-DPSOM forecast of the next ``n_steps`` steps; features in clinical units.
+
+        Forecast nodes use the node transitions of this run's whole data set
+        (see :meth:`core.model.TDPSOM.forecast`).
+        """
         est = self._fitted()
         if not self.temporal:
             raise InputError("forecasts need a T-DPSOM model trained on time series")
         ds = self.dataset if patients is None else self.dataset.subset(np.asarray(patients))
         X, _, lengths = self.model_inputs(ds)
+        counts = transition_matrix(self.assignments()["bmu"], self.dataset.lengths, self.grid.n_nodes,
+                                   normalize=False, continues=self.dataset.continues)
         f = est.forecast(X, n_steps, lengths=lengths, history=history, n_samples=n_samples,
-                         random_state=random_state)
+                         random_state=random_state, transitions=counts)
         f.features = self.preprocessor.inverse_transform(f.features)
         if f.sample_features is not None:
             f.sample_features = self.preprocessor.inverse_transform(f.sample_features)

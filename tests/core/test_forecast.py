@@ -71,3 +71,13 @@ def test_forecast_uses_given_transitions_and_checks_them(fitted):
     assert (held == last).mean() > (moved == last).mean() + 0.3
     with pytest.raises(InputError, match="transitions"):
         model.forecast(x, HORIZON, history=HISTORY, transitions=np.ones((k, k + 1)))
+
+
+def test_parity_keeps_the_reference_forecast_node_from_the_mean_path(fitted):
+    model, x, state, bmu, node_state = fitted
+    model.config_ = model.config_.replace(parity=True)
+    try:
+        f = model.forecast(x, HORIZON, history=HISTORY)
+    finally:
+        model.config_ = model.config_.replace(parity=False)
+    np.testing.assert_array_equal(f.nodes, model._bmu(f.latent, np.ones(f.nodes.shape, bool)))

@@ -335,8 +335,11 @@ class ModelRun(TrainingRun):
             raise InputError("forecasts need a T-DPSOM model trained on time series")
         ds = self.dataset if patients is None else self.dataset.subset(np.asarray(patients))
         X, _, lengths = self.model_inputs(ds)
-        counts = transition_matrix(self.assignments()["bmu"], self.dataset.lengths, self.grid.n_nodes,
-                                   normalize=False, continues=self.dataset.continues)
+        counts = self._cache.get("transition_counts")
+        if counts is None:  # the journeys view asks again at every patient it animates
+            counts = self._cache["transition_counts"] = transition_matrix(
+                self.assignments()["bmu"], self.dataset.lengths, self.grid.n_nodes, normalize=False,
+                continues=self.dataset.continues)
         f = est.forecast(X, n_steps, lengths=lengths, history=history, n_samples=n_samples,
                          random_state=random_state, transitions=counts)
         f.features = self.preprocessor.inverse_transform(f.features)

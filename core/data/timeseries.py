@@ -393,17 +393,17 @@ def _names(items: Sequence, limit: int = 8) -> str:
     return validation._list_names([str(i) for i in items], limit)
 
 
-def grid_step(time_step: float | None, infer: Callable[[], float | None], time_unit: str,
-              notes: list[str]) -> float:
-    """The time grid's step: ``time_step`` checked, or inferred by ``infer()`` (1 when no patient
-    has two distinct times), with a note in ``notes`` saying which. A reader that sees the file
-    in groups infers from all of it and must say the same as one that reads it whole."""
+def grid_step(time_step: float | None, inferred: float | None, time_unit: str, notes: list[str]) -> float:
+    """The time grid's step: ``time_step`` checked, or else ``inferred`` from the data (1 when no
+    patient has two distinct times: ``inferred`` None), with a note in ``notes`` saying which. A
+    reader that sees the file in groups infers from all of it and must say the same as one that
+    reads it whole."""
     if time_step is not None:
         step = float(time_step)
         if not np.isfinite(step) or step <= 0:
             raise InputError(f"time step must be a positive number, got {time_step!r}")
         return step
-    step = infer()
+    step = inferred
     if step is None:
         notes.append("No patient has two distinct times; using a time step of 1")
         return 1.0
@@ -495,7 +495,8 @@ def build_series(parts: SeriesParts, *, time_step: float | None = None, aggregat
         origin_t = np.zeros(n_pat)
 
     order_t = np.lexsort((t, pc))
-    step = grid_step(time_step, lambda: infer_time_step(pc, t, order_t), time_unit, warnings)
+    inferred = infer_time_step(pc, t, order_t) if time_step is None else None
+    step = grid_step(time_step, inferred, time_unit, warnings)
 
     span = (last_t - origin_t) / step
     latest = np.full(n_pat, -1, dtype=np.int64)

@@ -144,7 +144,7 @@ class SeriesChunks:
         unit = {"clock": "h", "timestamp": "h"}.get(self._time_kind or "number", time_unit_from_name(self.time_col))
         self._unit = unit
         shown = f" {unit}" if unit else ""
-        step = grid_step(time_step, scan.step, unit, notes)
+        step = grid_step(time_step, scan.step() if time_step is None else None, unit, notes)
         self.step = step
         # The grid arithmetic of build_series, on each patient's last row.
         span = (last - first) / step

@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QCoreApplication, QElapsedTimer, QItemSelection, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QGraphicsItem, QHBoxLayout,
-                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QSizePolicy, QSlider,
+                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QSlider,
                                QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget, QWidgetAction)
 
 from ..analysis_workers import AnalysisWorker, ForecastRequest, compute_forecast, forecast_task

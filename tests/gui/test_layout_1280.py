@@ -163,18 +163,10 @@ def app_style():
     app.setStyle(style)
 
 
-def test_every_dock_of_the_window_is_usable_at_1280x800(qtbot, prefs, monkeypatch, app_style):
-    from gui_fakes import FakeEngine
+def test_every_dock_of_the_window_is_usable_at_1280x800(qtbot, make_window, app_style):
     from PySide6.QtWidgets import QApplication
 
-    from dpsom_gui import actions
-    from dpsom_gui.app import create_window
-
-    monkeypatch.setattr(actions, "ask_save_changes", lambda window: "discard")
-    window = create_window(prefs, FakeEngine(), log_path="/tmp/dpsom-studio.log")
-    qtbot.addWidget(window)
-    window.resize(1280, 800)
-    window.show()
+    window = make_window(size=(1280, 800))
     qtbot.waitExposed(window)
     window.session.open_demo("test")
     with qtbot.waitSignal(window.session.training_finished, timeout=10000):

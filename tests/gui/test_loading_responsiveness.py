@@ -5,22 +5,19 @@ off the GUI thread, and the settings proposal is made once per data set."""
 import threading
 import time
 
-import numpy as np
 import pytest
 from gui_fakes import FakeEngine, FakeRun, make_series
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from dpsom_gui import actions
 from dpsom_gui import main_window as main_window_module
-from dpsom_gui.app import create_window, main
+from dpsom_gui.app import main
 from dpsom_gui.engine import Engine
 
 
 @pytest.fixture(autouse=True)
-def no_questions(monkeypatch):
-    monkeypatch.setattr(actions, "ask_save_changes", lambda window: "discard")
-    monkeypatch.setattr(actions, "ask_stop_training", lambda window: True)
+def no_questions(answers):
+    """Closing windows never asks (the shared scripted answers: discard, stop)."""
 
 
 class SlowEstimateRun(FakeRun):
@@ -40,14 +37,6 @@ class SlowEstimateRun(FakeRun):
 class SlowEstimateEngine(FakeEngine):
     def make_run(self, dataset, config, preprocessing=None):
         return SlowEstimateRun(dataset, config, preprocessing)
-
-
-def make_window(qtbot, prefs, engine):
-    window = create_window(prefs, engine, log_path="/tmp/dpsom-studio.log")
-    qtbot.addWidget(window)
-    window.resize(1280, 800)
-    window.show()
-    return window
 
 
 def close(window):
@@ -73,9 +62,9 @@ def heartbeat():
     return timer, beats
 
 
-def test_the_estimate_is_worked_out_off_the_gui_thread_and_says_so_meanwhile(qtbot, prefs):
+def test_the_estimate_is_worked_out_off_the_gui_thread_and_says_so_meanwhile(qtbot, make_window):
     SlowEstimateRun.threads, SlowEstimateRun.spans = [], []
-    window = make_window(qtbot, prefs, SlowEstimateEngine())
+    window = make_window(SlowEstimateEngine(), size=(1280, 800))
     label = window.training_panel._estimate
     timer, beats = heartbeat()
     window.session.load_dataset(make_series(), changed=False)
@@ -89,8 +78,8 @@ def test_the_estimate_is_worked_out_off_the_gui_thread_and_says_so_meanwhile(qtb
     close(window)
 
 
-def test_an_estimate_for_settings_changed_meanwhile_is_not_shown(qtbot, prefs):
-    window = make_window(qtbot, prefs, SlowEstimateEngine())
+def test_an_estimate_for_settings_changed_meanwhile_is_not_shown(qtbot, make_window):
+    window = make_window(SlowEstimateEngine(), size=(1280, 800))
     label = window.training_panel._estimate
     window.session.load_dataset(make_series(), changed=False)
     qtbot.waitUntil(lambda: "Estimating" in label.text(), timeout=5000)
@@ -131,7 +120,7 @@ def test_closing_or_a_newer_request_stops_a_running_probe_instead_of_waiting_for
     assert time.perf_counter() - begun < 5.0 and not call.busy
 
 
-def test_the_variable_summary_is_computed_off_the_gui_thread(qtbot, prefs, monkeypatch):
+def test_the_variable_summary_is_computed_off_the_gui_thread(qtbot, make_window, monkeypatch):
     where, spans = [], []
     real = main_window_module.summarise_variables
 
@@ -143,7 +132,7 @@ def test_the_variable_summary_is_computed_off_the_gui_thread(qtbot, prefs, monke
         return real(dataset, *args, **kwargs)
 
     monkeypatch.setattr(main_window_module, "summarise_variables", slow_summary)
-    window = make_window(qtbot, prefs, FakeEngine())
+    window = make_window(FakeEngine(), size=(1280, 800))
     timer, beats = heartbeat()
     window.session.load_dataset(make_series(), changed=False)
     assert spans == []  # the data are shown before their summary is ready
@@ -166,7 +155,7 @@ class CountingEngine(FakeEngine):
     propose_config = Engine.propose_config
 
 
-def test_the_grid_advice_profiles_each_data_set_once(qtbot, prefs, monkeypatch):
+def test_the_grid_advice_profiles_each_data_set_once(qtbot, make_window, monkeypatch):
     import core.workflow
 
     calls = []
@@ -177,7 +166,7 @@ def test_the_grid_advice_profiles_each_data_set_once(qtbot, prefs, monkeypatch):
         return real(dataset, *args, **kwargs)
 
     monkeypatch.setattr(core.workflow, "propose_settings", counted)
-    window = make_window(qtbot, prefs, CountingEngine())
+    window = make_window(CountingEngine(), size=(1280, 800))
     window.session.load_dataset(make_series(), changed=False)
     first = len(calls)
     assert first >= 1

@@ -8,7 +8,6 @@ from gui_fakes import FakeEngine, FakeProjectRun
 from PySide6.QtWidgets import QApplication
 
 from dpsom_gui import actions
-from dpsom_gui.app import create_window
 from dpsom_gui.views.loss_view import _PHASE_COLOURS, learning_progress
 
 #: Passes per phase of a short run: too few single steps for the smoothed curve.
@@ -60,11 +59,8 @@ def test_per_pass_rows_make_a_curve_where_smoothing_would_leave_one_point():
     assert learning_progress(np.full(3, 2.0), smooth=False).tolist() == [0.0, 0.0, 0.0]
 
 
-def test_a_reopened_trained_project_draws_its_learning_progress(qtbot, prefs, tmp_path):
-    window = create_window(prefs, PerPassEngine(), log_path="/tmp/dpsom-studio.log")
-    qtbot.addWidget(window)
-    window.resize(1280, 800)
-    window.show()
+def test_a_reopened_trained_project_draws_its_learning_progress(qtbot, make_window, tmp_path):
+    window = make_window(PerPassEngine(), size=(1280, 800))
     qtbot.waitExposed(window)
     window.session.open_demo("test")
     with qtbot.waitSignal(window.session.training_finished, timeout=10000):

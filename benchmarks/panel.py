@@ -189,6 +189,13 @@ SETS = {
     "wine": (lambda a: _sklearn("wine"), "rule"),
     "manifold": (lambda a: _manifold(), "rule"),
     "icu": (lambda a: _icu(a.patients), "rule"),
+    # Added when the batch-SOM refinement of small tables was chosen: more small tables to
+    # choose on, so that the held-out ones stay unseen.
+    "biopsy": (lambda a: _rdata("MASS", "biopsy", "class", drop=("ID",)), "rule"),
+    "auto": (lambda a: _rdata("ISLR", "Auto", lambda d: d["origin"].astype(str).to_numpy(), drop=("name", "origin")),
+             "rule"),
+    "ais": (lambda a: _rdata("DAAG", "ais", "sport"), "rule"),
+    "skulls": (lambda a: _rdata("HSAUR", "skulls", "epoch"), "rule"),
     "iris": (lambda a: _sklearn("iris"), "held-out"),
     "fashion": (lambda a: _fashion(a.fashion_size), "held-out"),
     "penguins": (lambda a: _rdata("palmerpenguins", "penguins", "species", drop=("year",)), "held-out"),

@@ -155,6 +155,10 @@ class TrainConfig:
         T-DPSOM smoothness as coded (previous BMU's prototype) or as in the paper.
     kl_warmup_epochs : int
         Linear KL warm-up over the first joint epochs (0 = off).
+    refine_sigma : tuple of float
+        ``(start, end)``: after the joint phase, batch-SOM passes move the prototypes over the
+        latent means with a Gaussian neighbourhood narrowing from ``start`` to ``end`` grid
+        steps; empty (the default): no refinement.
     seed : int or None
         Seed of every random generator; None draws one.
     deterministic : bool
@@ -187,6 +191,7 @@ class TrainConfig:
     assign_with: str = "sample"
     smoothness: str = "prototype"
     kl_warmup_epochs: int = 0
+    refine_sigma: tuple[float, ...] = ()
     seed: int | None = 2020
     deterministic: bool = False
     device: str = "auto"
@@ -250,6 +255,9 @@ class Config:
         for key in ("epochs_pretrain", "epochs_joint", "epochs_pred", "kl_warmup_epochs"):
             if getattr(t, key) < 0:
                 raise ValueError(f"setting train.{key} cannot be negative; got {getattr(t, key)}")
+        if t.refine_sigma and (len(t.refine_sigma) != 2 or not all(s > 0 for s in t.refine_sigma)):
+            raise ValueError(f"setting train.refine_sigma needs two positive widths (start, end) or none; "
+                             f"got {t.refine_sigma}")
         if len(t.som_init_epochs) != len(t.som_init_lrs):
             raise ValueError("train.som_init_epochs and train.som_init_lrs need the same number of stages")
         if not 0.0 <= n.dropout < 1.0:

@@ -159,8 +159,10 @@ def estimate_training(config: Config, *, n_features: int, n_samples: int, n_poin
         left -= take
     done_fraction = steps / max(1, sum(steps_of.values()))
     # Every joint epoch starts with a pass over all points (the target distribution); the
-    # prototype start takes one more.
-    seconds += (joint_epochs + 1) * done_fraction * pass_per_row * n_points
+    # prototype start takes one more, and so does the refinement (it encodes every point once;
+    # its batch-SOM passes only compare codes with prototypes).
+    passes = joint_epochs + 1 + (1 if t.refine_sigma and done_fraction >= 1.0 else 0)
+    seconds += passes * done_fraction * pass_per_row * n_points
     parts = memory_parts(config, n_params=n_params, n_features=n_features, n_samples=n_samples,
                          n_points=n_points, rows_per_batch=rows_per_batch, data_bytes=data_bytes,
                          device_type=device.type)
@@ -263,7 +265,7 @@ def _probe_cached(config: Config, device: torch.device, n_features: int, batch: 
     d = config.to_dict()
     train = {k: v for k, v in d["train"].items()
              if k not in ("epochs_pretrain", "epochs_joint", "epochs_pred", "som_init_epochs", "seed", "max_steps",
-                          "snapshot_every")}
+                          "snapshot_every", "refine_sigma")}
     key = (str(device), n_features, batch, round(length, 1), likelihood, d["model"], str(d["grid"]),
            str(d["network"]), str(d["weights"]), str(sorted(train.items())))
     if key not in _PROBES:
@@ -297,6 +299,9 @@ def _probe(config: Config, device: torch.device, n_features: int, batch: int, le
         "train.epochs_pred": 1 if phases.get("prediction") else 0,
         "train.max_steps": None, "train.snapshot_every": 10**9, "train.drop_last": True,
         "train.batch_size": batch,
+        # The refinement after the joint phase would land in the last joint step's time; the
+        # estimate counts it as a pass over the data instead.
+        "train.refine_sigma": (),
     })
     n = batch * _PROBE_BATCHES
     gen = torch.Generator().manual_seed(0)

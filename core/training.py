@@ -261,6 +261,11 @@ _KMEANS_SAMPLE = 200_000
 _PASS_ROWS = 65_536
 
 
+#: Passes of the prototype refinement while its neighbourhood narrows, then at its final width.
+_REFINE_PASSES = 20
+_REFINE_HOLD = 10
+
+
 class _Objective(torch.nn.Module):
     """One module whose forward computes a training step's loss terms.
 
@@ -444,6 +449,9 @@ class Trainer:
                     self._accumulate(terms)
                     if last_batch:
                         self._close_epoch(phase)
+                        if (phase.name == "joint" and self.epoch == phase.n_epochs - 1
+                                and self.cfg.train.refine_sigma):
+                            self._refine_prototypes(*self.cfg.train.refine_sigma)
                     self.elapsed_total = elapsed_before + time.perf_counter() - started
                     snap = last_batch or self.global_step % snapshot_every == 0 or self.finished
                     progress = TrainProgress(
@@ -755,6 +763,40 @@ class Trainer:
         protos = self.cluster.broadcast(protos.float())
         self.net.prototypes.copy_(protos.to(self.net.prototypes.device, self.net.prototypes.dtype))
 
+    @torch.no_grad()
+    def _refine_prototypes(self, sigma_start: float, sigma_end: float) -> None:
+        """Batch-SOM passes over the latent means after the joint phase (``train.refine_sigma``).
+
+        Each pass assigns every latent mean to its nearest prototype and moves every prototype
+        to the mean of the codes assigned to it and to its grid neighbours, weighted by a
+        Gaussian of the grid distance whose width narrows geometrically from ``sigma_start``
+        to ``sigma_end`` grid steps (:data:`_REFINE_PASSES`), then holds ``sigma_end``
+        (:data:`_REFINE_HOLD`). A node with no weight near it keeps its prototype. The rank's
+        latent means ``(n_local, d)`` are held for the passes; only the per-node sums and counts
+        cross ranks, so every rank ends with the same prototypes.
+        """
+        self.net.eval()
+        codes = []
+        for a0, a1 in self._chunks():
+            x, _, _ = self._rows(torch.arange(a0, a1, device=self.device))
+            codes.append(encode_rows(self.net, x, sample=False, generator=None,
+                                     autocast=self._precision_ctx).z.float().cpu())
+        self.net.train()
+        protos = self.net.prototypes.detach().double().cpu()  # (K, d)
+        k, d = protos.shape
+        z = torch.cat(codes).double() if codes else torch.zeros(0, d, dtype=torch.float64)  # (n_local, d)
+        dist2 = torch.as_tensor(self.grid.distances(), dtype=torch.float64).pow(2)  # (K, K)
+        sigmas = np.concatenate([np.geomspace(sigma_start, sigma_end, _REFINE_PASSES),
+                                 np.full(_REFINE_HOLD, sigma_end)])
+        for sigma in sigmas:
+            nodes = torch.cdist(z, protos).argmin(dim=1)  # (n_local,)
+            sums = torch.zeros(k, d, dtype=torch.float64).index_add_(0, nodes, z)
+            counts = torch.bincount(nodes, minlength=k).double()
+            both = self.cluster.all_sum(torch.cat([sums, counts[:, None]], dim=1))
+            protos = _neighbourhood_means(both[:, :d], both[:, d], dist2, float(sigma), protos)
+        protos = self.cluster.broadcast(protos.float())
+        self.net.prototypes.copy_(protos.to(self.net.prototypes.device, self.net.prototypes.dtype))
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
         """Everything needed to continue exactly where training stands, as numpy/scalars.
@@ -1022,6 +1064,23 @@ def _place_on_grid(centres: torch.Tensor, plane: torch.Tensor) -> torch.Tensor:
     nodes, picked = linear_sum_assignment(cost)
     out = torch.empty_like(centres)
     out[torch.as_tensor(nodes)] = centres[torch.as_tensor(picked)]
+    return out
+
+
+def _neighbourhood_means(sums: torch.Tensor, counts: torch.Tensor, dist2: torch.Tensor, sigma: float,
+                         protos: torch.Tensor) -> torch.Tensor:
+    """One batch-SOM update: every node moves to the mean of the codes of all nodes, weighted
+    by ``exp(-grid_distance^2 / (2 sigma^2))``.
+
+    ``sums (K, d)`` and ``counts (K,)`` are the codes' sums and numbers per nearest node,
+    ``dist2 (K, K)`` the squared grid distances; a node with no weight near it keeps its row
+    of ``protos (K, d)``. Returns a new ``(K, d)`` tensor.
+    """
+    h = torch.exp(-dist2 / (2.0 * sigma ** 2))  # (K, K)
+    weight = h @ counts  # (K,)
+    out = protos.clone()
+    moved = weight > 1e-12
+    out[moved] = (h @ sums)[moved] / weight[moved, None]
     return out
 
 

@@ -66,6 +66,8 @@ def test_tables_get_light_kl_cauchy_kernel_and_enough_steps():
     # Few rows per node (wine: 178 rows on 8x8): k-means centres placed on the grid, SOM weight 1.
     small = propose(DataProfile.from_counts(False, 178, 178)).config
     assert (small.train.som_init, small.weights.som) == ("kmeans_grid", 1.0)
+    # ... and end with batch-SOM passes that order the map; larger tables keep what training left.
+    assert small.train.refine_sigma == (1.5, 0.7) and cfg.train.refine_sigma == ()
     assert propose(DataProfile.from_counts(False, 178, 178), "quick", parity=True).config.train.som_init == "kohonen"
     # The paper preset stays the reference's.
     paper = propose(DataProfile.from_counts(False, 1797, 1797), "paper").config
@@ -130,18 +132,6 @@ def test_estimate_is_timed_on_the_device_and_scales_with_the_schedule():
 
 
 # ----------------------------------------------------------------------------- quality
-@pytest.fixture
-def one_thread():
-    """One thread: the small networks gain nothing from a second, and a busy machine slows two
-    threads far more than one (tests/core/test_dpsom_digits.py)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 def test_default_path_on_wine_reaches_the_kmeans_floor(one_thread):
     sklearn = pytest.importorskip("sklearn")

@@ -19,15 +19,8 @@ SEED = 0
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Train on one thread: these small networks gain nothing from a second one, and on a busy
-    machine two threads ran the same training 3-6 times slower (119 s against 35 s)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _train_on_one_thread(one_thread):
+    """Every test here trains; see the ``one_thread`` fixture."""
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ The multi-process tests start real process groups through ``torchrun`` (``dpsom 
 on the CPU with gloo, as a user would, and compare what they write with single-process runs.
 """
 
+import gc
 import json
 import os
 import subprocess
@@ -216,6 +217,7 @@ def _group_batch_norm_worker(rank, port, out):
     # destructor would abort the process at exit), and neither rank leaves before the other.
     cluster.unwrap(model)
     del model
+    gc.collect()  # a reference cycle can keep the reducer alive past close() (seen once: SIGABRT)
     cluster.barrier()
     cluster.close()
 

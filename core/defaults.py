@@ -85,6 +85,10 @@ TABLE_EPOCHS = (40, 80)
 IMAGE_MIN_FEATURES = 16
 #: Rows per map node below which a table's prototypes start from k-means centres.
 FEW_ROWS_PER_NODE = 10
+#: T-DPSOM: weight of the expected grid jump between consecutive steps (prototypes only).
+JUMP_WEIGHT = 1.0
+#: T-DPSOM: weight of even node use (KL of the batch's mean assignment to uniform).
+BALANCE_WEIGHT = 0.3
 
 
 @dataclass(frozen=True)
@@ -329,6 +333,12 @@ def propose(profile: DataProfile, preset: str = "quick", *, model: str | None = 
         else:
             reasons.append("T-DPSOM quick: smoothness at the reference weight against a scaled-down ELBO, "
                            "Cauchy kernel, 20 epochs of forecaster training")
+            if not cfg.parity:
+                # The map, not the encoder, learns to keep consecutive steps on neighbouring
+                # nodes; a balance term keeps it from doing so by emptying nodes.
+                changes.update({"weights.jump": JUMP_WEIGHT, "weights.balance": BALANCE_WEIGHT})
+                reasons.append(f"prototypes of consecutive steps' nodes drawn together on the grid (jump weight "
+                               f"{JUMP_WEIGHT:g}), node use kept even (balance weight {BALANCE_WEIGHT:g})")
     else:
         reasons.append("paper preset: the reference's sizes, weights and schedule")
     cfg = cfg.replace(**changes).validate()

@@ -85,7 +85,7 @@ def test_balance_term_reaches_encoder_and_prototypes():
 def test_rule_turns_the_terms_on_for_series_only_and_parity_stays_the_reference():
     series = DataProfile("series", 300, 15000, 16, -3.0, 3.0)
     quick = propose(series).config.weights
-    assert (quick.jump, quick.balance) == (1.0, 0.3)
+    assert (quick.jump, quick.balance) == (3.0, 0.3)
     assert any("jump weight" in r for r in propose(series).reasons)
     paper = propose(series, "paper").config.weights
     assert (paper.jump, paper.balance) == (0.0, 0.0)

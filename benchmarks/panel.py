@@ -13,7 +13,8 @@ neighbours; DPSOM's in its latent space, and beside it that of its prototypes de
 input space, where MiniSom's is measured), the effective number of nodes (exp of the entropy of
 node use: NMI can be raised by emptying nodes, this shows it), seconds, and the printed
 estimate over the measured time. Series also: the share of steps that stay on their node or
-move to a neighbour, and a node forecast 6 steps ahead against holding the current node
+move to a neighbour, the same with NMI, purity and effective nodes for the most probable node
+paths (:meth:`core.workflow.ModelRun.node_paths`), and a node forecast 6 steps ahead against holding the current node
 (scored on the true state where there is one, else on the later observed node).
 
 The rule was chosen on the sets marked ``rule``; the ``held-out`` sets were not looked at
@@ -315,6 +316,9 @@ def run_set(name: str, args, seed: int) -> list[dict]:
                 "eff": _effective_nodes(ms, k), "seconds": time.perf_counter() - started, "k": k})
     if series:
         ours["smooth"] = _smooth_share(bmu, ds.lengths, grid)
+        path = run.node_paths()
+        ours.update({"path_smooth": _smooth_share(path, ds.lengths, grid), "path_nmi": A.nmi(yv, path[steps]),
+                     "path_purity": A.purity(yv, path[steps]), "path_eff": _effective_nodes(path[steps], k)})
         ms2d = np.zeros(steps.shape, np.int64)
         ms2d[steps] = ms
         out[2]["smooth"] = _smooth_share(ms2d, ds.lengths, flat)
@@ -353,6 +357,10 @@ def report(rows: list[dict]) -> None:
                     extra += f"topo err of decoded prototypes in input space {_fmt([r['te_input'] for r in rs])}; "
                 if "smooth" in rs[0]:
                     extra += f"smooth {_fmt([r['smooth'] for r in rs])}"
+                if "path_smooth" in rs[0]:
+                    extra += (f"; node paths: smooth {_fmt([r['path_smooth'] for r in rs])}, NMI "
+                              f"{_fmt([r['path_nmi'] for r in rs])}, purity {_fmt([r['path_purity'] for r in rs])}, "
+                              f"eff nodes {_fmt([r['path_eff'] for r in rs], 1)}")
                 if "forecast" in rs[0]:
                     extra += (f"; 6-step forecast {_fmt([r['forecast'] for r in rs])} vs hold "
                               f"{_fmt([r['hold'] for r in rs])} ({rs[0]['forecast_n']} patients)")

@@ -48,6 +48,11 @@ class LossWeights:
         Temporal smoothness, T-DPSOM only (``kappa``).
     pred : float
         LSTM next-embedding likelihood, T-DPSOM only (``eta``).
+    jump : float
+        Expected grid jump beyond a neighbour between consecutive soft assignments, T-DPSOM
+        only; not in the reference (0 there).
+    balance : float
+        KL of the batch's mean soft assignment to uniform node use; not in the reference.
     """
 
     vae: float = 1.0
@@ -56,6 +61,8 @@ class LossWeights:
     som: float = 0.25
     smooth: float = 1.0
     pred: float = 1.0
+    jump: float = 0.0
+    balance: float = 0.0
 
 
 @dataclass

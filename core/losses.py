@@ -27,6 +27,9 @@ __all__ = [
     "kl_diag_to_isotropic",
     "smoothness_prototype",
     "smoothness_embedding",
+    "jump_cost",
+    "expected_jump",
+    "usage_balance",
     "prediction_nll",
 ]
 
@@ -230,6 +233,46 @@ def smoothness_embedding(z: torch.Tensor, step_mask: torch.Tensor, nu: float) ->
     sim = student_t_kernel((z[:, 1:] - z[:, :-1]).pow(2).sum(dim=2), nu)  # (N, T-1)
     w = pair.to(sim.dtype)
     return -(sim * w).sum() / w.sum().clamp_min(1.0)
+
+
+def jump_cost(distances: torch.Tensor) -> torch.Tensor:
+    """Cost ``(K, K)`` of a step between two nodes: grid steps beyond a direct neighbour.
+
+    ``max(0, d(k, l) - 1)`` for grid distances ``d``: staying on a node or moving to a
+    neighbour is free, as in the share of smooth steps a user is shown.
+    """
+    return (distances.to(torch.float32) - 1.0).clamp_min(0.0)
+
+
+def expected_jump(a_seq: torch.Tensor, step_mask: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+    """Expected cost of consecutive node moves under the soft assignments (METHOD.md 3.3).
+
+    ``sum_k sum_l a_t(k) a_{t+1}(l) C(k, l)`` averaged over pairs of consecutive real steps:
+    the soft version of counting steps that leave a node's neighbourhood. The gradient
+    reaches whatever ``a_seq`` was computed from; the trainer gives it assignments of the
+    detached latent, so that only the prototypes learn from it.
+
+    Parameters
+    ----------
+    a_seq : Tensor (N, T, K)
+        Soft assignments per patient step (anything on padding; it is masked).
+    step_mask : BoolTensor (N, T)
+    cost : Tensor (K, K)
+        See :func:`jump_cost`.
+    """
+    pair = step_mask[:, 1:] & step_mask[:, :-1]  # (N, T-1)
+    moved = ((a_seq[:, :-1] @ cost) * a_seq[:, 1:]).sum(dim=2)  # (N, T-1)
+    w = pair.to(moved.dtype)
+    return (moved * w).sum() / w.sum().clamp_min(1.0)
+
+
+def usage_balance(a: torch.Tensor) -> torch.Tensor:
+    """``KL(mean_i a_i || uniform)`` for assignments ``a (B, K)``: zero when nodes are used evenly.
+
+    Keeps a term that sharpens or orders assignments from doing so by emptying nodes.
+    """
+    p = a.mean(dim=0)  # (K,)
+    return (p * torch.log(p * a.shape[1])).sum()
 
 
 def prediction_nll(pred_mean: torch.Tensor, pred_std: torch.Tensor, z: torch.Tensor,

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import __version__
 from .analysis import hit_map, transition_matrix, umatrix
+from .analysis.paths import PATH_STIFFNESS, smoothed_paths
 from .config import Config, make_config, suggest_series_batch  # noqa: F401 (make_config: doctests)
 from .data.dataset import Dataset
 from .data.preprocessing import Preprocessor
@@ -297,6 +298,22 @@ class ModelRun(TrainingRun):
         if dataset is None:
             self._cache["assignments"] = out
         return out
+
+    def node_paths(self, stiffness: float = PATH_STIFFNESS) -> np.ndarray:
+        """T-DPSOM: each patient's most probable node path ``(N, T)`` (``-1`` on padding).
+
+        Decoded from the soft assignments over the whole stay, under a prior that charges
+        every grid step beyond a neighbour (:func:`core.analysis.paths.smoothed_paths`); it
+        leaves out the hour-to-hour hops of the best-matching nodes, which stay in
+        ``assignments()["bmu"]``.
+        """
+        if not self.temporal:
+            raise InputError("node paths need a T-DPSOM model trained on time series")
+        key = ("node_paths", float(stiffness))
+        if key not in self._cache:
+            self._cache[key] = smoothed_paths(self.assignments()["proba"], self.dataset.lengths,
+                                              self.grid.distances(), stiffness)
+        return self._cache[key]
 
     def latent(self) -> np.ndarray:
         """Posterior means of every real point, ``(n_points, d)``."""

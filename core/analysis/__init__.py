@@ -11,6 +11,7 @@ that padding steps of time series never count.
   majority-label agreement.
 * :mod:`.superclusters`: grouping nodes into contiguous regions; silhouette.
 * :mod:`.trajectories`: wrap-aware paths, jumps, transitions, dwell times, forecasts.
+* :mod:`.paths`: most probable node path of each patient under a prior of slow movement.
 * :mod:`.stability`: agreement between runs with different seeds.
 """
 

@@ -19,6 +19,8 @@ TERM_TITLES = {
     "cah": ("clustering", "How clearly each point belongs to one cell of the map."),
     "som": ("map order", "Whether neighbouring cells of the map stay similar to each other."),
     "smooth": ("smoothness", "Whether patients move to nearby cells from one time step to the next."),
+    "jump": ("map continuity", "Whether the cells of consecutive time steps lie next to each other on the map."),
+    "balance": ("even use", "Whether all cells of the map are used, rather than a few."),
     "pred": ("forecast", "How well the next health state is predicted."),
     "pred_step": ("forecast per step", "The forecast term of a single time step, before weighting."),
     "init": ("map start-up", "Placing the cells of the map before joint training."),

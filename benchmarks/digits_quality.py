@@ -7,7 +7,8 @@ pairs whose majority digit agrees and the effective number of nodes, for:
 
 * DPSOM on the default path,
 * the "no topology" ablation of METHOD.md 2.12 / 7.12 (the same settings with SOM weight 0,
-  prototypes started by k-means, no SOM initialisation stages: VarIDEC-like),
+  prototypes started by k-means, no SOM initialisation stages, no closing batch-SOM passes:
+  VarIDEC-like),
 * k-means with as many clusters as map nodes (64) on the same values.
 
 Usage: ``python benchmarks/digits_quality.py [--seeds 0 1 2] [--threads 1]`` (needs scikit-learn).
@@ -29,8 +30,10 @@ from core.analysis import cluster_metrics, neighbour_majority_agreement  # noqa:
 from core.data.dataset import Dataset  # noqa: E402
 from core.workflow import ModelRun, propose_config  # noqa: E402
 
+# No topology anywhere: no SOM term, no ordered start, and none of the batch-SOM passes that
+# end training on small tables.
 ABLATION_CHANGES = {"weights.som": 0.0, "train.som_init": "kmeans", "train.som_init_epochs": (),
-                    "train.som_init_lrs": ()}
+                    "train.som_init_lrs": (), "train.refine_sigma": ()}
 
 
 def load_digits_unit():

@@ -334,7 +334,7 @@ class RunExplorer:
         def make():
             if "path_node" in self.results:
                 return np.asarray(self.results["path_node"])
-            if not self.series or self.proba is None or self.dataset is not self.run.dataset \
+            if not self.series or self.proba is None or self.dataset is not getattr(self.run, "dataset", None) \
                     or not callable(getattr(self.run, "node_paths", None)):
                 return None
             return np.asarray(self.run.node_paths())

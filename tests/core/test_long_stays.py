@@ -190,6 +190,7 @@ def test_train_export_and_apply_list_every_observed_step_with_its_id_and_time(tm
     assert len(again) == len(frame)
     np.testing.assert_array_equal(again["hour"], frame.hour)
     np.testing.assert_array_equal(again["node"], rows["node"])
+    np.testing.assert_array_equal(again["path_node"], rows["path_node"])
     # every move between consecutive hours of a stay is counted, across the parts too
     moves = tmp_path / "t.csv"
     assert main(["export", str(project), "--transitions", str(moves)]) == 0

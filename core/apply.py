@@ -126,8 +126,13 @@ def _frame(run, ds: Dataset, probabilities: bool) -> pd.DataFrame:
     from .io.export import assignments_frame
 
     a = run.assignments(ds)
+    path = None
+    if run.temporal:  # the smoothed path, as ModelRun.node_paths decodes it for the training data
+        from .analysis.paths import smoothed_paths
+
+        path = smoothed_paths(a["proba"], ds.lengths, run.grid.distances(), continues=ds.continues)
     return assignments_frame(bmu=a["bmu"], grid=run.grid, proba=a["proba"], dataset=ds,
-                             next_node_pred=a.get("next_node_pred"), probabilities=probabilities)
+                             next_node_pred=a.get("next_node_pred"), path_node=path, probabilities=probabilities)
 
 
 def _require_fitted(run) -> None:

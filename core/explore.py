@@ -217,7 +217,8 @@ class RunExplorer:
         A trained run (decoded prototypes, latent points, assignments).
     results : dict, optional
         At least ``"bmu"``: ``(n,)`` or ``(N, T)`` int; usually also ``"proba"`` and, for
-        T-DPSOM, ``"next_node_pred"``. Default: ``run.assignments()``.
+        T-DPSOM, ``"next_node_pred"`` and ``"path_node"`` (:meth:`node_paths`). Default:
+        ``run.assignments()``.
     dataset : core.data.Dataset, optional
         Default: ``run.dataset``.
 
@@ -322,12 +323,32 @@ class RunExplorer:
         """Every quality figure of the run against one label (:func:`evaluate_run`)."""
         return evaluate_run(self.run, label)
 
+    def node_paths(self) -> np.ndarray | None:
+        """T-DPSOM: every patient's smoothed node path ``(N, T)`` (``-1`` on padding), or None.
+
+        ``results["path_node"]`` when given, else the run's own
+        :meth:`core.workflow.ModelRun.node_paths` for the run's data; None for tables and for
+        results without soft assignments (projects that saved only the nodes).
+        """
+
+        def make():
+            if "path_node" in self.results:
+                return np.asarray(self.results["path_node"])
+            if not self.series or self.proba is None or self.dataset is not getattr(self.run, "dataset", None) \
+                    or not callable(getattr(self.run, "node_paths", None)):
+                return None
+            return np.asarray(self.run.node_paths())
+
+        return self._cached("node_paths", make)
+
     # ------------------------------------------------------------------ tables
     def assignments_frame(self, probabilities: bool = False):
-        """``core.io.export.assignments_frame`` of every point of the run (cached)."""
+        """``core.io.export.assignments_frame`` of every point of the run (cached); T-DPSOM
+        runs add the smoothed path's node (:meth:`node_paths`)."""
         return self._cached(("assignments_frame", probabilities), lambda: assignments_frame(
             bmu=self.bmu, grid=self.grid, proba=self.proba, dataset=self.dataset,
-            next_node_pred=self.results.get("next_node_pred"), probabilities=probabilities))
+            next_node_pred=self.results.get("next_node_pred"), path_node=self.node_paths(),
+            probabilities=probabilities))
 
     def node_summary(self, annotations: dict | None = None):
         """One line per node: counts, the mean of every numeric label, the decoded profile and

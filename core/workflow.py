@@ -305,14 +305,15 @@ class ModelRun(TrainingRun):
         Decoded from the soft assignments over the whole stay, under a prior that charges
         every grid step beyond a neighbour (:func:`core.analysis.paths.smoothed_paths`); it
         leaves out the hour-to-hour hops of the best-matching nodes, which stay in
-        ``assignments()["bmu"]``.
+        ``assignments()["bmu"]``. A stay kept in several rows is decoded as one sequence, so
+        its path runs on from one part to the next.
         """
         if not self.temporal:
             raise InputError("node paths need a T-DPSOM model trained on time series")
         key = ("node_paths", float(stiffness))
         if key not in self._cache:
             self._cache[key] = smoothed_paths(self.assignments()["proba"], self.dataset.lengths,
-                                              self.grid.distances(), stiffness)
+                                              self.grid.distances(), stiffness, continues=self.dataset.continues)
         return self._cache[key]
 
     def latent(self) -> np.ndarray:

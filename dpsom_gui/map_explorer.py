@@ -89,7 +89,7 @@ class MapExplorer(RunExplorer):
         A trained run (used for decoded prototypes, latent points and forecasts).
     results : dict
         At least ``"bmu"``: ``(n,)`` or ``(N, T)`` int; usually also ``"proba"``,
-        ``"umatrix"``, ``"hits"`` and ``"next_node_pred"`` (see ``Session.results``).
+        ``"umatrix"``, ``"hits"``, ``"next_node_pred"`` and ``"path_node"`` (see ``Session.results``).
     dataset : core.data.Dataset, optional
         Default: ``run.dataset``.
     """
@@ -297,13 +297,20 @@ class MapExplorer(RunExplorer):
     def patient_ids(self) -> list[str]:
         return self.dataset.row_names()  # a stay kept in parts: "id (part k of n)"
 
-    def track(self, patient: int) -> Track:
-        """The path of one patient (series only), cached."""
+    def track(self, patient: int, smoothed: bool = True) -> Track:
+        """The path of one patient (series only), cached.
+
+        ``smoothed``: along the smoothed node path (:meth:`node_paths`) where the run has one,
+        else through the best-matching node of every step.
+        """
         from core.analysis import node_path
+
+        paths = self.node_paths() if smoothed else None
+        nodes = self.bmu if paths is None else paths
 
         def make():
             length = int(self.dataset.lengths[patient])
-            seq = self.bmu[patient, :length].astype(np.int64)
+            seq = nodes[patient, :length].astype(np.int64)
             lines, t0, t1 = [], [], []
             for seg in node_path(seq, self.grid):
                 for i in range(len(seg.t) - 1):
@@ -313,7 +320,7 @@ class MapExplorer(RunExplorer):
             return Track(int(patient), seq, np.asarray(lines, float).reshape(-1, 4), np.asarray(t0, float),
                          np.asarray(t1, float), self.grid.positions()[seq])
 
-        return self._cached(("track", int(patient)), make)
+        return self._cached(("track", int(patient), paths is not None), make)
 
     def soft_at(self, patients, step: int) -> np.ndarray:
         """Mean soft assignment ``(K,)`` of ``patients`` at ``step`` (each at most at its last step)."""

@@ -793,12 +793,15 @@ class Session(QObject):
 
     # =============================================================== results
     def _results_of(self, run, stored=None) -> dict:
-        """U-matrix, hits and assignments of a trained run (runs in the worker thread)."""
+        """U-matrix, hits and assignments of a trained run, and a T-DPSOM run's smoothed node
+        paths (runs in the worker thread: the paths of 2,000 patients take seconds)."""
         if run is None or not run.is_fitted:
             return {}
         out = {"umatrix": np.asarray(run.umatrix()), "hits": np.asarray(run.hits())}
         assignments = stored if stored else run.assignments()
         out.update({k: np.asarray(v) for k, v in dict(assignments).items()})
+        if getattr(run, "temporal", False) and "proba" in out:  # older projects may hold the nodes alone
+            out["path_node"] = np.asarray(run.node_paths())
         return out
 
     def map_layers(self) -> dict:

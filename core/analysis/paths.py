@@ -42,7 +42,8 @@ def grid_log_transitions(distances: np.ndarray, stiffness: float = PATH_STIFFNES
     return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
 
 
-def smoothed_paths(proba, lengths, distances: np.ndarray, stiffness: float = PATH_STIFFNESS) -> np.ndarray:
+def smoothed_paths(proba, lengths, distances: np.ndarray, stiffness: float = PATH_STIFFNESS,
+                   continues=None) -> np.ndarray:
     """Viterbi path of every patient through the map's nodes.
 
     Parameters
@@ -56,21 +57,46 @@ def smoothed_paths(proba, lengths, distances: np.ndarray, stiffness: float = PAT
     stiffness : float
         Cost of each grid step beyond a neighbour, in log-probability; 0 gives back the
         best-matching nodes.
+    continues : bool array ``(N,)``, optional
+        True where a row continues the stay of the row before it
+        (:attr:`core.data.dataset.Dataset.continues`): the parts of such a stay are decoded
+        as one sequence, so the path runs on across the boundary between two parts.
 
     Returns
     -------
     ndarray ``(N, T)`` int64
         The decoded node of every real step, ``-1`` on padding.
     """
-    p = np.asarray(proba, dtype=np.float64)
+    p = np.asarray(proba)
     n, t, k = p.shape
     real = step_mask((n, t), lengths)
     log_t = grid_log_transitions(distances, stiffness)  # (K, K)
     out = np.full((n, t), -1, dtype=np.int64)
-    chunk = max(1, min(_STEP_CELLS // (k * k), _BACK_CELLS // max(1, t * k)))
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        out[a:b] = _viterbi(np.log(np.clip(p[a:b], 1e-300, None)), real[a:b], log_t)
+    rows, cols = np.nonzero(real)  # real steps, stay by stay and in time order within each
+    stay_of_row = np.arange(n) if continues is None else np.cumsum(~np.asarray(continues, dtype=bool)) - 1
+    if stay_of_row.shape != (n,):
+        raise ValueError(f"continues must hold one flag per row ({n}); got shape {np.shape(continues)}")
+    size = np.bincount(stay_of_row[rows], minlength=int(stay_of_row[-1]) + 1 if n else 0)  # steps per stay
+    first = np.cumsum(size) - size  # index of each stay's first step in rows/cols
+    # Longest stays first, so that each chunk is padded only to its own first stay's length.
+    order = np.argsort(-size, kind="stable")
+    order = order[size[order] > 0]
+    a = 0
+    while a < order.size:
+        longest = int(size[order[a]])
+        chunk = max(1, min(_STEP_CELLS // (k * k), _BACK_CELLS // (longest * k)))
+        stays = order[a:a + chunk]
+        a += chunk
+        steps = size[stays]
+        owner = np.repeat(np.arange(stays.size), steps)  # (M,) chunk-local stay of each step
+        pos = np.arange(owner.size) - np.repeat(np.cumsum(steps) - steps, steps)  # place within the stay
+        src = np.repeat(first[stays], steps) + pos
+        r, c = rows[src], cols[src]
+        log_e = np.zeros((stays.size, longest, k))
+        log_e[owner, pos] = np.log(np.clip(np.asarray(p[r, c], dtype=np.float64), 1e-300, None))
+        live = np.zeros((stays.size, longest), dtype=bool)
+        live[owner, pos] = True
+        out[r, c] = _viterbi(log_e, live, log_t)[owner, pos]
     return out
 
 

@@ -40,6 +40,7 @@ def assignments_frame(
     dataset: Dataset | None = None,
     step_mask: np.ndarray | None = None,
     next_node_pred: np.ndarray | None = None,
+    path_node: np.ndarray | None = None,
     probabilities: bool = False,
 ) -> pd.DataFrame:
     """One line per assigned point, in input order, with its node and assignment quality.
@@ -62,6 +63,9 @@ def assignments_frame(
         ``dataset.step_mask``, or everything.
     next_node_pred : ndarray of int, optional
         T-DPSOM prediction of the next step's node, same shape as ``bmu``.
+    path_node : ndarray of int, optional
+        T-DPSOM: the node of each step on the patient's smoothed path
+        (:meth:`core.workflow.ModelRun.node_paths`), same shape as ``bmu``.
     probabilities : bool
         Add ``p_0 .. p_{K-1}`` (requires ``proba``).
 
@@ -72,7 +76,8 @@ def assignments_frame(
         number of the real step), the id column (series always: the patient id, or the
         patient index without ids; tables only when the dataset has ids), the time column
         (series: the step's time, or the step index without times), ``node``,
-        ``node_row``, ``node_col``, then with ``proba`` ``p_max`` and ``entropy`` (in nats),
+        ``node_row``, ``node_col``, ``path_node``, ``path_row`` and ``path_col`` when
+        ``path_node`` is given, then with ``proba`` ``p_max`` and ``entropy`` (in nats),
         ``next_node_pred`` when given, and ``p_0 .. p_{K-1}`` when requested. Series lines
         run patient by patient, in time order within each patient.
 
@@ -97,6 +102,10 @@ def assignments_frame(
         next_node_pred = np.asarray(next_node_pred)
         if next_node_pred.shape != bmu.shape:
             raise ValueError(f"next_node_pred has shape {next_node_pred.shape}; expected {bmu.shape}")
+    if path_node is not None:
+        path_node = np.asarray(path_node)
+        if path_node.shape != bmu.shape:
+            raise ValueError(f"path_node has shape {path_node.shape}; expected {bmu.shape}")
     if dataset is not None:
         expected = dataset.values.shape[:-1]
         if dataset.is_series != series or expected != bmu.shape:
@@ -117,7 +126,8 @@ def assignments_frame(
         columns["row"] = np.arange(nodes.size, dtype=np.int64)
     else:
         columns["row"] = where[0].astype(np.int64)
-    reserved = {"row", "node", "node_row", "node_col", "p_max", "entropy", "next_node_pred"}
+    reserved = {"row", "node", "node_row", "node_col", "path_node", "path_row", "path_col", "p_max", "entropy",
+                "next_node_pred"}
     reserved |= {f"p_{j}" for j in range(k)}
     ids = dataset.ids if dataset is not None else None
     times = dataset.times if dataset is not None else None
@@ -132,6 +142,14 @@ def assignments_frame(
     columns["node"] = nodes
     columns["node_row"] = np.asarray(rows, dtype=np.int64)
     columns["node_col"] = np.asarray(cols, dtype=np.int64)
+    if path_node is not None:
+        path = path_node[step_mask].astype(np.int64)
+        if path.size and (path.min() < 0 or path.max() >= k):
+            raise ValueError(f"path_node holds node indices outside 0..{k - 1} at real steps")
+        rows, cols = grid.coords(path)
+        columns["path_node"] = path
+        columns["path_row"] = np.asarray(rows, dtype=np.int64)
+        columns["path_col"] = np.asarray(cols, dtype=np.int64)
     if proba is not None:
         p = proba[step_mask]  # (M, K)
         columns["p_max"] = p.max(axis=1) if p.size else np.zeros(0)

@@ -32,6 +32,10 @@ FORECAST_SAMPLES = 12
 RING_MIN_SHARE = 0.15
 #: The linked plot shows the measurements of at most this many chosen patients (the first ones).
 MAX_PLOT_PATIENTS = 10
+#: What the "Smoothed path" option means, in the words of its tooltip.
+SMOOTH_TIP = ("On: each patient follows their most likely route over the map, which moves to another cell "
+              "only when the change lasts; a cell matched for a single step and then left is passed over. "
+              "Off: the best-matching cell of every single step, with every back-and-forth jump.")
 _SLIDER_SCALE = 10  # slider ticks per time step, so scrubbing is smooth
 _MAP_MIN_HEIGHT = 120  # px; the map keeps its aspect and shrinks before anything overlaps
 _KEPT_FORECASTS = 64  # computed forecasts kept for stepping back and forth
@@ -49,7 +53,9 @@ class TrajectoryView(QWidget):
     """Plays chosen patients' journeys over the map.
 
     Each patient is a coloured marker that moves from cell to cell with a fading trail (paths
-    cross a toroidal map's edge as two pieces, never as a line across the map). The soft
+    cross a toroidal map's edge as two pieces, never as a line across the map). By default it
+    follows the patient's smoothed path (``MapExplorer.node_paths``); "Smoothed path" off
+    shows the best-matching cell of every step instead. The soft
     assignment of the chosen patients at the current step glows in orange, and the model's
     forecast of the next steps is drawn ahead of each of the first patients: a dashed path
     and rings where sampled futures land (bigger rings: more samples). Below, the first
@@ -213,6 +219,10 @@ class TrajectoryView(QWidget):
         self.heat_check.setToolTip("Glow over the cells the model finds likely for the chosen patients now "
                                    "(its soft assignment).")
         self.heat_check.toggled.connect(lambda _on: self._draw_frame())
+        self.smooth_check = QCheckBox("Smoothed path")
+        self.smooth_check.setChecked(True)
+        self.smooth_check.setToolTip(SMOOTH_TIP)
+        self.smooth_check.toggled.connect(self._on_smooth_toggled)
         self.forecast_check = QCheckBox("Forecast")
         self.forecast_check.setChecked(True)
         self.forecast_check.setToolTip(f"Draw the model's forecast of the next steps for the first "
@@ -307,7 +317,10 @@ class TrajectoryView(QWidget):
         self.notice.setVisible(False)
         right_layout.addWidget(self.notice)
         right_layout.addLayout(transport)
-        right_layout.addWidget(self._time_label)
+        time_row = QHBoxLayout()  # the time's text changes every step: the option sits at the far end
+        time_row.addWidget(self._time_label, 1)
+        time_row.addWidget(self.smooth_check)
+        right_layout.addLayout(time_row)
         right_layout.addLayout(options)
         splitter = QSplitter()
         splitter.addWidget(picker)
@@ -371,6 +384,7 @@ class TrajectoryView(QWidget):
         self.variable_box.blockSignals(False)
         self._outcome_box.blockSignals(False)
         self._set_enabled(series)
+        self.smooth_check.setEnabled(bool(series) and source.node_paths() is not None)
         self._plot_box.setVisible(bool(series))  # no model yet: no empty axes under an empty map
         self._fill_list()
         if series and self._list.count():
@@ -389,12 +403,25 @@ class TrajectoryView(QWidget):
         src = self._source
         patients = [int(p) for p in patients] if src is not None and src.series else []
         self._patients = patients
-        self._tracks = [src.track(p) for p in patients]
+        self._load_tracks()
         self._end = float(max((t.length for t in self._tracks), default=1) - 1)
         self._forecast_step, self._forecast, self._bands = None, None, (None, None)
         self._forecast_item.set_forecasts([], [])
         for c in self._forecast_curves:
             c.setData([], [])
+        self._brushes = [pg.mkBrush(patient_colour(i)) for i in range(len(patients))]
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, int(round(self._end * _SLIDER_SCALE)))
+        self.slider.blockSignals(False)
+        self._select_in_list(patients)
+        self._rebuild_curves()
+        self.set_time(min(self._time, self._end))
+        self.patients_changed.emit(list(patients))
+
+    def _load_tracks(self) -> None:
+        """The chosen patients' tracks and trail lines, along the smoothed path or hour by hour."""
+        src = self._source
+        self._tracks = [src.track(p, smoothed=self.smooth_check.isChecked()) for p in self._patients]
         owner, lines, t0, t1 = [], [], [], []
         for i, track in enumerate(self._tracks):
             lines.append(track.lines)
@@ -405,14 +432,11 @@ class TrajectoryView(QWidget):
         self._t0 = np.concatenate(t0) if t0 else np.zeros(0)
         self._t1 = np.concatenate(t1) if t1 else np.zeros(0)
         self._owner = np.concatenate(owner).astype(int) if owner else np.zeros(0, dtype=int)
-        self._brushes = [pg.mkBrush(patient_colour(i)) for i in range(len(patients))]
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, int(round(self._end * _SLIDER_SCALE)))
-        self.slider.blockSignals(False)
-        self._select_in_list(patients)
-        self._rebuild_curves()
-        self.set_time(min(self._time, self._end))
-        self.patients_changed.emit(list(patients))
+
+    def _on_smooth_toggled(self, _on: bool) -> None:
+        if self._tracks:
+            self._load_tracks()
+            self._draw_frame(force_forecast=True)  # the dashed forecast starts at the drawn cell
 
     def set_time(self, t: float) -> None:
         """Move to time index ``t`` (in steps; clamped to the longest chosen stay)."""

@@ -10,6 +10,8 @@ import pytest
 
 from core.cli import main
 from core.data.synthetic import cohort_to_frame, make_icu_cohort
+from core.io.project_h5 import load_project, save_project
+from core.workflow import ModelRun
 
 FAST = ["--quiet", "--autosave", "0"]
 
@@ -168,6 +170,19 @@ def test_time_series_train_exports_patient_steps_with_forecast_node(tmp_path, ca
     assert a["next_node_pred"].between(0, 8).all()
     t = pd.read_csv(tmp_path / "t.csv")
     assert len(t) == 9
+    # the smoothed path of every real step, as the run decodes it; padding never exported
+    run = ModelRun.from_project(load_project(project))
+    path = run.node_paths()
+    assert a["path_node"].tolist() == path[run.dataset.step_mask].tolist()
+    assert (a["path_row"] * 3 + a["path_col"]).tolist() == a["path_node"].tolist()
+    # a project that saved the nodes alone (no soft assignment) still exports, without the path
+    old = load_project(project)
+    old.assignments = {k: v for k, v in old.assignments.items() if k != "proba"}
+    save_project(tmp_path / "old.h5", old)
+    code, _, err = run_cli(capsys, "export", tmp_path / "old.h5", "--assignments", tmp_path / "old.csv")
+    assert code == 0, err
+    b = pd.read_csv(tmp_path / "old.csv")
+    assert "path_node" not in b.columns and b["node"].tolist() == a["node"].tolist()
 
 
 def test_entry_point_runs_and_internal_errors_leave_a_log(tmp_path):

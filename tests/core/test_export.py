@@ -85,6 +85,21 @@ def test_series_assignments_list_real_steps_patient_by_patient(tmp_path):
     assert back["p_0"].tolist() == [1.0] * 9
 
 
+def test_series_path_columns_follow_the_node_columns_and_skip_padding():
+    ds = series_dataset()
+    bmu = np.array([[0, 1, 2, 3], [4, 5, -1, -1], [5, 5, 0, -1]])
+    path = np.array([[0, 1, 1, 1], [4, 4, -1, -1], [5, 5, 5, -1]])  # -1 only on padding
+    df = assignments_frame(bmu=bmu, grid=GRID, dataset=ds, path_node=path)
+    assert list(df.columns) == ["row", "patient", "hour", "node", "node_row", "node_col", "path_node",
+                                "path_row", "path_col"]
+    assert df["path_node"].tolist() == [0, 1, 1, 1, 4, 4, 5, 5, 5]
+    assert df["path_row"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1]
+    assert df["path_col"].tolist() == [0, 1, 1, 1, 1, 1, 2, 2, 2]
+    # a path that leaves a real step undecoded is refused, not written as node -1
+    with pytest.raises(ValueError, match="path_node"):
+        assignments_frame(bmu=bmu, grid=GRID, dataset=ds, path_node=np.full_like(bmu, -1))
+
+
 def test_series_without_dataset_uses_patient_and_step_indices():
     bmu = np.array([[1, 2, 3], [4, 0, 0]])
     mask = np.array([[True, True, False], [True, True, True]])
@@ -108,6 +123,7 @@ def test_id_column_named_like_an_output_column_is_renamed():
     ({"bmu": np.array([0, 6])}, "outside"),
     ({"bmu": np.array([0, 1]), "proba": np.ones((2, 5))}, "proba"),
     ({"bmu": np.array([0, 1]), "next_node_pred": np.ones(3, int)}, "next_node_pred"),
+    ({"bmu": np.array([0, 1]), "path_node": np.ones(3, int)}, "path_node"),
     ({"bmu": np.array([0, 1]), "dataset": series_dataset()}, "dataset"),
 ])
 def test_assignment_shape_errors(kwargs, message):

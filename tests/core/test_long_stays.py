@@ -174,6 +174,15 @@ def test_train_export_and_apply_list_every_observed_step_with_its_id_and_time(tm
     np.testing.assert_array_equal(rows["stay_id"], frame.stay_id)
     np.testing.assert_array_equal(rows["hour"], frame.hour)
     assert rows["row"].tolist() == list(range(len(frame)))
+    # the smoothed path runs through the long stay's parts as through one sequence
+    from core.analysis.paths import smoothed_paths
+
+    run = ModelRun.from_project(load_project(project))
+    ds = run.dataset
+    long_rows = np.flatnonzero(np.asarray(ds.ids) == 9999)
+    stay = run.assignments()["proba"][long_rows][ds.step_mask[long_rows]]  # (1200, K), in time order
+    whole = smoothed_paths(stay[None], None, run.grid.distances())[0]
+    np.testing.assert_array_equal(rows.loc[rows["stay_id"] == 9999, "path_node"], whole)
     # the same file mapped by `dpsom apply` is read the same way
     applied = tmp_path / "b.csv"
     assert main(["apply", str(project), str(path), "--assignments", str(applied)]) == 0
@@ -181,6 +190,7 @@ def test_train_export_and_apply_list_every_observed_step_with_its_id_and_time(tm
     assert len(again) == len(frame)
     np.testing.assert_array_equal(again["hour"], frame.hour)
     np.testing.assert_array_equal(again["node"], rows["node"])
+    np.testing.assert_array_equal(again["path_node"], rows["path_node"])
     # every move between consecutive hours of a stay is counted, across the parts too
     moves = tmp_path / "t.csv"
     assert main(["export", str(project), "--transitions", str(moves)]) == 0

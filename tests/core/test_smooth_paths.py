@@ -134,3 +134,42 @@ def test_paths_match_a_brute_force_search():
             if s > best:
                 best, best_path = s, path
         assert got[i].tolist() == list(best_path)
+
+
+def test_a_stay_kept_in_parts_gets_the_path_it_gets_whole():
+    """The parts of a long stay are one sequence: the path runs on across every boundary."""
+    stay = [0, 0, 0, 3, 3, 3, 3, 0, 0, 0]  # moves at step 3; the first part ends at that step
+    other = _proba([2, 2, 2])
+    whole = np.zeros((2, 10, 4))
+    whole[0, :3], whole[1] = other, _proba(stay)
+    got_whole = smoothed_paths(whole, np.array([3, 10]), LINE.distances(), stiffness=1.0)
+    parts = np.zeros((4, 4, 4))  # the other patient, then the stay in rows of 4, 4 and 2 steps
+    parts[0, :3], parts[1], parts[2], parts[3, :2] = other, _proba(stay[:4]), _proba(stay[4:8]), _proba(stay[8:])
+    lengths = np.array([3, 4, 4, 2])
+    continues = np.array([False, False, True, True])
+    got_parts = smoothed_paths(parts, lengths, LINE.distances(), stiffness=1.0, continues=continues)
+    real = np.arange(4)[None, :] < lengths[:, None]
+    assert got_parts[real].tolist() == got_whole[np.arange(10)[None, :] < np.array([[3], [10]])].tolist()
+    assert got_whole[1].tolist() == stay
+    assert (got_parts[~real] == -1).all()
+    # decoded apart, the first part would drop its last, lone step on node 3
+    apart = smoothed_paths(parts, lengths, LINE.distances(), stiffness=1.0)
+    assert apart[1].tolist() == [0, 0, 0, 0]
+
+
+def test_model_run_decodes_a_stay_in_parts_as_one_sequence():
+    from core.data.dataset import Dataset
+    from core.workflow import ModelRun
+
+    stay = [0, 0, 0, 3, 3, 3, 3, 0, 0, 0]
+    proba = np.zeros((3, 4, 4))
+    proba[0], proba[1], proba[2, :2] = _proba(stay[:4]), _proba(stay[4:8]), _proba(stay[8:])
+    lengths = np.array([4, 4, 2])
+    values = np.where((np.arange(4)[None, :] < lengths[:, None])[..., None], 1.0, np.nan)
+    ds = Dataset(values=values, mask=~np.isnan(values), feature_names=["hr"], ids=np.array([7, 7, 7]),
+                 lengths=lengths, starts=np.array([0, 4, 8]))
+    run = ModelRun(ds, make_config("tdpsom", "quick", **{"grid.height": 1, "grid.width": 4,
+                                                         "grid.toroidal": False}))
+    run._cache["assignments"] = {"proba": proba}  # what a trained model would give, without training
+    path = run.node_paths(stiffness=1.0)
+    assert path[ds.step_mask].tolist() == stay

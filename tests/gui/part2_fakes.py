@@ -93,11 +93,18 @@ class FakeTrainedRun:
         real = self._bmu[self.dataset.step_mask]
         return {"bmu": self._bmu.copy(), "proba": self._proba.copy(), "umatrix": umatrix(self._protos, self.grid),
                 "hits": hit_map(real, self.grid.n_nodes),
-                "next_node_pred": np.where(self._bmu >= 0, (self._bmu + 1) % self.grid.n_nodes, -1)}
+                "next_node_pred": np.where(self._bmu >= 0, (self._bmu + 1) % self.grid.n_nodes, -1),
+                "path_node": self.node_paths()}
 
     def assignments(self, dataset=None):
         r = self.results()
         return {"bmu": r["bmu"], "proba": r["proba"], "next_node_pred": r["next_node_pred"]}
+
+    def node_paths(self):
+        from core.analysis.paths import smoothed_paths
+
+        return smoothed_paths(self._proba, self.dataset.lengths, self.grid.distances(),
+                              continues=self.dataset.continues)
 
     def umatrix(self):
         return self.results()["umatrix"]

@@ -23,6 +23,9 @@ def test_defaults_write_whole_hours_and_plain_headers(explorer, tmp_path):
     back = pd.read_csv(path)
     assert back["Cell"].tolist() == technical["node"].tolist()
     assert back["Patient"].astype(str).tolist() == technical[ds.id_col].astype(str).tolist()
+    # the smoothed path's cell, under a plain name, equals the run's decoded path at the real steps
+    assert back["Cell on smoothed path"].tolist() == explorer.run.node_paths()[ds.step_mask].tolist()
+    assert {"Smoothed path cell row", "Smoothed path cell column"} <= set(back.columns)
 
 
 def test_outcomes_and_probabilities_are_added_on_request(explorer):

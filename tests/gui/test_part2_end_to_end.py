@@ -68,7 +68,7 @@ def test_demo_train_select_and_export_like_core(window, qtbot, tmp_path):
     # what core writes for the same run
     res = run.assignments()
     full = assignments_frame(bmu=res["bmu"], grid=run.grid, proba=res["proba"], dataset=ds,
-                             next_node_pred=res.get("next_node_pred"))
+                             next_node_pred=res.get("next_node_pred"), path_node=run.node_paths())
     write_csv(full, tmp_path / "core-assignments.csv")
     write_csv(full[full["node"].isin([a, c])].reset_index(drop=True), tmp_path / "core-selection.csv")
     bmu = res["bmu"]

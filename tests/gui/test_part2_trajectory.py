@@ -237,3 +237,52 @@ def test_journeys_look_as_approved(view, qtbot):
     pixels = widget_pixels(canvas)
     assert len(np.unique(pixels[..., :3].reshape(-1, 3) // 16, axis=0)) > 30
     assert_image_approved(canvas, "part2_journeys", tolerance=0.03)
+
+
+@pytest.fixture
+def hopping_explorer():
+    """The fake run with one brief, weakly supported hop of patient 0 to a far cell at step 2."""
+    from part2_fakes import FakeTrainedRun, make_explorer
+
+    run = FakeTrainedRun()
+    walked, far = int(run._bmu[0, 2]), 10
+    assert run.grid.distances()[walked, far] > 1.5
+    p = np.full(run.grid.n_nodes, 0.25 / (run.grid.n_nodes - 2))
+    p[far], p[walked] = 0.40, 0.35
+    run._proba[0, 2], run._bmu[0, 2] = p, far
+    return make_explorer(run), walked, far
+
+
+def trail_lines(view):
+    groups = view.trails_item._groups
+    return np.concatenate([[(l.x1(), l.y1(), l.x2(), l.y2()) for l in g] for _, g in groups])
+
+
+def test_journeys_follow_the_smoothed_path_by_default_and_the_hourly_cells_on_request(qtbot, hopping_explorer):
+    explorer, walked, far = hopping_explorer
+    view = shown(qtbot, TrajectoryView(), (820, 640))
+    view.set_source(explorer)
+    assert view.smooth_check.isChecked() and view.smooth_check.isEnabled()
+    assert "most likely route" in view.smooth_check.toolTip()
+    view.forecast_check.setChecked(False)
+    view.heat_check.setChecked(False)
+    view.set_patients([0])
+    centres = explorer.grid.positions()
+    view.set_time(2.0)
+    assert np.allclose(view.marker_positions(), [centres[walked]])  # the hop is passed over
+    view.set_time(4.0)
+    view.map.flush()
+    smooth_lines, smooth_pixels = trail_lines(view), widget_pixels(view.map.plot_widget())
+
+    view.smooth_check.setChecked(False)  # hour by hour: the hop is drawn
+    view.map.flush()
+    hourly_lines, hourly_pixels = trail_lines(view), widget_pixels(view.map.plot_widget())
+    assert smooth_lines.shape != hourly_lines.shape or not np.allclose(smooth_lines, hourly_lines)
+    assert np.abs(smooth_pixels.astype(int) - hourly_pixels.astype(int)).max() > 60
+    view.set_time(2.0)
+    assert np.allclose(view.marker_positions(), [centres[far]])
+
+    view.smooth_check.setChecked(True)
+    view.set_time(4.0)
+    view.map.flush()
+    assert np.allclose(trail_lines(view), smooth_lines)

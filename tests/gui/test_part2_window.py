@@ -100,7 +100,7 @@ def test_exports_match_cores_frames(trained, tmp_path):
     ours, core = tmp_path / "ours.csv", tmp_path / "core.csv"
     assert actions.export_assignments(w, str(ours))
     write_csv(assignments_frame(bmu=r["bmu"], grid=run.grid, proba=r["proba"], dataset=ds,
-                                next_node_pred=r["next_node_pred"]), core)
+                                next_node_pred=r["next_node_pred"], path_node=r["path_node"]), core)
     assert ours.read_bytes() == core.read_bytes()
     w.map_view._user_selects([1, 9])
     sel = tmp_path / "sel.csv"

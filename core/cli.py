@@ -482,6 +482,9 @@ def cmd_evaluate(args) -> int:
     ]
     if "mean_jump" in res:
         rows.append(("mean node jump per step", res["mean_jump"]))
+        rows.append(("steps on node or neighbour", res["local_moves"]))
+    if "path_local_moves" in res:
+        rows.append(("same, along smoothed paths", res["path_local_moves"]))
     for name, value in rows:
         print(f"{name:<28} {value:.4f}" if isinstance(value, float) else f"{name:<28} {value}")
     if res["collapsed"]:

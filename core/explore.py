@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import (assignment_entropy, cluster_metrics, collapse_check, hit_map, label_enrichment, mean_jump,
+from .analysis import (assignment_entropy, cluster_metrics, collapse_check, hit_map, label_enrichment,
+                       local_move_share, mean_jump,
                        morans_i, node_path, quantisation_error, topographic_error, transition_matrix)
 from .errors import InputError
 from .io.export import assignments_frame, node_summary_frame
@@ -171,7 +172,9 @@ def evaluate_run(run, label: str) -> dict:
         ``label``, ``points``, the figures of :func:`core.analysis.cluster_metrics`,
         ``quantisation_error``, ``topographic_error``, ``mean_entropy``, ``nodes_used``,
         ``collapsed`` and ``collapse_message``, ``morans_i`` (None for a text label) and, for
-        time series, ``mean_jump``.
+        time series, ``mean_jump``, ``local_moves`` (share of steps on the node or to a
+        neighbour) and ``path_local_moves`` (the same along the smoothed node paths, when the
+        run has soft assignments).
 
     Raises
     ------
@@ -204,6 +207,10 @@ def evaluate_run(run, label: str) -> dict:
         out["morans_i"] = None
     if run.temporal:
         out["mean_jump"] = float(mean_jump(bmu, ds.lengths, run.grid, continues=ds.continues))
+        out["local_moves"] = local_move_share(bmu, ds.lengths, run.grid, continues=ds.continues)
+        if a.get("proba") is not None and callable(getattr(run, "node_paths", None)):
+            out["path_local_moves"] = local_move_share(run.node_paths(), ds.lengths, run.grid,
+                                                       continues=ds.continues)
     return out
 
 

@@ -57,6 +57,7 @@ from .trajectories import (
     enrichment_at_horizons,
     forecast_state_accuracy,
     jump_lengths,
+    local_move_share,
     mean_jump,
     node_path,
     transition_matrix,
@@ -74,7 +75,7 @@ __all__ = [
     # superclusters
     "agglomerative_superclusters", "kmeans_superclusters", "silhouette_score", "suggest_n_superclusters",
     # trajectories
-    "PathSegment", "node_path", "jump_lengths", "mean_jump", "transition_matrix", "DwellTimes",
+    "PathSegment", "node_path", "jump_lengths", "mean_jump", "local_move_share", "transition_matrix", "DwellTimes",
     "dwell_times", "enrichment_at_horizons", "forecast_state_accuracy",
     # stability
     "assignment_agreement", "node_position_agreement", "run_stability",

@@ -22,7 +22,7 @@ __all__ = [
     "PathSegment",
     "node_path",
     "jump_lengths",
-    "mean_jump",
+    "mean_jump", "local_move_share",
     "transition_matrix",
     "DwellTimes",
     "dwell_times",
@@ -239,11 +239,26 @@ def mean_jump(bmu, lengths, grid, continues=None) -> float:
     float
         Smaller with a stronger smoothness loss.
     """
+    jumps = _step_distances(bmu, lengths, grid, continues)
+    return float(jumps.mean()) if jumps.size else float("nan")
+
+
+def local_move_share(bmu, lengths, grid, continues=None) -> float:
+    """Share of real steps t -> t+1 that stay on the node or move to a grid neighbour.
+
+    Parameters are those of :func:`mean_jump`. Returns NaN without any step. The share a
+    clinician reads as "how smooth the journeys are": 1 when no step skips a cell.
+    """
+    jumps = _step_distances(bmu, lengths, grid, continues)
+    return float((jumps <= 1.0).mean()) if jumps.size else float("nan")
+
+
+def _step_distances(bmu, lengths, grid, continues) -> np.ndarray:
+    """Grid distance of every real step, the moves between the parts of a stay included ``(M,)``."""
     j = jump_lengths(bmu, lengths, grid)
     seq, real_steps, _ = _real_transitions(bmu, lengths, grid.n_nodes)
     a, b = _across_parts(seq, real_steps, continues)
-    jumps = np.concatenate([j[~np.isnan(j)], grid.distances()[a, b].astype(np.float64)])
-    return float(jumps.mean()) if jumps.size else float("nan")
+    return np.concatenate([j[~np.isnan(j)], grid.distances()[a, b].astype(np.float64)])
 
 
 def transition_matrix(bmu, lengths, n_nodes: int, normalize: bool = True, smoothing: float = 0.0,

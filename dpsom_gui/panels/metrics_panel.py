@@ -17,14 +17,20 @@ def _num(x, digits: int = 2) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
 
 
+def _percent(x) -> str:
+    return "n/a" if x is None or not math.isfinite(float(x)) else f"{100.0 * float(x):.0f} %"
+
+
 def describe_metrics(res: dict) -> list[str]:
     """Plain sentences for the figures of ``core.explore.evaluate_run``, each with its number."""
     name = label_title(str(res.get("label", "")))
+    series = res.get("mean_jump") is not None
+    who, points = ("Patients", "time points") if series else ("Rows", "rows")
     lines = [
-        f"Patients with the same value of <b>{name}</b> tend to share cells: "
+        f"{who} with the same value of <b>{name}</b> tend to share cells: "
         f"<b>NMI {_num(res.get('nmi_geometric'))}</b> (0 = unrelated, 1 = identical).",
-        f"Cells are dominated by one value of it: <b>purity {_num(res.get('purity'))}</b> (the share of time "
-        "points whose value is their cell's most common one; 1 = every cell is pure).",
+        f"Cells are dominated by one value of it: <b>purity {_num(res.get('purity'))}</b> (the share of "
+        f"{points} whose value is their cell's most common one; 1 = every cell is pure).",
         f"Corrected for chance, the agreement is <b>AMI {_num(res.get('ami'))}</b> (0 = no better than "
         "random cells).",
         f"Points lie close to their cell's typical profile: <b>quantisation error "
@@ -39,6 +45,12 @@ def describe_metrics(res: dict) -> list[str]:
     if res.get("mean_jump") is not None:
         lines.append(f"From one time step to the next, patients move <b>{_num(res['mean_jump'])} cells</b> "
                      "on average (smaller = smoother journeys).")
+    if res.get("local_moves") is not None:
+        line = (f"<b>{_percent(res['local_moves'])}</b> of the steps stay in their cell or move to a "
+                "neighbouring one")
+        if res.get("path_local_moves") is not None:
+            line += f"; along the smoothed paths, <b>{_percent(res['path_local_moves'])}</b>"
+        lines.append(line + ".")
     used, missing = res.get("nodes_used"), res.get("n_missing_labels", 0)
     extra = f"{res.get('n_samples', res.get('points', 0))} points compared"
     if missing:

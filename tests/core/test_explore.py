@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.analysis import cluster_metrics, hit_map, label_enrichment, node_path, transition_matrix
+from core.analysis import (cluster_metrics, hit_map, label_enrichment, local_move_share, node_path,
+                           transition_matrix)
 from core.config import make_config
 from core.data.demo import demo_icu, demo_table
 from core.errors import InputError
@@ -54,6 +55,10 @@ def test_evaluate_run_reports_core_metrics_of_the_real_points(series_run):
     assert {k: res[k] for k in expected} == pytest.approx(expected)
     assert res["points"] == int(real.sum()) and res["nodes_used"] == np.unique(bmu[real]).size
     assert res["morans_i"] is not None and np.isfinite(res["mean_jump"])
+    # Smoothness of the journeys, hour by hour and along the decoded paths.
+    assert res["local_moves"] == pytest.approx(local_move_share(bmu, run.dataset.lengths, run.grid))
+    assert res["path_local_moves"] == pytest.approx(local_move_share(run.node_paths(), run.dataset.lengths, run.grid))
+    assert res["path_local_moves"] >= res["local_moves"]
     # A text label is grouped by value but has no mean, so no Moran's I.
     text = evaluate_run(run, "ward")
     assert text["morans_i"] is None and text["n_classes"] == 2

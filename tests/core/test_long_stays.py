@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.analysis import mean_jump, transition_matrix
+from core.analysis import local_move_share, mean_jump, transition_matrix
 from core.cli import main
 from core.data.dataset import Dataset
 from core.data.readers import read_data
@@ -137,6 +137,9 @@ def test_transitions_and_jumps_count_the_move_from_one_part_to_the_next():
     apart = transition_matrix(bmu, lengths, 4, normalize=False)
     assert joined[1, 3] == 1 and apart[1, 3] == 0 and joined.sum() == 4
     assert mean_jump(bmu, lengths, grid, continues=np.array([False, True])) == pytest.approx((1 + 0 + 2 + 1) / 4)
+    # Steps 0->1, 1->1, 1->3 (across the parts: two cells), 3->2: three of four stay local.
+    assert local_move_share(bmu, lengths, grid, continues=np.array([False, True])) == pytest.approx(3 / 4)
+    assert local_move_share(bmu, lengths, grid) == pytest.approx(3 / 3)
 
 
 def test_a_project_keeps_the_parts(tmp_path):

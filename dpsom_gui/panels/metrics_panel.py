@@ -13,6 +13,9 @@ from ..views.map_layers import label_title
 __all__ = ["MetricsPanel", "describe_metrics", "describe_stability"]
 
 
+STABILITY_PROMPT = "Would another training give the same map? Check it here."
+
+
 def _num(x, digits: int = 2) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
 
@@ -143,7 +146,7 @@ class MetricsPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setVisible(False)
-        self.stability_label = QLabel("Would another training give the same map? Check it here.")
+        self.stability_label = QLabel(STABILITY_PROMPT)
         self.stability_label.setWordWrap(True)
         self.stability_label.setTextFormat(Qt.TextFormat.RichText)
         stab = QGroupBox("Stability across random seeds")
@@ -175,7 +178,10 @@ class MetricsPanel(QWidget):
 
     # ------------------------------------------------------------------ input
     def set_labels(self, names, seed: int = 0) -> None:
-        """Offer these outcomes; ``seed`` is the trained model's (other seeds are used)."""
+        """Offer these outcomes of a newly shown model; ``seed`` is its seed (other seeds are used).
+
+        Figures shown for an earlier model are cleared: they no longer describe the map.
+        """
         self._seed = int(seed)
         current = self.label_box.currentData()
         self.label_box.clear()
@@ -185,8 +191,12 @@ class MetricsPanel(QWidget):
             self.label_box.setCurrentIndex(self.label_box.findData(current))
         has = bool(names)
         self.compute_button.setEnabled(has and not self.stop_button.isEnabled())
-        if not has:
+        if has:
+            self.result_label.setText("Choose an outcome and press Compare to see how well the map agrees with it.")
+        else:
             self.result_label.setText("Train a model on data with outcomes, then compare the map with one here.")
+        if not self.stop_button.isEnabled():  # a running check reports on its own model when it ends
+            self.stability_label.setText(STABILITY_PROMPT)
 
     def set_trained(self, trained: bool) -> None:
         """Whether a trained model exists (the stability check needs one)."""

@@ -141,6 +141,10 @@ def test_metrics_panel_requests_and_shows(qtbot, explorer):
     panel.set_busy(None)
     panel.show_metrics(explorer.metrics("state"))
     assert "NMI" in panel.result_label.text()
+    # Another model: the figures of the last one are gone, and the panel asks for a comparison.
+    panel.set_labels(explorer.labels(), seed=8)
+    assert "NMI" not in panel.result_label.text() and "press Compare" in panel.result_label.text()
+    assert "Check it here" in panel.stability_label.text()
 
 
 # ----------------------------------------------------------------------- dialogs

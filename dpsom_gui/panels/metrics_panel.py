@@ -21,7 +21,8 @@ def _num(x, digits: int = 2) -> str:
 
 
 def _percent(x) -> str:
-    return "n/a" if x is None or not math.isfinite(float(x)) else f"{100.0 * float(x):.0f} %"
+    # A no-break space: a wrapped line never leaves the "%" apart from its number.
+    return "n/a" if x is None or not math.isfinite(float(x)) else f"{100.0 * float(x):.0f}\u00a0%"
 
 
 def describe_metrics(res: dict) -> list[str]:

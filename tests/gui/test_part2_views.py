@@ -107,8 +107,8 @@ def test_metrics_in_plain_words_with_their_numbers(explorer):
     assert any(f"topographic error {res['topographic_error']:.3f}" in s for s in lines)
     assert any("cells</b> on average" in s for s in lines)  # a series: mean jump
     assert lines[0].startswith("Patients with the same value") and "share of time points" in lines[1]
-    local = f"<b>{100 * res['local_moves']:.0f} %</b> of the steps stay in their cell"
-    smooth = f"along the smoothed paths, <b>{100 * res['path_local_moves']:.0f} %</b>"
+    local = f"<b>{100 * res['local_moves']:.0f}\u00a0%</b> of the steps stay in their cell"
+    smooth = f"along the smoothed paths, <b>{100 * res['path_local_moves']:.0f}\u00a0%</b>"
     assert any(local in s and smooth in s for s in lines)
     # A table speaks of rows, and has no journeys.
     table = describe_metrics({k: v for k, v in res.items() if k not in ("mean_jump", "local_moves",

@@ -234,16 +234,6 @@ def _minisom(rows, h, w, seed):
     return d.argmin(1), weights
 
 
-def _smooth_share(nodes_2d: np.ndarray, lengths, grid: SOMGrid) -> float:
-    dist = grid.distances()
-    near = total = 0
-    for seq, n in zip(nodes_2d, lengths):
-        a, b = seq[:n - 1], seq[1:n]
-        near += int((dist[a, b] <= 1.0).sum())
-        total += max(0, n - 1)
-    return near / max(1, total)
-
-
 def _majority(nodes, y, k):
     lab = np.full(k, -1, np.int64)
     codes, ys = np.unique(y, return_inverse=True)
@@ -315,13 +305,13 @@ def run_set(name: str, args, seed: int) -> list[dict]:
                 "purity": A.purity(yv, ms), "te": topographic_error(rows, weights, flat),
                 "eff": _effective_nodes(ms, k), "seconds": time.perf_counter() - started, "k": k})
     if series:
-        ours["smooth"] = _smooth_share(bmu, ds.lengths, grid)
+        ours["smooth"] = A.local_move_share(bmu, ds.lengths, grid, continues=ds.continues)
         path = run.node_paths()
-        ours.update({"path_smooth": _smooth_share(path, ds.lengths, grid), "path_nmi": A.nmi(yv, path[steps]),
+        ours.update({"path_smooth": A.local_move_share(path, ds.lengths, grid, continues=ds.continues), "path_nmi": A.nmi(yv, path[steps]),
                      "path_purity": A.purity(yv, path[steps]), "path_eff": _effective_nodes(path[steps], k)})
         ms2d = np.zeros(steps.shape, np.int64)
         ms2d[steps] = ms
-        out[2]["smooth"] = _smooth_share(ms2d, ds.lengths, flat)
+        out[2]["smooth"] = A.local_move_share(ms2d, ds.lengths, flat, continues=ds.continues)
         history = max(1, int(np.min(ds.lengths)) - HORIZON) if name != "pbcseq" else 3
         history = min(history, 24)
         y2d = np.where(steps, np.nan_to_num(np.asarray(y, np.float64), nan=-1), -1)

@@ -297,7 +297,7 @@ class MainWindow(QMainWindow):
         if dataset is not None:
             self.summariser.request(dataset, partial(summarise_variables, dataset))
         self.patient_view.set_dataset(dataset)
-        self.training_panel.set_suggestion(self.session.model_suggestion())
+        self.training_panel.set_suggestion(self.session.model_suggestion(), self.session.settings_reasons())
         self._update_actions()
 
     def _show_run_status(self) -> None:
@@ -312,6 +312,7 @@ class MainWindow(QMainWindow):
 
     def _on_session_config_changed(self, config) -> None:
         self.training_panel.set_config(config)
+        self.training_panel.set_suggestion(self.session.model_suggestion(), self.session.settings_reasons(config))
         self.training_panel.set_grid_advice(*self.session.grid_advice(config))
         if not self.session.results:
             self.map_view.set_grid(config.grid)

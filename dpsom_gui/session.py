@@ -529,6 +529,14 @@ class Session(QObject):
                     f"{proposal.height}x{proposal.width}.", proposal)
         return "", f"These data ({what}) suggest {proposal.height}x{proposal.width}.", proposal
 
+    def settings_reasons(self, config=None) -> list[str]:
+        """The rule's reason for each setting it chose from these data, for ``config``'s preset
+        (default the session's); empty without data."""
+        config = config if config is not None else self.config
+        if self.dataset is None or config is None:
+            return []
+        return list(self.engine.propose_settings(self.dataset, config.preset).reasons)
+
     def model_suggestion(self) -> str:
         """Why the model kind was proposed, and for an automatic scaling which one the rule
         chose and why (shown in the training panel)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
                                QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
@@ -150,6 +152,14 @@ class TrainingPanel(QWidget):
                       "settings below to the preset's values.")))
         form.addRow(self._suggestion)
         self._suggestion.setVisible(False)
+        self._suggestion.linkActivated.connect(lambda _link: self._reasons.setVisible(not self._reasons.isVisible()))
+        # Every setting the rule chose from the data, with its reason; opened from the link.
+        self._reasons = QLabel("")
+        self._reasons.setProperty("role", "hint")
+        self._reasons.setWordWrap(True)
+        self._reasons.setTextFormat(Qt.TextFormat.RichText)
+        form.addRow(self._reasons)
+        self._reasons.setVisible(False)
 
         # -------------------------------------------------------------- map
         map_box = QGroupBox("Map")
@@ -351,10 +361,18 @@ class TrainingPanel(QWidget):
         self._device_note.setText(note)
         self._device_note.setVisible(bool(note))
 
-    def set_suggestion(self, text: str) -> None:
-        """A plain sentence on why the model kind was proposed."""
-        self._suggestion.setText(text)
+    def set_suggestion(self, text: str, reasons=()) -> None:
+        """A plain sentence on why the model kind was proposed, and a "Why these settings?"
+        link that shows ``reasons`` (the rule's reason for each setting it chose) below it."""
+        link = ' <a href="reasons">Why these settings?</a>' if reasons and text else ""
+        self._suggestion.setTextFormat(Qt.TextFormat.RichText)
+        self._suggestion.setText(html.escape(text) + link)
         self._suggestion.setVisible(bool(text))
+        items = "".join(f"<li>{html.escape(r)}</li>" for r in reasons)
+        self._reasons.setText(f"Chosen from the data for this preset:<ul style='margin-left:-20px'>{items}</ul>"
+                              if items else "")
+        if not (reasons and text):
+            self._reasons.setVisible(False)
 
     def set_estimating(self) -> None:
         """Say that the estimate is being worked out (a short trial run in the background)."""

@@ -1,6 +1,8 @@
 """Importing data in the app leaves the scaling to core's rule: values in [0, 1] are kept and
 modelled as Bernoulli probabilities, an ordinary table is z-scored, and the user is told why."""
 
+import html
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,6 +86,20 @@ def test_an_ordinary_table_is_z_scored_and_gaussian(window, qtbot, monkeypatch, 
     assert window.session.preprocessing["scaling"] == "zscore"
     assert "z-scored" in window.session.model_suggestion()
     assert _likelihood(window.session) == "gaussian"
+
+    # "Why these settings?" opens every reason the rule gave, as `dpsom train` prints them.
+    panel = window.training_panel
+    window.docks["training"].show()
+    qtbot.waitUntil(lambda: panel._suggestion.isVisible(), timeout=5000)
+    assert "Why these settings?" in panel._suggestion.text() and not panel._reasons.isVisible()
+    panel._suggestion.linkActivated.emit("reasons")
+    qtbot.waitUntil(lambda: panel._reasons.isVisible(), timeout=5000)
+    reasons = window.session.settings_reasons()
+    assert any("rows per batch" in r for r in reasons)
+    assert all(html.escape(r) in panel._reasons.text() for r in reasons)
+    assert _has_text(panel._reasons)
+    panel._suggestion.linkActivated.emit("reasons")  # and closes them again
+    assert not panel._reasons.isVisible()
 
 
 def test_a_scaling_the_user_chooses_is_used_as_chosen(window, qtbot, monkeypatch, tmp_path):

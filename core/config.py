@@ -262,7 +262,8 @@ class Config:
         for key in ("epochs_pretrain", "epochs_joint", "epochs_pred", "kl_warmup_epochs"):
             if getattr(t, key) < 0:
                 raise ValueError(f"setting train.{key} cannot be negative; got {getattr(t, key)}")
-        if t.refine_sigma and (len(t.refine_sigma) != 2 or not all(s > 0 for s in t.refine_sigma)):
+        if t.refine_sigma and (len(t.refine_sigma) != 2 or not all(
+                isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0 for s in t.refine_sigma)):
             raise ValueError(f"setting train.refine_sigma needs two positive widths (start, end) or none; "
                              f"got {t.refine_sigma}")
         if len(t.som_init_epochs) != len(t.som_init_lrs):

@@ -487,7 +487,13 @@ class ModelRun(TrainingRun):
         read_options = (project.metadata or {}).get("read_options")
         if dataset is None:
             dataset = _read_referenced(project, read_options, base_dir)
-        config = Config.from_dict(project.config)
+        try:
+            # Settings no run could have saved (a damaged or crafted file) are refused here, in
+            # one line, rather than wherever training or inference first trips over them.
+            config = Config.from_dict(project.config).validate()
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise InputError(f"the project's settings are not valid ({exc}); the project is damaged, open a "
+                             "backup or train it again") from None
         if device is not None:
             config = config.replace(**{"train.device": device})
         run = cls(dataset, config, project.preprocessor)

@@ -413,3 +413,18 @@ def test_an_overlong_attribute_is_refused_when_loading(tmp_path):
     bad = hostile.big_attribute(path, tmp_path / "attr.h5", megabytes=2)
     refused(lambda: load_project(bad), "attribute 'app_version'", "characters")
     assert len(project_summary(bad)["app_version"]) == project_h5.SUMMARY_TEXT_LIMIT  # described, cut
+
+
+@pytest.mark.parametrize("bad", [["a", "b"], [1.0], [float("nan"), 0.7]])
+def test_settings_no_run_could_save_are_refused_when_a_project_is_opened(tmp_path, bad):
+    """A file whose settings were edited (checksum recomputed) is refused in one line at
+    opening, not deep in training or inference."""
+    from core.data.demo import demo_table
+    from core.workflow import ModelRun
+
+    cfg = make_config("dpsom", "quick").to_dict()
+    cfg["train"]["refine_sigma"] = bad
+    path = tmp_path / "edited.h5"
+    save_project(path, Project(config=cfg, dataset=demo_table().subset(np.arange(20))))
+    with pytest.raises(InputError, match="settings are not valid.*refine_sigma needs two positive"):
+        ModelRun.from_project(load_project(path))
